@@ -1,0 +1,68 @@
+//! Cluster checks and small admin reads shared by the CLI, tests and tools.
+
+use std::time::Duration;
+
+use rdkafka::admin::AdminClient;
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientConfig;
+
+use crate::error::{BusError, Result};
+
+/// Fails with [`BusError::Unreachable`] unless the cluster answers a metadata request within
+/// `timeout`, so a wrong address or bad credentials fail at start, not at the first record.
+pub fn check_reachable(client: &ClientConfig, timeout: Duration) -> Result<()> {
+    let bootstrap = client.get("bootstrap.servers").unwrap_or("").to_string();
+    let mut c = client.clone();
+    // Surface authentication and connection failures as errors instead of endless retries.
+    c.set(
+        "socket.connection.setup.timeout.ms",
+        timeout.as_millis().max(1000).to_string(),
+    );
+    let consumer: BaseConsumer = c.create().map_err(|e| BusError::Config(e.to_string()))?;
+    consumer
+        .fetch_metadata(None, timeout)
+        .map(|_| ())
+        .map_err(|e| BusError::Unreachable {
+            bootstrap,
+            reason: e.to_string(),
+        })
+}
+
+/// An admin client for topic management.
+pub fn admin_client(client: &ClientConfig) -> Result<AdminClient<DefaultClientContext>> {
+    client
+        .create()
+        .map_err(|e| BusError::kafka("create admin client", e))
+}
+
+/// Low and high watermarks of every partition of `topic`: `(partition, low, high)`.
+pub fn watermarks(
+    client: &ClientConfig,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<(i32, i64, i64)>> {
+    let consumer: BaseConsumer = client
+        .create()
+        .map_err(|e| BusError::kafka("create consumer", e))?;
+    let md = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| BusError::kafka(format!("metadata of {topic}"), e))?;
+    let t = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .ok_or_else(|| BusError::Config(format!("topic {topic} not found")))?;
+    if let Some(err) = t.error() {
+        return Err(BusError::Config(format!("topic {topic}: {:?}", err)));
+    }
+    let mut out = Vec::new();
+    for p in t.partitions() {
+        let (lo, hi) = consumer
+            .fetch_watermarks(topic, p.id(), timeout)
+            .map_err(|e| BusError::kafka(format!("watermarks of {topic}/{}", p.id()), e))?;
+        out.push((p.id(), lo, hi));
+    }
+    out.sort();
+    Ok(out)
+}

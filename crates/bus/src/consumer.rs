@@ -1,0 +1,542 @@
+//! The consume → effect → commit loop.
+//!
+//! **Guarantee: at-least-once.** An offset is stored for commit only after the handler's
+//! effect succeeded or the record was safely written to the dead-letter topic
+//! (`enable.auto.offset.store=false`; stored offsets are committed in the background and
+//! synchronously on revocation and shutdown). A crash anywhere redelivers, never loses.
+//!
+//! **Order:** one worker task per assigned partition handles its records strictly in offset
+//! order; retries happen in place, so a key's later event never overtakes an earlier one.
+//!
+//! **Backpressure:** each partition has a bounded queue; when it is full the partition is
+//! paused (the poll thread keeps polling, so heartbeats and rebalances go on) and resumed
+//! when the worker catches up.
+//!
+//! **Rebalances:** on revocation the loop stops the revoked partitions' workers, lets the
+//! record in flight finish (up to `drain_timeout`), commits synchronously, then lets the
+//! partitions go; queued records of revoked partitions are dropped uncommitted, so their new
+//! owner handles them once. Cooperative-sticky assignment keeps the other partitions running.
+//!
+//! The librdkafka consumer is polled on a dedicated blocking thread, because its rebalance
+//! callback must be able to wait for the async workers.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientConfig, ClientContext, TopicPartitionList};
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use crate::config::{ConsumerConfig, RetryConfig};
+use crate::dlq::DeadLetters;
+use crate::error::{BusError, HandlerError, Result};
+use crate::record::Record;
+use crate::retry::RetryPolicy;
+
+/// The effect of one record on the world (an API call, a database write...).
+///
+/// Return `Ok` only once the effect is durable. Make the effect idempotent (for example keyed
+/// by the event id): after a crash the same record comes again.
+pub trait Handler: Send + Sync + 'static {
+    /// Applies `record`; the error's kind decides between retry and the dead-letter topic.
+    fn handle(&self, record: &Record) -> impl Future<Output = Result<(), HandlerError>> + Send;
+}
+
+/// Counters of a running loop, readable while it runs (for metrics and tests).
+#[derive(Debug, Clone, Default)]
+pub struct LoopStats(Arc<StatsInner>);
+
+#[derive(Debug, Default)]
+struct StatsInner {
+    handled: AtomicU64,
+    retries: AtomicU64,
+    dead_lettered: AtomicU64,
+    abandoned: AtomicU64,
+}
+
+impl LoopStats {
+    /// Records whose effect succeeded.
+    pub fn handled(&self) -> u64 {
+        self.0.handled.load(Ordering::Relaxed)
+    }
+    /// Retries of transient failures.
+    pub fn retries(&self) -> u64 {
+        self.0.retries.load(Ordering::Relaxed)
+    }
+    /// Records written to the dead-letter topic.
+    pub fn dead_lettered(&self) -> u64 {
+        self.0.dead_lettered.load(Ordering::Relaxed)
+    }
+    /// Records left uncommitted because their partition was revoked or the loop stopped
+    /// while they waited for a retry (they will be delivered again).
+    pub fn abandoned(&self) -> u64 {
+        self.0.abandoned.load(Ordering::Relaxed)
+    }
+    fn bump(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What one loop consumes and how.
+#[derive(Debug, Clone)]
+pub struct LoopSettings {
+    /// The consumer group; instances with the same group share the partitions.
+    pub group_id: String,
+    /// Topics to subscribe to.
+    pub topics: Vec<String>,
+    /// Queue, commit and drain settings.
+    pub consumer: ConsumerConfig,
+    /// Backoff for transient failures.
+    pub retry: RetryConfig,
+}
+
+/// A consumer-group member that drives a [`Handler`].
+pub struct ConsumerLoop<H> {
+    client: ClientConfig,
+    settings: LoopSettings,
+    handler: Arc<H>,
+    dead_letters: DeadLetters,
+    stats: LoopStats,
+}
+
+impl<H: Handler> ConsumerLoop<H> {
+    /// A loop over `settings.topics`; `client` carries the cluster and security settings.
+    pub fn new(
+        client: &ClientConfig,
+        settings: LoopSettings,
+        handler: Arc<H>,
+        dead_letters: DeadLetters,
+    ) -> Self {
+        ConsumerLoop {
+            client: client.clone(),
+            settings,
+            handler,
+            dead_letters,
+            stats: LoopStats::default(),
+        }
+    }
+
+    /// Live counters of this loop.
+    pub fn stats(&self) -> LoopStats {
+        self.stats.clone()
+    }
+
+    /// Runs until `shutdown` is cancelled, then finishes the records in flight, commits and
+    /// leaves the group.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        let cc = &self.settings.consumer;
+        let mut c = self.client.clone();
+        c.set("group.id", &self.settings.group_id)
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false")
+            .set(
+                "auto.commit.interval.ms",
+                cc.commit_interval.as_millis().to_string(),
+            )
+            .set("auto.offset.reset", "earliest")
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set(
+                "session.timeout.ms",
+                cc.session_timeout.as_millis().to_string(),
+            )
+            .set("isolation.level", "read_committed")
+            .set("enable.partition.eof", "false");
+        let shared = Arc::new(Shared {
+            parts: Mutex::new(HashMap::new()),
+            drain_timeout: cc.drain_timeout,
+        });
+        let consumer: BaseConsumer<Ctx> = c
+            .create_with_context(Ctx {
+                shared: shared.clone(),
+            })
+            .map_err(|e| BusError::kafka("create consumer", e))?;
+        let topics: Vec<&str> = self.settings.topics.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .map_err(|e| BusError::kafka(format!("subscribe to {topics:?}"), e))?;
+        info!(group = %self.settings.group_id, topics = ?self.settings.topics, "consumer loop started");
+        let worker = WorkerKit {
+            handler: self.handler,
+            policy: RetryPolicy::new(self.settings.retry.clone()),
+            dead_letters: self.dead_letters,
+            stats: self.stats,
+            queue: cc.max_in_flight_per_partition.max(1),
+            rt: Handle::current(),
+        };
+        let consumer = Arc::new(consumer);
+        tokio::task::spawn_blocking(move || poll_loop(consumer, shared, worker, shutdown))
+            .await
+            .map_err(|e| BusError::Config(format!("consumer poll thread failed: {e}")))?
+    }
+}
+
+/// What the poll thread needs to start a partition worker.
+struct WorkerKit<H> {
+    handler: Arc<H>,
+    policy: RetryPolicy,
+    dead_letters: DeadLetters,
+    stats: LoopStats,
+    queue: usize,
+    rt: Handle,
+}
+
+type Tp = (String, i32);
+
+struct Partition {
+    tx: mpsc::Sender<Record>,
+    cancel: CancellationToken,
+    busy: Arc<Busy>,
+    stash: VecDeque<Record>,
+    paused: bool,
+    join: tokio::task::JoinHandle<()>,
+}
+
+/// Whether a worker is inside a record, so a revocation can wait for it.
+#[derive(Default)]
+struct Busy {
+    inside: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Busy {
+    fn set(&self, v: bool) {
+        *self.inside.lock().unwrap_or_else(|p| p.into_inner()) = v;
+        self.cv.notify_all();
+    }
+
+    fn wait_idle(&self, deadline: Instant) -> bool {
+        let mut g = self.inside.lock().unwrap_or_else(|p| p.into_inner());
+        while *g {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            g = self
+                .cv
+                .wait_timeout(g, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
+}
+
+struct Shared {
+    parts: Mutex<HashMap<Tp, Partition>>,
+    drain_timeout: Duration,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Tp, Partition>> {
+        self.parts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stops the workers of `parts`: the record in flight finishes (or its retry wait is cut
+    /// short), queued records are dropped uncommitted. Returns the workers' join handles.
+    fn retire(&self, parts: Vec<(Tp, Partition)>) -> Vec<tokio::task::JoinHandle<()>> {
+        let deadline = Instant::now() + self.drain_timeout;
+        let mut joins = Vec::new();
+        for (_, p) in &parts {
+            p.cancel.cancel();
+        }
+        for (tp, p) in parts {
+            drop(p.tx);
+            if !p.busy.wait_idle(deadline) {
+                warn!(topic = %tp.0, partition = tp.1, "in-flight record did not finish within the drain timeout; it will be redelivered");
+            }
+            joins.push(p.join);
+        }
+        joins
+    }
+}
+
+struct Ctx {
+    shared: Arc<Shared>,
+}
+
+impl ClientContext for Ctx {}
+
+impl ConsumerContext for Ctx {
+    fn pre_rebalance(&self, base: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let revoked: Vec<(Tp, Partition)> = {
+                let mut parts = self.shared.lock();
+                tpl.elements()
+                    .iter()
+                    .filter_map(|e| {
+                        let tp = (e.topic().to_string(), e.partition());
+                        parts.remove(&tp).map(|p| (tp, p))
+                    })
+                    .collect()
+            };
+            info!(partitions = tpl.count(), "partitions revoked; draining");
+            drop(self.shared.retire(revoked));
+            commit_sync(base, "revocation");
+        }
+    }
+
+    fn post_rebalance(&self, base: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            info!(partitions = tpl.count(), "partitions assigned");
+            // A partition paused under a previous assignment must not stay paused.
+            if let Err(e) = base.resume(tpl) {
+                debug!(error = %e, "resume after assignment");
+            }
+        }
+    }
+}
+
+fn commit_sync<C: ConsumerContext>(consumer: &BaseConsumer<C>, why: &str) {
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) => debug!(why, "offsets committed"),
+        Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(e) => {
+            warn!(why, error = %e, "offset commit failed; records since the last commit will be redelivered")
+        }
+    }
+}
+
+fn one_partition(tp: &Tp) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(&tp.0, tp.1);
+    tpl
+}
+
+fn poll_loop<H: Handler>(
+    consumer: Arc<BaseConsumer<Ctx>>,
+    shared: Arc<Shared>,
+    kit: WorkerKit<H>,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    while !shutdown.is_cancelled() {
+        // Hand stashed records of paused partitions to their workers as room appears.
+        {
+            let mut parts = shared.lock();
+            for (tp, p) in parts.iter_mut() {
+                while let Some(rec) = p.stash.pop_front() {
+                    match p.tx.try_send(rec) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(rec)) => {
+                            p.stash.push_front(rec);
+                            break;
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => {
+                            p.stash.clear();
+                            break;
+                        }
+                    }
+                }
+                if p.paused && p.stash.is_empty() {
+                    match consumer.resume(&one_partition(tp)) {
+                        Ok(()) => p.paused = false,
+                        Err(e) => debug!(error = %e, "resume"),
+                    }
+                }
+            }
+        }
+        // The rebalance callback runs inside poll and takes the lock: never hold it here.
+        let msg = match consumer.poll(Duration::from_millis(100)) {
+            None => continue,
+            Some(Err(e)) => {
+                warn!(error = %e, "consumer error");
+                continue;
+            }
+            Some(Ok(m)) => Record::from_message(&m),
+        };
+        let tp = (msg.topic.clone(), msg.partition);
+        let mut parts = shared.lock();
+        let p = parts
+            .entry(tp.clone())
+            .or_insert_with(|| spawn_worker(&kit, &consumer));
+        if !p.stash.is_empty() {
+            p.stash.push_back(msg);
+            continue;
+        }
+        match p.tx.try_send(msg) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(msg)) => {
+                p.stash.push_back(msg);
+                if !p.paused {
+                    match consumer.pause(&one_partition(&tp)) {
+                        Ok(()) => p.paused = true,
+                        Err(e) => debug!(error = %e, "pause"),
+                    }
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+    info!("shutting down: finishing records in flight");
+    let all: Vec<(Tp, Partition)> = shared.lock().drain().collect();
+    for join in shared.retire(all) {
+        if let Err(e) = futures::executor::block_on(join) {
+            error!(error = %e, "partition worker panicked");
+        }
+    }
+    commit_sync(&consumer, "shutdown");
+    consumer.unsubscribe();
+    drop(consumer); // closes the consumer: leaves the group
+    info!("consumer loop stopped");
+    Ok(())
+}
+
+fn spawn_worker<H: Handler>(kit: &WorkerKit<H>, consumer: &Arc<BaseConsumer<Ctx>>) -> Partition {
+    let (tx, rx) = mpsc::channel(kit.queue);
+    let cancel = CancellationToken::new();
+    let busy = Arc::new(Busy::default());
+    let w = Worker {
+        handler: kit.handler.clone(),
+        policy: kit.policy.clone(),
+        dead_letters: kit.dead_letters.clone(),
+        stats: kit.stats.clone(),
+        consumer: consumer.clone(),
+        cancel: cancel.clone(),
+        busy: busy.clone(),
+    };
+    let join = kit.rt.spawn(w.run(rx));
+    Partition {
+        tx,
+        cancel,
+        busy,
+        stash: VecDeque::new(),
+        paused: false,
+        join,
+    }
+}
+
+struct Worker<H> {
+    handler: Arc<H>,
+    policy: RetryPolicy,
+    dead_letters: DeadLetters,
+    stats: LoopStats,
+    consumer: Arc<BaseConsumer<Ctx>>,
+    cancel: CancellationToken,
+    busy: Arc<Busy>,
+}
+
+impl<H: Handler> Worker<H> {
+    async fn run(self, mut rx: mpsc::Receiver<Record>) {
+        loop {
+            let rec = tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => break,
+                r = rx.recv() => match r { Some(r) => r, None => break },
+            };
+            self.busy.set(true);
+            if self.cancel.is_cancelled() {
+                self.busy.set(false);
+                break;
+            }
+            if self.process(&rec).await {
+                if let Err(e) =
+                    self.consumer
+                        .store_offset(&rec.topic, rec.partition, rec.offset + 1)
+                {
+                    // The partition was revoked after the drain timeout: its new owner will
+                    // handle the record again (the effect is idempotent).
+                    warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, error = %e, "offset not stored");
+                }
+            }
+            self.busy.set(false);
+        }
+    }
+
+    /// Handles one record with retries; `true` once it is done (effect or dead letter),
+    /// `false` if it was abandoned because the worker was stopped.
+    async fn process(&self, rec: &Record) -> bool {
+        let mut schedule = self.policy.schedule();
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let err = match self.handler.handle(rec).await {
+                Ok(()) => {
+                    LoopStats::bump(&self.stats.0.handled);
+                    return true;
+                }
+                Err(e) => e,
+            };
+            let retry_after = match &err {
+                HandlerError::Permanent { .. } => {
+                    return self.dead_letter(rec, &err, attempt).await
+                }
+                HandlerError::Transient { .. } if attempt >= self.policy.max_attempts() => {
+                    return self.dead_letter(rec, &err, attempt).await
+                }
+                HandlerError::Transient { retry_after, .. } => *retry_after,
+            };
+            LoopStats::bump(&self.stats.0.retries);
+            let wait = schedule.next_delay(retry_after);
+            warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, key = %rec.key_str(), attempt, wait_ms = wait.as_millis() as u64, error = %err, "transient failure; retrying");
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.cancel.cancelled() => {
+                    LoopStats::bump(&self.stats.0.abandoned);
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Writes the dead letter, retrying the write itself until it succeeds: a record is
+    /// committed past only once it is safe somewhere.
+    async fn dead_letter(&self, rec: &Record, err: &HandlerError, attempts: u32) -> bool {
+        let mut schedule = self.policy.schedule();
+        loop {
+            match self.dead_letters.send(rec, err, attempts).await {
+                Ok(d) => {
+                    LoopStats::bump(&self.stats.0.dead_lettered);
+                    warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, key = %rec.key_str(), dlq_partition = d.partition, dlq_offset = d.offset, class = err.class(), error = %err.message(), "record dead-lettered");
+                    return true;
+                }
+                Err(e) => {
+                    error!(topic = %rec.topic, offset = rec.offset, error = %e, "dead-letter write failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(schedule.next_delay(None)) => {}
+                        _ = self.cancel.cancelled() => {
+                            LoopStats::bump(&self.stats.0.abandoned);
+                            return false;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A token cancelled on SIGINT or SIGTERM: the graceful-shutdown trigger of every l2f process.
+pub fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        let _ = ctrl_c.await;
+                        t.cancel();
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        info!("shutdown signal received");
+        t.cancel();
+    });
+    token
+}

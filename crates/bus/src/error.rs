@@ -1,0 +1,120 @@
+//! Errors of the bus, and the error a handler returns to steer retries.
+
+use std::time::Duration;
+
+/// `Result` with [`BusError`] as the default error.
+pub type Result<T, E = BusError> = std::result::Result<T, E>;
+
+/// What went wrong in the plumbing; every variant names the thing at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// The configuration is invalid; the message names the key and the problem.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The cluster could not be reached within the deadline.
+    #[error("kafka cluster at {bootstrap} unreachable: {reason}")]
+    Unreachable {
+        /// The bootstrap servers tried (never carries credentials).
+        bootstrap: String,
+        /// What the client reported.
+        reason: String,
+    },
+    /// A Kafka client call failed.
+    #[error("kafka {op}: {source}")]
+    Kafka {
+        /// The operation that failed, e.g. "produce to orders".
+        op: String,
+        /// The client's error.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// The topic catalog is invalid.
+    #[error("topic catalog {path}: {reason}")]
+    Catalog {
+        /// The catalog file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Reading a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl BusError {
+    /// Wraps a client error with the operation that produced it.
+    pub fn kafka(op: impl Into<String>, source: rdkafka::error::KafkaError) -> Self {
+        BusError::Kafka {
+            op: op.into(),
+            source,
+        }
+    }
+}
+
+/// A handler's verdict on a failed record: the loop retries transient failures with backoff
+/// and sends permanent ones to the dead-letter topic without retrying.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HandlerError {
+    /// Worth retrying: timeouts, 429, 5xx, a broker or app briefly away.
+    #[error("transient: {message}")]
+    Transient {
+        /// What failed.
+        message: String,
+        /// The server's Retry-After hint; the next attempt waits at least this long.
+        retry_after: Option<Duration>,
+    },
+    /// Retrying cannot help: invalid data, a 4xx that is the record's fault.
+    #[error("permanent: {message}")]
+    Permanent {
+        /// What is wrong, naming the field and value where there is one.
+        message: String,
+    },
+}
+
+impl HandlerError {
+    /// A transient failure without a retry-after hint.
+    pub fn transient(message: impl Into<String>) -> Self {
+        HandlerError::Transient {
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// A transient failure that the server asked to retry no sooner than `after`.
+    pub fn retry_after(message: impl Into<String>, after: Duration) -> Self {
+        HandlerError::Transient {
+            message: message.into(),
+            retry_after: Some(after),
+        }
+    }
+
+    /// A failure that retrying cannot mend.
+    pub fn permanent(message: impl Into<String>) -> Self {
+        HandlerError::Permanent {
+            message: message.into(),
+        }
+    }
+
+    /// The error class written to the dead-letter headers.
+    pub fn class(&self) -> &'static str {
+        match self {
+            HandlerError::Transient { .. } => "transient",
+            HandlerError::Permanent { .. } => "permanent",
+        }
+    }
+
+    /// The bare message, without the class prefix.
+    pub fn message(&self) -> &str {
+        match self {
+            HandlerError::Transient { message, .. } | HandlerError::Permanent { message } => {
+                message
+            }
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! Header names l2f writes, and W3C trace context so one trace follows a customer from the
+//! web form to the license email across every topic.
+
+use rand::Rng;
+
+/// W3C Trace Context header (`00-<trace-id>-<parent-id>-<flags>`).
+pub const TRACEPARENT: &str = "traceparent";
+/// W3C Trace Context vendor state, carried unchanged.
+pub const TRACESTATE: &str = "tracestate";
+/// The event's type name, e.g. `LeadCaptured`, so readers can route without decoding.
+pub const EVENT_TYPE: &str = "l2f.event-type";
+/// The id (registry) or fingerprint (single-object encoding) of the writer schema.
+pub const SCHEMA_ID: &str = "l2f.schema-id";
+
+/// Dead-letter headers, modelled on Kafka Connect's `__connect.errors.*`.
+pub mod dlq {
+    /// `permanent`, `transient` (retries exhausted) or `decode`.
+    pub const ERROR_CLASS: &str = "l2f.dlq.error-class";
+    /// The handler's message, naming the field and value where there is one.
+    pub const ERROR_MESSAGE: &str = "l2f.dlq.error-message";
+    /// Topic the record was read from (where redrive sends it back).
+    pub const SOURCE_TOPIC: &str = "l2f.dlq.source-topic";
+    /// Partition it was read from.
+    pub const SOURCE_PARTITION: &str = "l2f.dlq.source-partition";
+    /// Offset it was read from.
+    pub const SOURCE_OFFSET: &str = "l2f.dlq.source-offset";
+    /// Attempts made before giving up.
+    pub const ATTEMPTS: &str = "l2f.dlq.attempts";
+    /// When it was dead-lettered (RFC 3339, UTC).
+    pub const FAILED_AT: &str = "l2f.dlq.failed-at";
+    /// The consumer group that failed it.
+    pub const CONSUMER_GROUP: &str = "l2f.dlq.consumer-group";
+    /// Prefix shared by all of the above; redrive strips these.
+    pub const PREFIX: &str = "l2f.dlq.";
+    /// How many times a record has been redriven (kept across redrives, for loop detection).
+    pub const REDRIVE_COUNT: &str = "l2f.redrive-count";
+}
+
+/// A parsed W3C `traceparent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceParent {
+    /// 16-byte trace id shared by every span of the flow.
+    pub trace_id: [u8; 16],
+    /// 8-byte id of the span that produced the record.
+    pub span_id: [u8; 8],
+    /// Trace flags (bit 0: sampled).
+    pub flags: u8,
+}
+
+impl TraceParent {
+    /// A new trace (a flow's first event), sampled.
+    pub fn new_root() -> Self {
+        let mut rng = rand::thread_rng();
+        let mut t = TraceParent {
+            trace_id: rng.gen(),
+            span_id: rng.gen(),
+            flags: 1,
+        };
+        if t.trace_id == [0; 16] {
+            t.trace_id[15] = 1;
+        }
+        if t.span_id == [0; 8] {
+            t.span_id[7] = 1;
+        }
+        t
+    }
+
+    /// A child span in the same trace: what a stage writes on the records it derives.
+    pub fn child(&self) -> Self {
+        let mut span_id: [u8; 8] = rand::thread_rng().gen();
+        if span_id == [0; 8] {
+            span_id[7] = 1;
+        }
+        TraceParent { span_id, ..*self }
+    }
+
+    /// Parses version 00 of the header; `None` for anything malformed (the W3C rule:
+    /// an invalid traceparent is ignored and a new trace started).
+    pub fn parse(s: &str) -> Option<Self> {
+        let parts: Vec<&str> = s.trim().split('-').collect();
+        if parts.len() != 4 || parts[0] != "00" {
+            return None;
+        }
+        let trace = hex16(parts[1])?;
+        let span = hex8(parts[2])?;
+        let flags = u8::from_str_radix(parts[3], 16)
+            .ok()
+            .filter(|_| parts[3].len() == 2)?;
+        if trace == [0; 16] || span == [0; 8] {
+            return None;
+        }
+        Some(TraceParent {
+            trace_id: trace,
+            span_id: span,
+            flags,
+        })
+    }
+
+    /// The trace id as 32 lowercase hex digits (what log lines and trace UIs show).
+    pub fn trace_id_hex(&self) -> String {
+        hex(&self.trace_id)
+    }
+}
+
+impl std::fmt::Display for TraceParent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "00-{}-{}-{:02x}",
+            hex(&self.trace_id),
+            hex(&self.span_id),
+            self.flags
+        )
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    if s.len() != 2 * N
+        || !s
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+fn hex16(s: &str) -> Option<[u8; 16]> {
+    unhex::<16>(s)
+}
+
+fn hex8(s: &str) -> Option<[u8; 8]> {
+    unhex::<8>(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_w3c_example() {
+        let s = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let t = TraceParent::parse(s).unwrap();
+        assert_eq!(t.to_string(), s);
+        assert_eq!(t.trace_id_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    }
+
+    #[test]
+    fn rejects_malformed_and_all_zero_ids() {
+        for bad in [
+            "",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+        ] {
+            assert!(TraceParent::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn child_keeps_trace_and_changes_span() {
+        let root = TraceParent::new_root();
+        let child = root.child();
+        assert_eq!(root.trace_id, child.trace_id);
+        assert_ne!(root.span_id, child.span_id);
+        assert_eq!(TraceParent::parse(&child.to_string()), Some(child));
+    }
+}
