@@ -1,0 +1,446 @@
+//! What every mock shares: state behind a lock with optional SQLite persistence,
+//! bearer tokens, per-route misbehaviour ("faults") and the `/__admin` endpoints.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::store::Store;
+
+/// Milliseconds since the Unix epoch, the clock every mock uses.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A random token of `n` bytes as lowercase hex, for access tokens and keys.
+pub fn random_hex(n: usize) -> String {
+    use rand::RngCore;
+    let mut buf = vec![0u8; n];
+    rand::thread_rng().fill_bytes(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Issued bearer tokens with their expiry, kept in each app's persisted data so a
+/// restart does not log clients out (as a real service would not).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Tokens {
+    /// token → expiry (ms since epoch)
+    pub issued: HashMap<String, i64>,
+}
+
+/// Why a bearer token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenError {
+    /// No token was sent.
+    Missing,
+    /// The token was never issued (or was revoked).
+    Invalid,
+    /// The token was issued but its lifetime is over.
+    Expired,
+}
+
+impl Tokens {
+    /// Issues a fresh token valid for `ttl_secs` seconds.
+    pub fn issue(&mut self, prefix: &str, ttl_secs: i64) -> String {
+        let now = now_ms();
+        self.issued.retain(|_, exp| *exp > now - 86_400_000);
+        let token = format!("{prefix}{}", random_hex(16));
+        self.issued.insert(token.clone(), now + ttl_secs * 1000);
+        token
+    }
+
+    /// Checks a presented token.
+    pub fn check(&self, token: Option<&str>) -> Result<(), TokenError> {
+        let token = token.filter(|t| !t.is_empty()).ok_or(TokenError::Missing)?;
+        match self.issued.get(token) {
+            None => Err(TokenError::Invalid),
+            Some(exp) if *exp <= now_ms() => Err(TokenError::Expired),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Expires every token now: lets tests exercise a client's refresh path.
+    pub fn expire_all(&mut self) {
+        for exp in self.issued.values_mut() {
+            *exp = 0;
+        }
+    }
+}
+
+/// The bearer token of a request, from `Authorization: Bearer ...`.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<String> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
+}
+
+/// One app's state: data behind a lock, saved to SQLite after every change when a
+/// store is configured, and the app's fault rules.
+pub struct Shared<D> {
+    app: &'static str,
+    data: Mutex<D>,
+    store: Option<Arc<Store>>,
+    /// The misbehaviour rules for this app.
+    pub faults: Faults,
+}
+
+impl<D: Serialize + DeserializeOwned + Default> Shared<D> {
+    /// Loads the app's data from the store if one is given and holds a snapshot.
+    pub fn new(
+        app: &'static str,
+        store: Option<Arc<Store>>,
+        faults: Vec<FaultRule>,
+    ) -> crate::Result<Self> {
+        let data = match &store {
+            Some(s) => match s.load(app)? {
+                Some(json) => serde_json::from_str(&json).map_err(|e| crate::Error::Corrupt {
+                    app,
+                    reason: e.to_string(),
+                })?,
+                None => D::default(),
+            },
+            None => D::default(),
+        };
+        Ok(Self {
+            app,
+            data: Mutex::new(data),
+            store,
+            faults: Faults::new(faults),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, D> {
+        // A panic while holding the lock cannot leave half-applied state that matters
+        // more than serving on: every change is applied in one closure.
+        self.data.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads the data.
+    pub fn read<R>(&self, f: impl FnOnce(&D) -> R) -> R {
+        f(&self.lock())
+    }
+
+    /// Changes the data and persists the result.
+    pub fn write<R>(&self, f: impl FnOnce(&mut D) -> R) -> R {
+        let mut guard = self.lock();
+        let out = f(&mut guard);
+        if let Some(store) = &self.store {
+            match serde_json::to_string(&*guard) {
+                Ok(json) => {
+                    if let Err(e) = store.save(self.app, &json) {
+                        tracing::error!(app = self.app, error = %e, "cannot persist mock state");
+                    }
+                }
+                Err(e) => tracing::error!(app = self.app, error = %e, "cannot encode mock state"),
+            }
+        }
+        out
+    }
+
+    /// The whole data as JSON, for `/__admin/state`.
+    pub fn snapshot(&self) -> serde_json::Value {
+        self.read(|d| serde_json::to_value(d).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Drops all data (and persists the empty state).
+    pub fn reset(&self) {
+        self.write(|d| *d = D::default());
+    }
+}
+
+/// What a fault does to a request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FaultAction {
+    /// Delay the request, then serve it.
+    Latency {
+        /// Delay in milliseconds.
+        ms: u64,
+    },
+    /// Answer with this status in the app's error shape (429 and 503 carry Retry-After).
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// Seconds for the `Retry-After` header.
+        #[serde(default)]
+        retry_after: Option<u64>,
+    },
+    /// Drop the connection without answering.
+    Reset,
+}
+
+/// A misbehaviour rule: which requests, what happens, how often.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FaultRule {
+    /// Path prefix the rule applies to; empty means every route.
+    #[serde(default)]
+    pub path: String,
+    /// HTTP method the rule applies to; none means every method.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// What happens.
+    pub action: FaultAction,
+    /// Only the N-th matching request (1-based) is affected.
+    #[serde(default)]
+    pub nth: Option<u64>,
+    /// How many times the rule fires before it is spent; none means forever.
+    #[serde(default)]
+    pub times: Option<u64>,
+    /// Matching requests seen so far.
+    #[serde(default)]
+    pub seen: u64,
+    /// Times the rule fired so far.
+    #[serde(default)]
+    pub fired: u64,
+}
+
+/// The fault rules of one app, changeable at run time.
+#[derive(Default)]
+pub struct Faults {
+    rules: Mutex<Vec<FaultRule>>,
+}
+
+impl Faults {
+    fn new(rules: Vec<FaultRule>) -> Self {
+        Self {
+            rules: Mutex::new(rules),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<FaultRule>> {
+        self.rules.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a rule.
+    pub fn add(&self, rule: FaultRule) {
+        self.lock().push(rule);
+    }
+
+    /// Removes every rule.
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
+    /// The rules with their counters.
+    pub fn list(&self) -> Vec<FaultRule> {
+        self.lock().clone()
+    }
+
+    /// The actions that apply to this request (counting it against each rule).
+    pub fn decide(&self, method: &Method, path: &str) -> Vec<FaultAction> {
+        let mut rules = self.lock();
+        let mut out = Vec::new();
+        for rule in rules.iter_mut() {
+            if !path.starts_with(&rule.path) {
+                continue;
+            }
+            if let Some(m) = &rule.method {
+                if !m.eq_ignore_ascii_case(method.as_str()) {
+                    continue;
+                }
+            }
+            rule.seen += 1;
+            if rule.nth.is_some_and(|n| n != rule.seen) {
+                continue;
+            }
+            if rule.times.is_some_and(|t| rule.fired >= t) {
+                continue;
+            }
+            rule.fired += 1;
+            out.push(rule.action.clone());
+        }
+        out
+    }
+}
+
+/// How an app renders a fault status in its own error shape.
+pub type FaultRenderer = fn(StatusCode) -> Response;
+
+/// A per-connection switch the server puts into each request so the fault layer can
+/// drop the connection; absent when a router is driven without a socket.
+#[derive(Clone)]
+pub struct ConnKill(pub Arc<tokio::sync::Notify>);
+
+/// The scheme the request came in on (`http` or `https`), set by the server.
+#[derive(Clone, Copy, Debug)]
+pub struct Scheme(pub &'static str);
+
+/// Anything with fault rules and a renderer can be wrapped by [`fault_layer`].
+pub trait HasFaults: Send + Sync + 'static {
+    /// The app's rules.
+    fn faults(&self) -> &Faults;
+    /// The app's error shape for a bare status.
+    fn render(&self, status: StatusCode) -> Response;
+}
+
+/// Applies the app's fault rules to every non-admin request.
+pub async fn fault_layer<S: HasFaults>(
+    State(app): State<Arc<S>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if req.uri().path().starts_with("/__admin") {
+        return next.run(req).await;
+    }
+    let actions = app.faults().decide(req.method(), req.uri().path());
+    for action in actions {
+        match action {
+            FaultAction::Latency { ms } => tokio::time::sleep(Duration::from_millis(ms)).await,
+            FaultAction::Status {
+                status,
+                retry_after,
+            } => {
+                let status =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let mut resp = app.render(status);
+                if let Some(secs) = retry_after {
+                    resp.headers_mut()
+                        .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(secs));
+                }
+                return resp;
+            }
+            FaultAction::Reset => {
+                if let Some(kill) = req.extensions().get::<ConnKill>() {
+                    kill.0.notify_one();
+                    std::future::pending::<()>().await;
+                }
+                // Without a socket: a body that fails, which a client sees as a broken
+                // connection.
+                let stream = futures::stream::once(async {
+                    Err::<axum::body::Bytes, std::io::Error>(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "connection reset by fault rule",
+                    ))
+                });
+                return Response::new(Body::from_stream(stream));
+            }
+        }
+    }
+    next.run(req).await
+}
+
+/// What `/__admin` needs from an app.
+pub trait Admin: HasFaults {
+    /// The app's data as JSON.
+    fn state(&self) -> serde_json::Value;
+    /// Forget everything.
+    fn reset(&self);
+    /// Counts of requests by route (informational).
+    fn requests(&self) -> u64 {
+        0
+    }
+}
+
+/// `/__admin/state`, `/__admin/reset` and `/__admin/faults` for an app.
+pub fn admin_router<S: Admin>() -> Router<Arc<S>> {
+    async fn state<S: Admin>(State(app): State<Arc<S>>) -> Json<serde_json::Value> {
+        Json(app.state())
+    }
+    async fn reset<S: Admin>(State(app): State<Arc<S>>) -> StatusCode {
+        app.reset();
+        StatusCode::NO_CONTENT
+    }
+    async fn faults<S: Admin>(State(app): State<Arc<S>>) -> Json<Vec<FaultRule>> {
+        Json(app.faults().list())
+    }
+    async fn add_fault<S: Admin>(State(app): State<Arc<S>>, body: axum::body::Bytes) -> Response {
+        match serde_json::from_slice::<FaultRule>(&body) {
+            Ok(rule) => {
+                app.faults().add(rule);
+                StatusCode::CREATED.into_response()
+            }
+            Err(e) => (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({ "error": e.to_string() })),
+            )
+                .into_response(),
+        }
+    }
+    async fn clear_faults<S: Admin>(State(app): State<Arc<S>>) -> StatusCode {
+        app.faults().clear();
+        StatusCode::NO_CONTENT
+    }
+    Router::new()
+        .route("/__admin/state", get(state::<S>))
+        .route("/__admin/reset", axum::routing::post(reset::<S>))
+        .route(
+            "/__admin/faults",
+            get(faults::<S>)
+                .post(add_fault::<S>)
+                .delete(clear_faults::<S>),
+        )
+        .route("/__admin/health", get(|| async { "ok" }))
+}
+
+/// A monotonically increasing counter (event sequence numbers, ids).
+#[derive(Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// The next value, starting at 1.
+    pub fn next(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// An event in an app's feed: sequence number, type, time and payload.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FeedEvent {
+    /// Position in the feed, from 1; clients resume with `after=<seq>`.
+    pub seq: u64,
+    /// The event type, e.g. `SubscriptionCreated`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// ISO-8601 time the event happened.
+    pub occurred_at: String,
+    /// The event's body.
+    pub data: serde_json::Value,
+}
+
+/// An append-only feed of events, resumable by sequence number.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Feed {
+    /// The events, in order.
+    pub events: Vec<FeedEvent>,
+}
+
+impl Feed {
+    /// Appends an event and returns its sequence number.
+    pub fn push(&mut self, kind: &str, data: serde_json::Value) -> u64 {
+        let seq = self.events.last().map_or(1, |e| e.seq + 1);
+        self.events.push(FeedEvent {
+            seq,
+            kind: kind.to_string(),
+            occurred_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            data,
+        });
+        seq
+    }
+
+    /// Events after `after`, at most `limit`.
+    pub fn after(&self, after: u64, limit: usize) -> Vec<FeedEvent> {
+        self.events
+            .iter()
+            .filter(|e| e.seq > after)
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+}

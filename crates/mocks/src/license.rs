@@ -1,0 +1,317 @@
+//! The license service: issues a license for a subscription once its terms are
+//! accepted, and holds it while the account's communication profile is `Silent`
+//! (handbook rules 6 and 8). Our own API, plain JSON, bearer token from
+//! configuration; errors are `{"error":{"code","message","field","value"}}`.
+//!
+//! | method and path | what |
+//! |---|---|
+//! | `PUT /api/v1/subscriptions/{id}` `{account_id,plan,seats,terms_accepted,communication_profile}` | register or update a subscription; answers its license |
+//! | `POST /api/v1/subscriptions/{id}/terms-accepted` | terms accepted; the license is issued unless held |
+//! | `PUT /api/v1/subscriptions/{id}/communication-profile` `{communication_profile}` | `Silent` holds, anything else lifts the hold |
+//! | `GET /api/v1/licenses/{id}` | `{subscription_id,status,key}`; `key` only once issued |
+//! | `GET /api/v1/events?after=&limit=` | `LicenseIssued` / `LicenseHeld` events |
+//!
+//! A license is issued once: its key never changes after it was first issued.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::kit::{self, Admin, FaultRule, Feed, HasFaults, Shared};
+use crate::own::{self, ApiError, FeedParams};
+use crate::store::Store;
+use crate::Listen;
+
+/// License service configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where to listen.
+    pub listen: Listen,
+    /// The bearer token clients must send.
+    pub api_token: String,
+    /// Misbehaviour rules active from the start.
+    pub faults: Vec<FaultRule>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: Listen::default(),
+            api_token: "l2f-license-token".into(),
+            faults: Vec::new(),
+        }
+    }
+}
+
+/// A subscription's license record.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LicenseRecord {
+    /// The subscription it licenses.
+    pub subscription_id: String,
+    /// The owning account.
+    pub account_id: String,
+    /// Plan.
+    pub plan: String,
+    /// Seats licensed.
+    pub seats: u32,
+    /// Terms accepted.
+    pub terms_accepted: bool,
+    /// `Default`, `Silent`, ...
+    pub communication_profile: String,
+    /// `pending_terms`, `held` or `issued`.
+    pub status: String,
+    /// The key, generated at first issue and kept.
+    pub key: Option<String>,
+    /// When first issued.
+    pub issued_at: Option<String>,
+}
+
+impl LicenseRecord {
+    fn view(&self) -> Value {
+        json!({
+            "subscription_id": self.subscription_id,
+            "account_id": self.account_id,
+            "status": self.status,
+            "key": if self.status == "issued" { json!(self.key) } else { Value::Null },
+            "issued_at": self.issued_at,
+        })
+    }
+
+    /// Recomputes the status; emits an event on a change.
+    fn evaluate(&mut self, feed: &mut Feed) {
+        let status = if !self.terms_accepted {
+            "pending_terms"
+        } else if self.communication_profile.eq_ignore_ascii_case("Silent") {
+            "held"
+        } else {
+            "issued"
+        };
+        if status == self.status {
+            return;
+        }
+        self.status = status.to_string();
+        match status {
+            "issued" => {
+                if self.key.is_none() {
+                    self.key = Some(new_key());
+                    self.issued_at = Some(chrono::Utc::now().to_rfc3339());
+                }
+                feed.push("LicenseIssued", self.view());
+            }
+            "held" => {
+                feed.push(
+                    "LicenseHeld",
+                    json!({ "subscription_id": self.subscription_id, "account_id": self.account_id, "reason": "communication profile is Silent" }),
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+fn new_key() -> String {
+    let hex = kit::random_hex(12).to_uppercase();
+    let groups: Vec<&str> = (0..6).map(|i| &hex[i * 4..i * 4 + 4]).collect();
+    format!("L2F-{}", groups.join("-"))
+}
+
+/// Everything the license service keeps.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Data {
+    /// Licenses by subscription id.
+    pub licenses: BTreeMap<String, LicenseRecord>,
+    /// Issued / held events.
+    pub feed: Feed,
+}
+
+/// The running license service.
+pub struct License {
+    cfg: Config,
+    shared: Shared<Data>,
+}
+
+impl License {
+    /// Builds the service, loading saved state from `store` if given.
+    pub fn new(cfg: Config, store: Option<Arc<Store>>) -> crate::Result<Arc<Self>> {
+        let shared = Shared::new("license", store, cfg.faults.clone())?;
+        Ok(Arc::new(Self { cfg, shared }))
+    }
+
+    /// The shared state, for tests and the admin endpoints.
+    pub fn shared(&self) -> &Shared<Data> {
+        &self.shared
+    }
+}
+
+impl HasFaults for License {
+    fn faults(&self) -> &kit::Faults {
+        &self.shared.faults
+    }
+    fn render(&self, status: StatusCode) -> Response {
+        own::render_status(status)
+    }
+}
+
+impl Admin for License {
+    fn state(&self) -> Value {
+        self.shared.snapshot()
+    }
+    fn reset(&self) {
+        self.shared.reset();
+    }
+}
+
+/// The router: the API above and `/__admin`.
+pub fn router(app: Arc<License>) -> Router {
+    let token = app.cfg.api_token.clone();
+    Router::new()
+        .route("/api/v1/subscriptions/{id}", put(register))
+        .route(
+            "/api/v1/subscriptions/{id}/terms-accepted",
+            post(terms_accepted),
+        )
+        .route(
+            "/api/v1/subscriptions/{id}/communication-profile",
+            put(communication_profile),
+        )
+        .route("/api/v1/licenses/{id}", get(get_license))
+        .route("/api/v1/events", get(events))
+        .merge(kit::admin_router::<License>())
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(axum::middleware::from_fn(move |req, next| {
+            own::require_token(token.clone(), req, next)
+        }))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            kit::fault_layer::<License>,
+        ))
+        .with_state(app)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Register {
+    account_id: String,
+    plan: String,
+    seats: u32,
+    #[serde(default)]
+    terms_accepted: bool,
+    #[serde(default = "default_profile")]
+    communication_profile: String,
+}
+
+fn default_profile() -> String {
+    "Default".into()
+}
+
+async fn register(
+    State(app): State<Arc<License>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let r: Register = own::parse(&body)?;
+    if r.seats == 0 {
+        return Err(ApiError::invalid(
+            "seats",
+            json!(r.seats),
+            "seats must be at least 1",
+        ));
+    }
+    Ok(Json(app.shared.write(|d| {
+        let rec = d
+            .licenses
+            .entry(id.clone())
+            .or_insert_with(|| LicenseRecord {
+                subscription_id: id.clone(),
+                account_id: r.account_id.clone(),
+                plan: r.plan.clone(),
+                seats: r.seats,
+                terms_accepted: false,
+                communication_profile: "Default".into(),
+                status: String::new(),
+                key: None,
+                issued_at: None,
+            });
+        rec.account_id = r.account_id;
+        rec.plan = r.plan;
+        rec.seats = r.seats;
+        // Acceptance is never withdrawn by a later update.
+        rec.terms_accepted |= r.terms_accepted;
+        rec.communication_profile = r.communication_profile;
+        rec.evaluate(&mut d.feed);
+        rec.view()
+    })))
+}
+
+/// Applies a change to a known license and re-evaluates it.
+fn change(
+    app: &License,
+    id: &str,
+    f: impl FnOnce(&mut LicenseRecord),
+) -> Result<Json<Value>, ApiError> {
+    app.shared.write(|d| {
+        let rec = d
+            .licenses
+            .get_mut(id)
+            .ok_or_else(|| ApiError::not_found("subscription", id))?;
+        f(rec);
+        rec.evaluate(&mut d.feed);
+        Ok(Json(rec.view()))
+    })
+}
+
+async fn terms_accepted(
+    State(app): State<Arc<License>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    change(&app, &id, |r| r.terms_accepted = true)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Profile {
+    communication_profile: String,
+}
+
+async fn communication_profile(
+    State(app): State<Arc<License>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let p: Profile = own::parse(&body)?;
+    if p.communication_profile.trim().is_empty() {
+        return Err(ApiError::invalid(
+            "communication_profile",
+            json!(p.communication_profile),
+            "communication_profile must not be empty",
+        ));
+    }
+    change(&app, &id, |r| {
+        r.communication_profile = p.communication_profile
+    })
+}
+
+async fn get_license(
+    State(app): State<Arc<License>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    app.shared.read(|d| {
+        d.licenses
+            .get(&id)
+            .map(|r| Json(r.view()))
+            .ok_or_else(|| ApiError::not_found("subscription", &id))
+    })
+}
+
+async fn events(State(app): State<Arc<License>>, Query(p): Query<FeedParams>) -> Json<Value> {
+    Json(app.shared.read(|d| own::feed_page(&d.feed, &p)))
+}

@@ -1,0 +1,577 @@
+//! Marketo mock: `GET /identity/oauth/token`, `POST /rest/v1/leads.json` (sync leads)
+//! and `GET /rest/v1/leads.json` (get leads by filter), as in Adobe's Marketo REST docs:
+//! - errors come back as HTTP 200 `{"requestId","success":false,"errors":[{"code","message"}]}`
+//!   — 600/601/602 token missing/invalid/expired, 606 past the rate (100 calls per
+//!   20 s by default), 607 past the daily quota, 615 past 10 concurrent calls, 609
+//!   invalid JSON, 1003 invalid data (e.g. more than 300 records, bad action or lookup
+//!   field), 1006 unknown field; only 413/414 are HTTP errors;
+//! - sync answers per record `{"id","status":"created"|"updated"}` or
+//!   `{"status":"skipped","reasons":[{"code","message"}]}` (1003 required field
+//!   missing, 1004 not found, 1005 already exists, 1007 several matches).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::kit::{self, Admin, FaultRule, HasFaults, Shared, TokenError, Tokens};
+use crate::store::Store;
+use crate::Listen;
+
+/// Marketo mock configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where to listen.
+    pub listen: Listen,
+    /// LaunchPoint client id.
+    pub client_id: String,
+    /// LaunchPoint client secret.
+    pub client_secret: String,
+    /// Token lifetime in seconds (Marketo's is 3600).
+    pub token_ttl_secs: i64,
+    /// Calls allowed per rate window before 606.
+    pub rate_limit_calls: usize,
+    /// The rate window in seconds.
+    pub rate_window_secs: u64,
+    /// Concurrent calls allowed before 615.
+    pub max_concurrent: usize,
+    /// Calls per day before 607.
+    pub daily_quota: u64,
+    /// Lead fields that must be present (and non-empty) for a record to be accepted.
+    pub required_fields: Vec<String>,
+    /// Lead fields that exist in the instance (besides id, createdAt, updatedAt).
+    pub fields: Vec<String>,
+    /// Misbehaviour rules active from the start.
+    pub faults: Vec<FaultRule>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let fields = [
+            "email",
+            "firstName",
+            "lastName",
+            "company",
+            "country",
+            "leadSource",
+            "title",
+            "phone",
+            "city",
+            "state",
+            "postalCode",
+            "address",
+            "website",
+            "industry",
+            "numberOfEmployees",
+            "leadStatus",
+            "sfdcLeadId",
+            "externalLeadId",
+            "unsubscribed",
+            "leadSourceDetail",
+            "originalSourceType",
+        ];
+        let required = [
+            "email",
+            "firstName",
+            "lastName",
+            "company",
+            "country",
+            "leadSource",
+        ];
+        Self {
+            listen: Listen::default(),
+            client_id: "l2f-marketo-client".into(),
+            client_secret: "l2f-marketo-secret".into(),
+            token_ttl_secs: 3599,
+            rate_limit_calls: 100,
+            rate_window_secs: 20,
+            max_concurrent: 10,
+            daily_quota: 50_000,
+            required_fields: required.iter().map(|s| s.to_string()).collect(),
+            fields: fields.iter().map(|s| s.to_string()).collect(),
+            faults: Vec::new(),
+        }
+    }
+}
+
+/// Everything the Marketo mock keeps.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Data {
+    /// Leads by id.
+    pub leads: BTreeMap<u64, Map<String, Value>>,
+    /// Issued tokens.
+    pub tokens: Tokens,
+    /// Last lead id.
+    pub seq: u64,
+}
+
+/// The running Marketo mock.
+pub struct Marketo {
+    cfg: Config,
+    shared: Shared<Data>,
+    calls: Mutex<VecDeque<Instant>>,
+    daily: Mutex<(chrono::NaiveDate, u64)>,
+    in_flight: AtomicUsize,
+}
+
+impl Marketo {
+    /// Builds the mock, loading saved state from `store` if given.
+    pub fn new(cfg: Config, store: Option<Arc<Store>>) -> crate::Result<Arc<Self>> {
+        let shared = Shared::new("marketo", store, cfg.faults.clone())?;
+        Ok(Arc::new(Self {
+            cfg,
+            shared,
+            calls: Mutex::new(VecDeque::new()),
+            daily: Mutex::new((chrono::Utc::now().date_naive(), 0)),
+            in_flight: AtomicUsize::new(0),
+        }))
+    }
+
+    /// The shared state, for tests and the admin endpoints.
+    pub fn shared(&self) -> &Shared<Data> {
+        &self.shared
+    }
+}
+
+impl HasFaults for Marketo {
+    fn faults(&self) -> &kit::Faults {
+        &self.shared.faults
+    }
+    fn render(&self, status: StatusCode) -> Response {
+        MktError::Status(status).into_response()
+    }
+}
+
+impl Admin for Marketo {
+    fn state(&self) -> Value {
+        let mut v = self.shared.snapshot();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("tokens");
+        }
+        v
+    }
+    fn reset(&self) {
+        self.shared.reset();
+    }
+}
+
+/// The Marketo error: API-level failures as HTTP 200 with `errors[]`.
+#[derive(Debug, thiserror::Error)]
+pub enum MktError {
+    /// An error code and message, e.g. `("606", "Max rate limit ...")`.
+    #[error("{1}")]
+    Api(&'static str, String),
+    /// 413: the body is too large.
+    #[error("Request Entity Too Large")]
+    TooLarge,
+    /// The identity endpoint's refusal (`{"error","error_description"}`, HTTP 401).
+    #[error("Bad client credentials")]
+    BadClient,
+    /// A status imposed by a fault rule.
+    #[error("fault")]
+    Status(StatusCode),
+}
+
+/// A Marketo `requestId`, e.g. `e42b#14272d07d78`.
+fn request_id() -> String {
+    format!("{}#{:x}", &kit::random_hex(2), kit::now_ms())
+}
+
+impl IntoResponse for MktError {
+    fn into_response(self) -> Response {
+        match self {
+            MktError::Api(code, message) => Json(json!({
+                "requestId": request_id(),
+                "success": false,
+                "errors": [{ "code": code, "message": message }]
+            }))
+            .into_response(),
+            MktError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large").into_response(),
+            MktError::BadClient => (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({ "error": "unauthorized", "error_description": "Bad client credentials" })),
+            )
+                .into_response(),
+            MktError::Status(s) => {
+                let body = json!({
+                    "requestId": request_id(),
+                    "success": false,
+                    "errors": [{ "code": "604", "message": "Request time-out" }]
+                });
+                (s, Json(body)).into_response()
+            }
+        }
+    }
+}
+
+/// The router: identity, leads and `/__admin`.
+pub fn router(app: Arc<Marketo>) -> Router {
+    let rest = Router::new()
+        .route("/rest/v1/leads.json", get(get_leads).post(sync_leads))
+        .route_layer(axum::middleware::from_fn_with_state(app.clone(), auth))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            kit::fault_layer::<Marketo>,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(app.clone(), limits));
+    Router::new()
+        .route("/identity/oauth/token", get(token).post(token))
+        .merge(rest)
+        .merge(kit::admin_router::<Marketo>())
+        .fallback(|| async { (StatusCode::NOT_FOUND, "Not Found") })
+        .with_state(app)
+}
+
+struct InFlight<'a>(&'a AtomicUsize);
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// 615 past the concurrency limit, 606 past the rate, 607 past the daily quota.
+async fn limits(State(app): State<Arc<Marketo>>, req: Request, next: Next) -> Response {
+    let now_in = app.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    let _guard = InFlight(&app.in_flight);
+    if now_in > app.cfg.max_concurrent {
+        return MktError::Api("615", "Concurrent access limit reached".into()).into_response();
+    }
+    {
+        let now = Instant::now();
+        let window = Duration::from_secs(app.cfg.rate_window_secs);
+        let mut calls = app.calls.lock().unwrap_or_else(|p| p.into_inner());
+        while calls
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
+            calls.pop_front();
+        }
+        if calls.len() >= app.cfg.rate_limit_calls {
+            return MktError::Api(
+                "606",
+                format!(
+                    "Max rate limit '{}' exceeded with in '{}' secs",
+                    app.cfg.rate_limit_calls, app.cfg.rate_window_secs
+                ),
+            )
+            .into_response();
+        }
+        calls.push_back(now);
+    }
+    {
+        let mut d = app.daily.lock().unwrap_or_else(|p| p.into_inner());
+        let today = chrono::Utc::now().date_naive();
+        if d.0 != today {
+            *d = (today, 0);
+        }
+        if d.1 >= app.cfg.daily_quota {
+            return MktError::Api("607", "Daily quota reached".into()).into_response();
+        }
+        d.1 += 1;
+    }
+    next.run(req).await
+}
+
+async fn auth(State(app): State<Arc<Marketo>>, req: Request, next: Next) -> Response {
+    let token = kit::bearer(req.headers()).or_else(|| {
+        req.uri().query().and_then(|q| {
+            url_pairs(q)
+                .into_iter()
+                .find(|(k, _)| k == "access_token")
+                .map(|(_, v)| v)
+        })
+    });
+    match app.shared.read(|d| d.tokens.check(token.as_deref())) {
+        Ok(()) => next.run(req).await,
+        Err(TokenError::Missing) => {
+            MktError::Api("600", "Access token not specified".into()).into_response()
+        }
+        Err(TokenError::Invalid) => {
+            MktError::Api("601", "Access token invalid".into()).into_response()
+        }
+        Err(TokenError::Expired) => {
+            MktError::Api("602", "Access token expired".into()).into_response()
+        }
+    }
+}
+
+fn url_pairs(q: &str) -> Vec<(String, String)> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(q).unwrap_or_default()
+}
+
+async fn token(State(app): State<Arc<Marketo>>, req: Request) -> Result<Json<Value>, MktError> {
+    let mut pairs = url_pairs(req.uri().query().unwrap_or(""));
+    let body = axum::body::to_bytes(req.into_body(), 1 << 16)
+        .await
+        .unwrap_or_default();
+    pairs.extend(serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body).unwrap_or_default());
+    let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    if get("grant_type") != Some("client_credentials")
+        || get("client_id") != Some(app.cfg.client_id.as_str())
+        || get("client_secret") != Some(app.cfg.client_secret.as_str())
+    {
+        return Err(MktError::BadClient);
+    }
+    let ttl = app.cfg.token_ttl_secs;
+    let token = app.shared.write(|d| d.tokens.issue("", ttl));
+    Ok(Json(json!({
+        "access_token": token,
+        "token_type": "bearer",
+        "expires_in": ttl,
+        "scope": "apis@l2f.example"
+    })))
+}
+
+fn is_field(app: &Marketo, name: &str) -> bool {
+    name == "id" || app.cfg.fields.iter().any(|f| f == name)
+}
+
+fn lead_matches(lead: &Map<String, Value>, field: &str, value: &Value) -> bool {
+    match (lead.get(field), value) {
+        (Some(Value::String(a)), Value::String(b)) => {
+            if field == "email" {
+                a.eq_ignore_ascii_case(b)
+            } else {
+                a == b
+            }
+        }
+        (Some(a), b) => a == b,
+        _ => false,
+    }
+}
+
+async fn sync_leads(State(app): State<Arc<Marketo>>, body: Bytes) -> Result<Json<Value>, MktError> {
+    if body.len() > 1 << 20 {
+        return Err(MktError::TooLarge);
+    }
+    let body: Value = serde_json::from_slice(&body)
+        .map_err(|e| MktError::Api("609", format!("Invalid JSON: {e}")))?;
+    let action = body
+        .get("action")
+        .and_then(Value::as_str)
+        .unwrap_or("createOrUpdate")
+        .to_string();
+    if ![
+        "createOrUpdate",
+        "createOnly",
+        "updateOnly",
+        "createDuplicate",
+    ]
+    .contains(&action.as_str())
+    {
+        return Err(MktError::Api("1003", format!("Invalid action '{action}'")));
+    }
+    let lookup = body
+        .get("lookupField")
+        .and_then(Value::as_str)
+        .unwrap_or("email")
+        .to_string();
+    if !is_field(&app, &lookup) {
+        return Err(MktError::Api(
+            "1003",
+            format!("Invalid lookup field '{lookup}'"),
+        ));
+    }
+    let input = body
+        .get("input")
+        .and_then(Value::as_array)
+        .ok_or_else(|| MktError::Api("1003", "input is required and must be an array".into()))?;
+    if input.is_empty() {
+        return Err(MktError::Api("1003", "input must not be empty".into()));
+    }
+    if input.len() > 300 {
+        return Err(MktError::Api(
+            "1003",
+            format!("Batch size {} exceeds the limit of 300", input.len()),
+        ));
+    }
+    // Unknown fields fail the whole call, as Marketo's 1006 does.
+    for rec in input {
+        let Some(o) = rec.as_object() else {
+            return Err(MktError::Api(
+                "1003",
+                "each input record must be an object".into(),
+            ));
+        };
+        if let Some(bad) = o.keys().find(|k| !is_field(&app, k)) {
+            return Err(MktError::Api("1006", format!("Field '{bad}' not found")));
+        }
+    }
+    let required = app.cfg.required_fields.clone();
+    let result = app.shared.write(|d| {
+        input
+            .iter()
+            .filter_map(Value::as_object)
+            .map(|rec| sync_one(d, &action, &lookup, &required, rec))
+            .collect::<Vec<_>>()
+    });
+    Ok(Json(json!({
+        "requestId": request_id(),
+        "success": true,
+        "result": result
+    })))
+}
+
+fn skipped(code: &str, message: String) -> Value {
+    json!({ "status": "skipped", "reasons": [{ "code": code, "message": message }] })
+}
+
+fn sync_one(
+    d: &mut Data,
+    action: &str,
+    lookup: &str,
+    required: &[String],
+    rec: &Map<String, Value>,
+) -> Value {
+    let matches: Vec<u64> = match rec.get(lookup) {
+        Some(v) if !v.is_null() && action != "createDuplicate" => d
+            .leads
+            .iter()
+            .filter(|(id, l)| {
+                if lookup == "id" {
+                    v.as_u64() == Some(**id)
+                } else {
+                    lead_matches(l, lookup, v)
+                }
+            })
+            .map(|(id, _)| *id)
+            .collect(),
+        Some(_) => Vec::new(),
+        None if action == "createOnly" || action == "createDuplicate" => Vec::new(),
+        None => {
+            return skipped(
+                "1003",
+                format!("Value for lookup field '{lookup}' not specified"),
+            )
+        }
+    };
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    match (matches.as_slice(), action) {
+        ([], "updateOnly") => skipped("1004", "Lead not found".into()),
+        ([], _) => {
+            if let Some(missing) = required
+                .iter()
+                .find(|f| rec.get(*f).is_none_or(|v| v.is_null() || v == ""))
+            {
+                return skipped(
+                    "1003",
+                    format!("Value for required field '{missing}' not specified"),
+                );
+            }
+            d.seq += 1;
+            let id = d.seq;
+            let mut lead = rec.clone();
+            lead.insert("id".into(), json!(id));
+            lead.insert("createdAt".into(), json!(now));
+            lead.insert("updatedAt".into(), json!(now));
+            d.leads.insert(id, lead);
+            json!({ "id": id, "status": "created" })
+        }
+        ([_], "createOnly") => skipped("1005", "Lead already exists".into()),
+        ([id], _) => {
+            let id = *id;
+            if let Some(lead) = d.leads.get_mut(&id) {
+                for (k, v) in rec {
+                    if k != "id" {
+                        lead.insert(k.clone(), v.clone());
+                    }
+                }
+                lead.insert("updatedAt".into(), json!(now));
+            }
+            json!({ "id": id, "status": "updated" })
+        }
+        (_, _) => skipped("1007", "Multiple lead match lookup criteria".into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct GetLeads {
+    #[serde(rename = "filterType")]
+    filter_type: Option<String>,
+    #[serde(rename = "filterValues")]
+    filter_values: Option<String>,
+    fields: Option<String>,
+}
+
+async fn get_leads(
+    State(app): State<Arc<Marketo>>,
+    Query(q): Query<GetLeads>,
+) -> Result<Json<Value>, MktError> {
+    let ft = q
+        .filter_type
+        .ok_or_else(|| MktError::Api("1003", "filterType is required".into()))?;
+    if !is_field(&app, &ft) {
+        return Err(MktError::Api("1003", format!("Invalid filterType '{ft}'")));
+    }
+    let values: Vec<String> = q
+        .filter_values
+        .unwrap_or_default()
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if values.is_empty() || values.len() > 300 {
+        return Err(MktError::Api(
+            "1003",
+            "filterValues must hold 1 to 300 values".into(),
+        ));
+    }
+    let fields: Vec<String> = match q.fields {
+        Some(f) => f.split(',').map(|s| s.trim().to_string()).collect(),
+        None => [
+            "id",
+            "firstName",
+            "lastName",
+            "email",
+            "updatedAt",
+            "createdAt",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+    };
+    let system = ["id", "createdAt", "updatedAt"];
+    if let Some(bad) = fields
+        .iter()
+        .find(|f| !system.contains(&f.as_str()) && !is_field(&app, f))
+    {
+        return Err(MktError::Api("1006", format!("Field '{bad}' not found")));
+    }
+    let result = app.shared.read(|d| {
+        d.leads
+            .iter()
+            .filter(|(id, l)| {
+                values.iter().any(|v| {
+                    if ft == "id" {
+                        v.parse::<u64>().ok() == Some(**id)
+                    } else {
+                        lead_matches(l, &ft, &json!(v))
+                    }
+                })
+            })
+            .map(|(_, l)| {
+                let mut o = Map::new();
+                for f in &fields {
+                    o.insert(f.clone(), l.get(f).cloned().unwrap_or(Value::Null));
+                }
+                Value::Object(o)
+            })
+            .collect::<Vec<_>>()
+    });
+    Ok(Json(json!({
+        "requestId": request_id(),
+        "success": true,
+        "result": result
+    })))
+}

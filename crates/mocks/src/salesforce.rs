@@ -1,0 +1,1017 @@
+//! Salesforce mock: OAuth 2.0 token endpoint and the REST API's sObject resources.
+//!
+//! Speaks the shapes of the Salesforce REST API developer guide:
+//! - `POST /services/oauth2/token` (grants `password` and `client_credentials`);
+//! - `POST /services/data/vNN.0/sobjects/{Lead,Account,Contact,Opportunity}` → 201
+//!   `{"id","errors":[],"success":true}`; `GET`/`PATCH` (204)/`DELETE` (204) by id;
+//! - `PATCH /sobjects/{type}/{ExternalIdField}/{value}` upsert → 201 created, 200 with
+//!   `created:false` (API 46.0+, 204 before) updated, 300 with the matching URLs;
+//! - `GET /query?q=` for `SELECT f,.. FROM t [WHERE f op v [AND ..]] [ORDER BY f] [LIMIT n]`;
+//! - `GET /sobjects/{type}/updated/?start=&end=` (ids changed in a window, by SystemModstamp);
+//! - errors as `[{"message","errorCode","fields"}]`, 401 `INVALID_SESSION_ID`,
+//!   `Sforce-Limit-Info: api-usage=N/M` on every data response, 403
+//!   `REQUEST_LIMIT_EXCEEDED` once the daily cap is spent.
+//!
+//! Closed-won opportunities are found by polling: `SELECT Id, AccountId, Amount FROM
+//! Opportunity WHERE IsWon = true AND SystemModstamp > <last seen>`.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::kit::{self, Admin, FaultRule, HasFaults, Shared, Tokens};
+use crate::store::Store;
+use crate::Listen;
+
+/// Salesforce mock configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where to listen.
+    pub listen: Listen,
+    /// Connected app consumer key.
+    pub client_id: String,
+    /// Connected app consumer secret.
+    pub client_secret: String,
+    /// The integration user's login.
+    pub username: String,
+    /// The integration user's password (a security token may be appended to it).
+    pub password: String,
+    /// API requests allowed per day (UTC) before REQUEST_LIMIT_EXCEEDED.
+    pub daily_api_cap: u64,
+    /// Lifetime of an access token, in seconds.
+    pub token_ttl_secs: i64,
+    /// Misbehaviour rules active from the start.
+    pub faults: Vec<FaultRule>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: Listen::default(),
+            client_id: "l2f-client-id".into(),
+            client_secret: "l2f-client-secret".into(),
+            username: "integration@l2f.example".into(),
+            password: "l2f-password".into(),
+            daily_api_cap: 100_000,
+            token_ttl_secs: 7200,
+            faults: Vec::new(),
+        }
+    }
+}
+
+/// A stored sObject record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    /// The sObject type, e.g. `Account`.
+    pub sobject: String,
+    /// All fields, including Id and the system dates.
+    pub fields: Map<String, Value>,
+}
+
+/// Everything the Salesforce mock keeps.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Data {
+    /// Records by Id.
+    pub records: BTreeMap<String, Record>,
+    /// Issued access tokens.
+    pub tokens: Tokens,
+    /// Last record number handed out.
+    pub seq: u64,
+}
+
+/// The running Salesforce mock.
+pub struct Salesforce {
+    cfg: Config,
+    shared: Shared<Data>,
+    /// (UTC day, requests counted that day)
+    usage: Mutex<(chrono::NaiveDate, u64)>,
+}
+
+impl Salesforce {
+    /// Builds the mock, loading saved state from `store` if given.
+    pub fn new(cfg: Config, store: Option<Arc<Store>>) -> crate::Result<Arc<Self>> {
+        let shared = Shared::new("salesforce", store, cfg.faults.clone())?;
+        Ok(Arc::new(Self {
+            cfg,
+            shared,
+            usage: Mutex::new((chrono::Utc::now().date_naive(), 0)),
+        }))
+    }
+
+    /// The shared state, for tests and the admin endpoints.
+    pub fn shared(&self) -> &Shared<Data> {
+        &self.shared
+    }
+
+    /// API requests counted today.
+    pub fn api_usage(&self) -> u64 {
+        self.usage.lock().unwrap_or_else(|p| p.into_inner()).1
+    }
+
+    /// Counts one API request; `None` once the cap is spent.
+    fn count_request(&self) -> (bool, u64) {
+        let mut u = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        let today = chrono::Utc::now().date_naive();
+        if u.0 != today {
+            *u = (today, 0);
+        }
+        if u.1 >= self.cfg.daily_api_cap {
+            return (false, u.1);
+        }
+        u.1 += 1;
+        (true, u.1)
+    }
+}
+
+impl HasFaults for Salesforce {
+    fn faults(&self) -> &kit::Faults {
+        &self.shared.faults
+    }
+    fn render(&self, status: StatusCode) -> Response {
+        SfError::Status(status).into_response()
+    }
+}
+
+impl Admin for Salesforce {
+    fn state(&self) -> Value {
+        let mut v = self.shared.snapshot();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("tokens");
+            o.insert("api_usage".into(), json!(self.api_usage()));
+        }
+        v
+    }
+    fn reset(&self) {
+        self.shared.reset();
+    }
+}
+
+/// The Salesforce REST error: one variant per error the mock can give, each rendered
+/// as the documented `[{"message","errorCode","fields"}]` array.
+#[derive(Debug, thiserror::Error)]
+pub enum SfError {
+    /// 401: missing, unknown or expired bearer token.
+    #[error("Session expired or invalid")]
+    InvalidSession,
+    /// 403: the daily API allocation is spent.
+    #[error("TotalRequests Limit exceeded.")]
+    LimitExceeded,
+    /// 404: no such record or resource.
+    #[error("The requested resource does not exist")]
+    NotFound,
+    /// 404: unknown sObject type.
+    #[error("The requested resource does not exist")]
+    InvalidType(String),
+    /// 400: a field that does not exist or may not be set.
+    #[error("{message}")]
+    InvalidField {
+        /// Human text as Salesforce words it.
+        message: String,
+        /// The offending fields.
+        fields: Vec<String>,
+    },
+    /// 400: required fields absent on create.
+    #[error("Required fields are missing: {0:?}")]
+    RequiredMissing(Vec<String>),
+    /// 400: the body is not JSON (or not an object).
+    #[error("{0}")]
+    JsonParser(String),
+    /// 400: a SOQL statement the mock cannot read.
+    #[error("{0}")]
+    MalformedQuery(String),
+    /// 300: an external id matched several records.
+    #[error("multiple records match")]
+    MultipleChoices(Vec<String>),
+    /// A status imposed by a fault rule.
+    #[error("fault")]
+    Status(StatusCode),
+}
+
+impl IntoResponse for SfError {
+    fn into_response(self) -> Response {
+        let message = self.to_string();
+        let (status, code, fields): (StatusCode, &str, Vec<String>) = match self {
+            SfError::InvalidSession => (StatusCode::UNAUTHORIZED, "INVALID_SESSION_ID", vec![]),
+            SfError::LimitExceeded => (StatusCode::FORBIDDEN, "REQUEST_LIMIT_EXCEEDED", vec![]),
+            SfError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND", vec![]),
+            SfError::InvalidType(t) => {
+                let body = json!([{
+                    "message": format!("sObject type '{t}' is not supported."),
+                    "errorCode": "NOT_FOUND"
+                }]);
+                return (StatusCode::NOT_FOUND, Json(body)).into_response();
+            }
+            SfError::InvalidField { fields, .. } => {
+                (StatusCode::BAD_REQUEST, "INVALID_FIELD", fields)
+            }
+            SfError::RequiredMissing(fields) => {
+                (StatusCode::BAD_REQUEST, "REQUIRED_FIELD_MISSING", fields)
+            }
+            SfError::JsonParser(_) => (StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR", vec![]),
+            SfError::MalformedQuery(_) => (StatusCode::BAD_REQUEST, "MALFORMED_QUERY", vec![]),
+            SfError::MultipleChoices(urls) => {
+                return (StatusCode::MULTIPLE_CHOICES, Json(json!(urls))).into_response();
+            }
+            SfError::Status(s) => {
+                let (code, msg) = match s.as_u16() {
+                    429 | 403 => (
+                        "REQUEST_LIMIT_EXCEEDED",
+                        "ConcurrentRequests Limit exceeded.",
+                    ),
+                    503 => ("SERVER_UNAVAILABLE", "Server is temporarily unavailable."),
+                    _ => ("UNKNOWN_EXCEPTION", "An unexpected error occurred."),
+                };
+                let body = json!([{ "message": msg, "errorCode": code }]);
+                return (s, Json(body)).into_response();
+            }
+        };
+        let mut item = json!({ "message": message, "errorCode": code });
+        if !fields.is_empty() {
+            item["fields"] = json!(fields);
+        }
+        (status, Json(json!([item]))).into_response()
+    }
+}
+
+/// The OAuth 2.0 token endpoint's error shape (`{"error","error_description"}`).
+#[derive(Debug, thiserror::Error)]
+#[error("{error}: {description}")]
+pub struct OAuthError {
+    error: &'static str,
+    description: &'static str,
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "error": self.error, "error_description": self.description })),
+        )
+            .into_response()
+    }
+}
+
+/// sObject metadata: Id prefix, settable fields, required fields on create.
+struct SObjectType {
+    name: &'static str,
+    prefix: &'static str,
+    fields: &'static [&'static str],
+    required: &'static [&'static str],
+}
+
+const SYSTEM_FIELDS: &[&str] = &[
+    "Id",
+    "CreatedDate",
+    "LastModifiedDate",
+    "SystemModstamp",
+    "IsDeleted",
+];
+
+const TYPES: &[SObjectType] = &[
+    SObjectType {
+        name: "Account",
+        prefix: "001",
+        fields: &[
+            "Name",
+            "AccountNumber",
+            "Type",
+            "Industry",
+            "Website",
+            "Phone",
+            "Description",
+            "NumberOfEmployees",
+            "AnnualRevenue",
+            "BillingStreet",
+            "BillingCity",
+            "BillingState",
+            "BillingPostalCode",
+            "BillingCountry",
+            "BillingCountryCode",
+            "ShippingCountry",
+            "ShippingCountryCode",
+            "OwnerId",
+            "ParentId",
+        ],
+        required: &["Name"],
+    },
+    SObjectType {
+        name: "Contact",
+        prefix: "003",
+        fields: &[
+            "FirstName",
+            "LastName",
+            "Email",
+            "Phone",
+            "Title",
+            "AccountId",
+            "LeadSource",
+            "MailingStreet",
+            "MailingCity",
+            "MailingState",
+            "MailingPostalCode",
+            "MailingCountry",
+            "MailingCountryCode",
+            "Description",
+            "OwnerId",
+        ],
+        required: &["LastName"],
+    },
+    SObjectType {
+        name: "Lead",
+        prefix: "00Q",
+        fields: &[
+            "FirstName",
+            "LastName",
+            "Company",
+            "Email",
+            "Phone",
+            "Title",
+            "LeadSource",
+            "Status",
+            "Industry",
+            "Website",
+            "Street",
+            "City",
+            "State",
+            "PostalCode",
+            "Country",
+            "CountryCode",
+            "Description",
+            "OwnerId",
+            "IsConverted",
+        ],
+        required: &["LastName", "Company"],
+    },
+    SObjectType {
+        name: "Opportunity",
+        prefix: "006",
+        fields: &[
+            "Name",
+            "AccountId",
+            "StageName",
+            "CloseDate",
+            "Amount",
+            "Type",
+            "LeadSource",
+            "Probability",
+            "Description",
+            "NextStep",
+            "OwnerId",
+            "CurrencyIsoCode",
+        ],
+        required: &["Name", "StageName", "CloseDate"],
+    },
+];
+
+/// Fields computed by the mock (read-only through the API).
+const DERIVED_FIELDS: &[&str] = &["IsWon", "IsClosed"];
+
+fn sobject_type(name: &str) -> Result<&'static SObjectType, SfError> {
+    TYPES
+        .iter()
+        .find(|t| t.name.eq_ignore_ascii_case(name))
+        .ok_or_else(|| SfError::InvalidType(name.to_string()))
+}
+
+impl SObjectType {
+    /// The canonical spelling of a field, if the type has it; custom fields (`__c`)
+    /// always exist, as if the org had defined them.
+    fn field(&self, name: &str) -> Option<String> {
+        if name.ends_with("__c") && name.len() > 3 {
+            return Some(name.to_string());
+        }
+        SYSTEM_FIELDS
+            .iter()
+            .chain(self.fields)
+            .chain(DERIVED_FIELDS)
+            .find(|f| f.eq_ignore_ascii_case(name))
+            .map(|f| f.to_string())
+    }
+
+    fn writable(&self, name: &str) -> Option<String> {
+        if name.ends_with("__c") && name.len() > 3 {
+            return Some(name.to_string());
+        }
+        self.fields
+            .iter()
+            .find(|f| f.eq_ignore_ascii_case(name))
+            .map(|f| f.to_string())
+    }
+
+    /// Checks a request body's fields, returning them under canonical names.
+    fn check_body(&self, body: Map<String, Value>) -> Result<Map<String, Value>, SfError> {
+        let mut out = Map::new();
+        for (k, v) in body {
+            if k == "attributes" {
+                continue;
+            }
+            if k.eq_ignore_ascii_case("Id") {
+                return Err(SfError::InvalidField {
+                    message: "The Id field should not be specified in the sobject data.".into(),
+                    fields: vec![],
+                });
+            }
+            match self.writable(&k) {
+                Some(name) => {
+                    out.insert(name, v);
+                }
+                None => {
+                    let message = if self.field(&k).is_some() {
+                        format!("Unable to create/update fields: {k}. Please check the security settings of this field and verify that it is read/write for your profile or permission set.")
+                    } else {
+                        format!("No such column '{k}' on sobject of type {}", self.name)
+                    };
+                    return Err(SfError::InvalidField {
+                        message,
+                        fields: vec![k],
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Salesforce's datetime format, e.g. `2024-05-01T12:34:56.000+0000`.
+pub fn sf_datetime(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3f%z").to_string()
+}
+
+fn parse_datetime(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z")
+        .or_else(|_| chrono::DateTime::parse_from_rfc3339(s))
+        .ok()
+        .map(|d| d.with_timezone(&chrono::Utc))
+}
+
+/// The router: OAuth, the data API and `/__admin`.
+pub fn router(app: Arc<Salesforce>) -> Router {
+    let data = Router::new()
+        .route("/services/data/{version}/sobjects/{sobject}", post(create))
+        .route("/services/data/{version}/sobjects/{sobject}/", post(create))
+        .route(
+            "/services/data/{version}/sobjects/{sobject}/updated",
+            get(updated),
+        )
+        .route(
+            "/services/data/{version}/sobjects/{sobject}/updated/",
+            get(updated),
+        )
+        .route(
+            "/services/data/{version}/sobjects/{sobject}/{id}",
+            get(fetch).patch(update).delete(remove),
+        )
+        .route(
+            "/services/data/{version}/sobjects/{sobject}/{field}/{value}",
+            get(fetch_by_external).patch(upsert),
+        )
+        .route("/services/data/{version}/query", get(query))
+        .route("/services/data/{version}/query/", get(query))
+        .route("/services/data/{version}/limits", get(limits))
+        .route_layer(axum::middleware::from_fn_with_state(app.clone(), data_api));
+    Router::new()
+        .route("/services/oauth2/token", post(token))
+        .route("/services/data", get(versions))
+        .route("/services/data/", get(versions))
+        .merge(data)
+        .merge(kit::admin_router::<Salesforce>())
+        .fallback(|| async { SfError::NotFound })
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            kit::fault_layer::<Salesforce>,
+        ))
+        .with_state(app)
+}
+
+/// Authentication, API usage counting and the `Sforce-Limit-Info` header.
+async fn data_api(State(app): State<Arc<Salesforce>>, req: Request, next: Next) -> Response {
+    let token = kit::bearer(req.headers());
+    let authorised = app
+        .shared
+        .read(|d| d.tokens.check(token.as_deref()).is_ok());
+    let (mut resp, used) = if !authorised {
+        (SfError::InvalidSession.into_response(), app.api_usage())
+    } else {
+        match app.count_request() {
+            (false, used) => (SfError::LimitExceeded.into_response(), used),
+            (true, used) => {
+                let version_ok = version_number(req.uri().path()).is_some();
+                if version_ok {
+                    (next.run(req).await, used)
+                } else {
+                    (SfError::NotFound.into_response(), used)
+                }
+            }
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&format!("api-usage={used}/{}", app.cfg.daily_api_cap)) {
+        resp.headers_mut().insert("Sforce-Limit-Info", v);
+    }
+    resp
+}
+
+/// `vNN.0` in `/services/data/vNN.0/...` as a number.
+fn version_number(path: &str) -> Option<u32> {
+    let v = path.strip_prefix("/services/data/v")?;
+    let v = v.split('/').next()?;
+    let (major, minor) = v.split_once('.')?;
+    (minor == "0").then_some(())?;
+    major.parse().ok().filter(|m| (20..=99).contains(m))
+}
+
+async fn versions() -> Json<Value> {
+    Json(json!([
+        { "label": "Spring '24", "url": "/services/data/v60.0", "version": "60.0" },
+        { "label": "Summer '24", "url": "/services/data/v61.0", "version": "61.0" },
+        { "label": "Winter '25", "url": "/services/data/v62.0", "version": "62.0" }
+    ]))
+}
+
+async fn limits(State(app): State<Arc<Salesforce>>) -> Json<Value> {
+    let max = app.cfg.daily_api_cap;
+    let used = app.api_usage();
+    Json(json!({ "DailyApiRequests": { "Max": max, "Remaining": max.saturating_sub(used) } }))
+}
+
+fn base_url(headers: &HeaderMap, scheme: Option<&kit::Scheme>) -> String {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    format!("{}://{host}", scheme.map_or("http", |s| s.0))
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    grant_type: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+async fn token(State(app): State<Arc<Salesforce>>, req: Request) -> Result<Response, OAuthError> {
+    let scheme = req.extensions().get::<kit::Scheme>().copied();
+    let base = base_url(req.headers(), scheme.as_ref());
+    let query = req.uri().query().unwrap_or("").to_string();
+    let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
+    // The token endpoint takes form fields in the body (or, for old clients, the query).
+    let raw = if body.is_empty() {
+        query.into_bytes()
+    } else {
+        body.to_vec()
+    };
+    let form: TokenForm = serde_urlencoded::from_bytes(&raw).map_err(|_| OAuthError {
+        error: "invalid_request",
+        description: "invalid request body",
+    })?;
+    let cfg = &app.cfg;
+    if form.client_id.as_deref() != Some(cfg.client_id.as_str()) {
+        return Err(OAuthError {
+            error: "invalid_client_id",
+            description: "client identifier invalid",
+        });
+    }
+    if form.client_secret.as_deref() != Some(cfg.client_secret.as_str()) {
+        return Err(OAuthError {
+            error: "invalid_client",
+            description: "invalid client credentials",
+        });
+    }
+    match form.grant_type.as_deref() {
+        Some("password") => {
+            let user_ok = form.username.as_deref() == Some(cfg.username.as_str());
+            let pass_ok = form
+                .password
+                .as_deref()
+                .is_some_and(|p| p.starts_with(cfg.password.as_str()));
+            if !(user_ok && pass_ok) {
+                return Err(OAuthError {
+                    error: "invalid_grant",
+                    description: "authentication failure",
+                });
+            }
+        }
+        Some("client_credentials") => {}
+        _ => {
+            return Err(OAuthError {
+                error: "unsupported_grant_type",
+                description: "grant type not supported",
+            })
+        }
+    }
+    let ttl = cfg.token_ttl_secs;
+    let access_token = app
+        .shared
+        .write(|d| d.tokens.issue("00DL2F000000001!", ttl));
+    let issued_at = kit::now_ms().to_string();
+    Ok(Json(json!({
+        "access_token": access_token,
+        "instance_url": base,
+        "id": format!("{base}/id/00DL2F000000001AAA/005L2F000000001AAA"),
+        "token_type": "Bearer",
+        "issued_at": issued_at,
+        "signature": "bDJmLW1vY2stc2lnbmF0dXJl"
+    }))
+    .into_response())
+}
+
+fn parse_body(body: &Bytes) -> Result<Map<String, Value>, SfError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(SfError::JsonParser(
+            "Cannot deserialize instance of SObject from non-object value".into(),
+        )),
+        Err(e) => Err(SfError::JsonParser(format!(
+            "Unexpected character: {e} at [line:{}, column:{}]",
+            e.line(),
+            e.column()
+        ))),
+    }
+}
+
+fn record_url(version: &str, sobject: &str, id: &str) -> String {
+    format!("/services/data/{version}/sobjects/{sobject}/{id}")
+}
+
+fn derive_fields(t: &SObjectType, fields: &mut Map<String, Value>) {
+    if t.name == "Opportunity" {
+        let stage = fields
+            .get("StageName")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        fields.insert("IsWon".into(), json!(stage == "Closed Won"));
+        fields.insert("IsClosed".into(), json!(stage.starts_with("Closed")));
+    }
+}
+
+fn insert_record(d: &mut Data, t: &SObjectType, mut fields: Map<String, Value>) -> String {
+    d.seq += 1;
+    let id = format!("{}{:012}AAA", t.prefix, d.seq);
+    let now = sf_datetime(chrono::Utc::now());
+    fields.insert("Id".into(), json!(id));
+    fields.insert("IsDeleted".into(), json!(false));
+    for f in ["CreatedDate", "LastModifiedDate", "SystemModstamp"] {
+        fields.insert(f.into(), json!(now));
+    }
+    derive_fields(t, &mut fields);
+    d.records.insert(
+        id.clone(),
+        Record {
+            sobject: t.name.to_string(),
+            fields,
+        },
+    );
+    id
+}
+
+fn update_record(t: &SObjectType, rec: &mut Record, changes: Map<String, Value>) {
+    for (k, v) in changes {
+        rec.fields.insert(k, v);
+    }
+    let now = sf_datetime(chrono::Utc::now());
+    rec.fields.insert("LastModifiedDate".into(), json!(now));
+    rec.fields.insert("SystemModstamp".into(), json!(now));
+    derive_fields(t, &mut rec.fields);
+}
+
+fn missing_required(t: &SObjectType, fields: &Map<String, Value>) -> Result<(), SfError> {
+    let missing: Vec<String> = t
+        .required
+        .iter()
+        .filter(|f| fields.get(**f).is_none_or(|v| v.is_null() || v == ""))
+        .map(|f| f.to_string())
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(SfError::RequiredMissing(missing))
+    }
+}
+
+async fn create(
+    State(app): State<Arc<Salesforce>>,
+    Path((_version, sobject)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, SfError> {
+    let t = sobject_type(&sobject)?;
+    let fields = t.check_body(parse_body(&body)?)?;
+    missing_required(t, &fields)?;
+    let id = app.shared.write(|d| insert_record(d, t, fields));
+    tracing::debug!(sobject = t.name, record_id = %id, "created");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": id, "errors": [], "success": true })),
+    )
+        .into_response())
+}
+
+fn render_record(version: &str, rec: &Record, only: Option<&[String]>) -> Value {
+    let mut out = Map::new();
+    out.insert(
+        "attributes".into(),
+        json!({
+            "type": rec.sobject,
+            "url": record_url(version, &rec.sobject, rec.fields["Id"].as_str().unwrap_or(""))
+        }),
+    );
+    match only {
+        Some(names) => {
+            for n in names {
+                out.insert(n.clone(), rec.fields.get(n).cloned().unwrap_or(Value::Null));
+            }
+        }
+        None => {
+            let t = sobject_type(&rec.sobject).ok();
+            let all = t.map(|t| {
+                SYSTEM_FIELDS
+                    .iter()
+                    .chain(t.fields)
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+            });
+            for n in all.unwrap_or_default() {
+                out.insert(
+                    n.clone(),
+                    rec.fields.get(&n).cloned().unwrap_or(Value::Null),
+                );
+            }
+            for (k, v) in &rec.fields {
+                out.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+#[derive(Deserialize)]
+struct FieldsParam {
+    fields: Option<String>,
+}
+
+fn field_list(t: &SObjectType, fields: Option<&str>) -> Result<Option<Vec<String>>, SfError> {
+    let Some(fields) = fields else {
+        return Ok(None);
+    };
+    fields
+        .split(',')
+        .map(|f| {
+            let f = f.trim();
+            t.field(f).ok_or_else(|| SfError::InvalidField {
+                message: format!("No such column '{f}' on entity '{}'", t.name),
+                fields: vec![f.to_string()],
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+async fn fetch(
+    State(app): State<Arc<Salesforce>>,
+    Path((version, sobject, id)): Path<(String, String, String)>,
+    Query(q): Query<FieldsParam>,
+) -> Result<Json<Value>, SfError> {
+    let t = sobject_type(&sobject)?;
+    let only = field_list(t, q.fields.as_deref())?;
+    app.shared.read(|d| {
+        d.records
+            .get(&id)
+            .filter(|r| r.sobject == t.name)
+            .map(|r| Json(render_record(&version, r, only.as_deref())))
+            .ok_or(SfError::NotFound)
+    })
+}
+
+async fn update(
+    State(app): State<Arc<Salesforce>>,
+    Path((_version, sobject, id)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<StatusCode, SfError> {
+    let t = sobject_type(&sobject)?;
+    let changes = t.check_body(parse_body(&body)?)?;
+    app.shared.write(|d| match d.records.get_mut(&id) {
+        Some(rec) if rec.sobject == t.name => {
+            update_record(t, rec, changes);
+            Ok(StatusCode::NO_CONTENT)
+        }
+        _ => Err(SfError::NotFound),
+    })
+}
+
+async fn remove(
+    State(app): State<Arc<Salesforce>>,
+    Path((_version, sobject, id)): Path<(String, String, String)>,
+) -> Result<StatusCode, SfError> {
+    let t = sobject_type(&sobject)?;
+    app.shared.write(|d| match d.records.get(&id) {
+        Some(rec) if rec.sobject == t.name => {
+            d.records.remove(&id);
+            Ok(StatusCode::NO_CONTENT)
+        }
+        _ => Err(SfError::NotFound),
+    })
+}
+
+fn matching_ids(d: &Data, t: &SObjectType, field: &str, value: &str) -> Vec<String> {
+    d.records
+        .values()
+        .filter(|r| r.sobject == t.name)
+        .filter(|r| match r.fields.get(field) {
+            Some(Value::String(s)) => s == value,
+            Some(Value::Number(n)) => n.to_string() == value,
+            _ => false,
+        })
+        .filter_map(|r| r.fields["Id"].as_str().map(str::to_string))
+        .collect()
+}
+
+async fn fetch_by_external(
+    State(app): State<Arc<Salesforce>>,
+    Path((version, sobject, field, value)): Path<(String, String, String, String)>,
+) -> Result<Response, SfError> {
+    let t = sobject_type(&sobject)?;
+    let field = t.field(&field).ok_or(SfError::NotFound)?;
+    app.shared.read(|d| {
+        let ids = matching_ids(d, t, &field, &value);
+        match ids.as_slice() {
+            [] => Err(SfError::NotFound),
+            [id] => Ok(Json(render_record(&version, &d.records[id], None)).into_response()),
+            many => Err(SfError::MultipleChoices(
+                many.iter()
+                    .map(|id| record_url(&version, t.name, id))
+                    .collect(),
+            )),
+        }
+    })
+}
+
+async fn upsert(
+    State(app): State<Arc<Salesforce>>,
+    Path((version, sobject, field, value)): Path<(String, String, String, String)>,
+    body: Bytes,
+) -> Result<Response, SfError> {
+    let t = sobject_type(&sobject)?;
+    let field = t.writable(&field).ok_or_else(|| SfError::InvalidField {
+        message: format!("Provided external ID field does not exist or is not accessible: {field}"),
+        fields: vec![field.clone()],
+    })?;
+    let changes = t.check_body(parse_body(&body)?)?;
+    let new_style = version_number(&format!("/services/data/{version}/")).unwrap_or(0) >= 46;
+    app.shared.write(|d| {
+        let ids = matching_ids(d, t, &field, &value);
+        match ids.as_slice() {
+            [] => {
+                let mut fields = changes;
+                fields.insert(field.clone(), json!(value));
+                missing_required(t, &fields)?;
+                let id = insert_record(d, t, fields);
+                Ok((
+                    StatusCode::CREATED,
+                    Json(json!({ "id": id, "success": true, "errors": [], "created": true })),
+                )
+                    .into_response())
+            }
+            [id] => {
+                let id = id.clone();
+                if let Some(rec) = d.records.get_mut(&id) {
+                    update_record(t, rec, changes);
+                }
+                if new_style {
+                    Ok(
+                        Json(json!({ "id": id, "success": true, "errors": [], "created": false }))
+                            .into_response(),
+                    )
+                } else {
+                    Ok(StatusCode::NO_CONTENT.into_response())
+                }
+            }
+            many => Err(SfError::MultipleChoices(
+                many.iter()
+                    .map(|id| record_url(&version, t.name, id))
+                    .collect(),
+            )),
+        }
+    })
+}
+
+#[derive(Deserialize)]
+struct UpdatedParams {
+    start: Option<String>,
+    end: Option<String>,
+}
+
+async fn updated(
+    State(app): State<Arc<Salesforce>>,
+    Path((_version, sobject)): Path<(String, String)>,
+    Query(p): Query<UpdatedParams>,
+) -> Result<Json<Value>, SfError> {
+    let t = sobject_type(&sobject)?;
+    let bad = |what: &str| SfError::InvalidField {
+        message: format!("{what} is not a valid dateTime"),
+        fields: vec![what.to_string()],
+    };
+    let start = p
+        .start
+        .as_deref()
+        .and_then(parse_datetime)
+        .ok_or_else(|| bad("start"))?;
+    let end = p
+        .end
+        .as_deref()
+        .and_then(parse_datetime)
+        .ok_or_else(|| bad("end"))?;
+    let ids: Vec<String> = app.shared.read(|d| {
+        d.records
+            .values()
+            .filter(|r| r.sobject == t.name)
+            .filter(|r| {
+                r.fields
+                    .get("SystemModstamp")
+                    .and_then(Value::as_str)
+                    .and_then(parse_datetime)
+                    .is_some_and(|m| m >= start && m < end)
+            })
+            .filter_map(|r| r.fields["Id"].as_str().map(str::to_string))
+            .collect()
+    });
+    Ok(Json(
+        json!({ "ids": ids, "latestDateCovered": sf_datetime(end) }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct QueryParams {
+    q: Option<String>,
+}
+
+async fn query(
+    State(app): State<Arc<Salesforce>>,
+    Path(version): Path<String>,
+    Query(p): Query<QueryParams>,
+) -> Result<Json<Value>, SfError> {
+    let q =
+        p.q.ok_or_else(|| SfError::MalformedQuery("A query string has to be specified".into()))?;
+    let parsed = crate::soql::parse(&q).map_err(SfError::MalformedQuery)?;
+    let t = sobject_type(&parsed.from)?;
+    let canon = |f: &str| {
+        t.field(f).ok_or_else(|| SfError::InvalidField {
+            message: format!("No such column '{f}' on entity '{}'", t.name),
+            fields: vec![f.to_string()],
+        })
+    };
+    let select: Vec<String> = parsed
+        .fields
+        .iter()
+        .map(|f| canon(f))
+        .collect::<Result<_, _>>()?;
+    let conds = parsed
+        .conditions
+        .iter()
+        .map(|c| Ok((canon(&c.field)?, c)))
+        .collect::<Result<Vec<_>, SfError>>()?;
+    let order = parsed
+        .order_by
+        .as_ref()
+        .map(|(f, desc)| Ok::<_, SfError>((canon(f)?, *desc)))
+        .transpose()?;
+    let records = app.shared.read(|d| {
+        let mut rows: Vec<&Record> = d
+            .records
+            .values()
+            .filter(|r| r.sobject == t.name)
+            .filter(|r| conds.iter().all(|(f, c)| c.matches(r.fields.get(f))))
+            .collect();
+        if let Some((f, desc)) = &order {
+            rows.sort_by(|a, b| {
+                let o = crate::soql::compare_values(a.fields.get(f), b.fields.get(f));
+                if *desc {
+                    o.reverse()
+                } else {
+                    o
+                }
+            });
+        }
+        rows.into_iter()
+            .take(parsed.limit.unwrap_or(usize::MAX))
+            .map(|r| render_record(&version, r, Some(&select)))
+            .collect::<Vec<_>>()
+    });
+    Ok(Json(json!({
+        "totalSize": records.len(),
+        "done": true,
+        "records": records
+    })))
+}

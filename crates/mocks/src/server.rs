@@ -1,0 +1,286 @@
+//! Serving the mocks on loopback: configuration, one HTTP and one HTTPS listener per
+//! app, a connection loop that lets fault rules drop a connection.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+use tower::ServiceExt;
+
+use crate::kit::{ConnKill, Scheme};
+use crate::store::Store;
+use crate::tls::Tls;
+use crate::{customers, license, mail, marketo, salesforce, zuora, Error, Listen, Result};
+
+/// Configuration of all mocks of one process (TOML or JSON; every field has a default).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MocksConfig {
+    /// Address to bind; only loopback addresses are accepted.
+    pub host: IpAddr,
+    /// SQLite file for state that survives restarts; none keeps state in memory only.
+    pub sqlite: Option<PathBuf>,
+    /// Where to write the CA certificate (PEM) of the HTTPS listeners.
+    pub ca_file: Option<PathBuf>,
+    /// The Salesforce mock.
+    pub salesforce: salesforce::Config,
+    /// The Zuora mock.
+    pub zuora: zuora::Config,
+    /// The Marketo mock.
+    pub marketo: marketo::Config,
+    /// The Mailgun mock.
+    pub mail: mail::Config,
+    /// The customers app.
+    pub customers: customers::Config,
+    /// The license service.
+    pub license: license::Config,
+}
+
+impl Default for MocksConfig {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            sqlite: None,
+            ca_file: None,
+            salesforce: Default::default(),
+            zuora: Default::default(),
+            marketo: Default::default(),
+            mail: Default::default(),
+            customers: Default::default(),
+            license: Default::default(),
+        }
+    }
+}
+
+impl MocksConfig {
+    /// Reads a TOML file.
+    pub fn from_toml_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)?;
+        toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Serve only the named apps (others are disabled).
+    pub fn only(&mut self, names: &[String]) -> Result<()> {
+        for n in names {
+            if !APPS.contains(&n.as_str()) {
+                return Err(Error::Config(format!(
+                    "unknown app {n:?}; known: {}",
+                    APPS.join(", ")
+                )));
+            }
+        }
+        let on = |a: &str| names.iter().any(|n| n == a);
+        self.salesforce.listen.enabled = on("salesforce");
+        self.zuora.listen.enabled = on("zuora");
+        self.marketo.listen.enabled = on("marketo");
+        self.mail.listen.enabled = on("mail");
+        self.customers.listen.enabled = on("customers");
+        self.license.listen.enabled = on("license");
+        Ok(())
+    }
+
+    /// Builds each enabled app's router from this configuration.
+    pub fn routers(
+        &self,
+        store: Option<Arc<Store>>,
+    ) -> Result<Vec<(&'static str, Router, Listen)>> {
+        let mut out = Vec::new();
+        let s = || store.clone();
+        if self.salesforce.listen.enabled {
+            let app = salesforce::Salesforce::new(self.salesforce.clone(), s())?;
+            out.push((
+                "salesforce",
+                salesforce::router(app),
+                self.salesforce.listen.clone(),
+            ));
+        }
+        if self.zuora.listen.enabled {
+            let app = zuora::Zuora::new(self.zuora.clone(), s())?;
+            out.push(("zuora", zuora::router(app), self.zuora.listen.clone()));
+        }
+        if self.marketo.listen.enabled {
+            let app = marketo::Marketo::new(self.marketo.clone(), s())?;
+            out.push(("marketo", marketo::router(app), self.marketo.listen.clone()));
+        }
+        if self.mail.listen.enabled {
+            let app = mail::Mail::new(self.mail.clone(), s())?;
+            out.push(("mail", mail::router(app), self.mail.listen.clone()));
+        }
+        if self.customers.listen.enabled {
+            let app = customers::Customers::new(self.customers.clone(), s())?;
+            out.push((
+                "customers",
+                customers::router(app),
+                self.customers.listen.clone(),
+            ));
+        }
+        if self.license.listen.enabled {
+            let app = license::License::new(self.license.clone(), s())?;
+            out.push(("license", license::router(app), self.license.listen.clone()));
+        }
+        Ok(out)
+    }
+}
+
+/// The names of the apps, as used by `only` and in the endpoints list.
+pub const APPS: &[&str] = &[
+    "salesforce",
+    "zuora",
+    "marketo",
+    "mail",
+    "customers",
+    "license",
+];
+
+/// Where a running app can be reached.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Endpoint {
+    /// The app's name.
+    pub app: String,
+    /// Its plain HTTP base URL.
+    pub http: String,
+    /// Its HTTPS base URL, if served.
+    pub https: Option<String>,
+}
+
+/// Mocks being served; dropping it (or [`Running::shutdown`]) stops accepting.
+pub struct Running {
+    /// Where each app listens.
+    pub endpoints: Vec<Endpoint>,
+    /// The CA certificate (PEM) of the HTTPS listeners.
+    pub ca_pem: String,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// The endpoint of one app.
+    pub fn endpoint(&self, app: &str) -> Option<&Endpoint> {
+        self.endpoints.iter().find(|e| e.app == app)
+    }
+
+    /// Stops accepting connections and waits for the accept loops to end.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Starts every enabled app on its listeners.
+pub async fn start(cfg: &MocksConfig) -> Result<Running> {
+    if !cfg.host.is_loopback() {
+        return Err(Error::Config(format!(
+            "host {} is not a loopback address; the mocks serve loopback only",
+            cfg.host
+        )));
+    }
+    let store = match &cfg.sqlite {
+        Some(p) => Some(Arc::new(Store::open(p)?)),
+        None => None,
+    };
+    let tls = Tls::generate(&["localhost", "127.0.0.1", "::1"])?;
+    if let Some(p) = &cfg.ca_file {
+        tls.write_ca(p)?;
+    }
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
+    let (stop, stop_rx) = watch::channel(false);
+    let mut endpoints = Vec::new();
+    let mut tasks = Vec::new();
+    for (name, router, listen) in cfg.routers(store)? {
+        let http = TcpListener::bind(SocketAddr::new(cfg.host, listen.http_port)).await?;
+        let http_url = url("http", http.local_addr()?);
+        tasks.push(spawn_accept(http, router.clone(), None, stop_rx.clone()));
+        let mut https_url = None;
+        if let Some(port) = listen.https_port {
+            let l = TcpListener::bind(SocketAddr::new(cfg.host, port)).await?;
+            https_url = Some(url("https", l.local_addr()?));
+            tasks.push(spawn_accept(
+                l,
+                router,
+                Some(acceptor.clone()),
+                stop_rx.clone(),
+            ));
+        }
+        tracing::info!(app = name, http = %http_url, https = ?https_url, "mock serving");
+        endpoints.push(Endpoint {
+            app: name.to_string(),
+            http: http_url,
+            https: https_url,
+        });
+    }
+    Ok(Running {
+        endpoints,
+        ca_pem: tls.ca_pem,
+        stop,
+        tasks,
+    })
+}
+
+fn url(scheme: &str, addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => format!("{scheme}://{}:{}", a.ip(), a.port()),
+        SocketAddr::V6(a) => format!("{scheme}://[{}]:{}", a.ip(), a.port()),
+    }
+}
+
+/// Accepts connections until told to stop; each connection is served on its own task.
+pub fn spawn_accept(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let Ok((stream, _)) = accepted else { continue };
+                    let _ = stream.set_nodelay(true);
+                    let router = router.clone();
+                    let tls = tls.clone();
+                    tokio::spawn(async move {
+                        match tls {
+                            Some(acceptor) => {
+                                if let Ok(s) = acceptor.accept(stream).await {
+                                    serve_conn(s, router, "https").await;
+                                }
+                            }
+                            None => serve_conn(stream, router, "http").await,
+                        }
+                    });
+                }
+                _ = stop.changed() => break,
+            }
+        }
+    })
+}
+
+async fn serve_conn<I>(io: I, router: Router, scheme: &'static str)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let kill = Arc::new(Notify::new());
+    let k = kill.clone();
+    let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(ConnKill(k.clone()));
+        req.extensions_mut().insert(Scheme(scheme));
+        router.clone().oneshot(req.map(Body::new))
+    });
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let conn = builder.serve_connection(TokioIo::new(io), svc);
+    tokio::select! {
+        _ = conn => {}
+        // A fault rule asked for the connection to be dropped without an answer.
+        _ = kill.notified() => {}
+    }
+}

@@ -1,0 +1,1316 @@
+//! Zuora mock: OAuth, REST v1 accounts, Orders (create, amend, renew, cancel) and
+//! subscriptions, with the documented cross-cutting behaviour:
+//! - failures as HTTP 200 `{"success":false,"reasons":[{"code":<8 digits>,"message"}]}`,
+//!   the code being a 6-digit resource and a 2-digit category (11 authentication,
+//!   20 invalid value, 22 missing required field, 40 not found, 70 limit, 90 malformed);
+//! - `Idempotency-Key` on POST/PATCH: the first answer is kept 24 h and replayed for the
+//!   same key and body, 422 for the same key with another body, 409 while the first
+//!   request is still running;
+//! - `Zuora-Track-Id` echoed; `RateLimit-Limit/Remaining/Reset` on every response and
+//!   429 past the configured requests per minute;
+//! - subscription changes and declined payments go to an event feed
+//!   (`GET /__admin/events?after=N`) and, when `callout_url` is set, are POSTed there as
+//!   callouts with retries.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::kit::{self, Admin, FaultRule, Feed, HasFaults, Shared, Tokens};
+use crate::store::Store;
+use crate::Listen;
+
+/// Zuora mock configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where to listen.
+    pub listen: Listen,
+    /// OAuth client id.
+    pub client_id: String,
+    /// OAuth client secret.
+    pub client_secret: String,
+    /// Token lifetime in seconds (Zuora's is one hour).
+    pub token_ttl_secs: i64,
+    /// Requests per minute before 429; none for no limit.
+    pub requests_per_minute: Option<u32>,
+    /// Product rate plans that may be subscribed to (id → name); empty allows any id.
+    pub rate_plans: BTreeMap<String, String>,
+    /// URL to POST subscription and payment events to (callouts).
+    pub callout_url: Option<String>,
+    /// Attempts per callout before it is given up.
+    pub callout_attempts: u32,
+    /// Misbehaviour rules active from the start.
+    pub faults: Vec<FaultRule>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let rate_plans = [
+            ("prp-premium-saas", "Premium SaaS - 1 Year"),
+            ("prp-ultimate-saas", "Ultimate SaaS - 1 Year"),
+            ("prp-premium-self-managed", "Premium Self-Managed - 1 Year"),
+            (
+                "prp-ultimate-self-managed",
+                "Ultimate Self-Managed - 1 Year",
+            ),
+            ("prp-ci-minutes", "Compute Minutes Add-on"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        Self {
+            listen: Listen::default(),
+            client_id: "l2f-zuora-client".into(),
+            client_secret: "l2f-zuora-secret".into(),
+            token_ttl_secs: 3599,
+            requests_per_minute: Some(60_000),
+            rate_plans,
+            callout_url: None,
+            callout_attempts: 3,
+            faults: Vec::new(),
+        }
+    }
+}
+
+/// A customer account.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Account {
+    /// 32-hex id.
+    pub id: String,
+    /// `A00000001`.
+    pub account_number: String,
+    /// Account name.
+    pub name: String,
+    /// ISO currency.
+    pub currency: String,
+    /// Day of month the account is billed.
+    pub bill_cycle_day: u32,
+    /// e.g. `Net 30`.
+    pub payment_term: String,
+    /// Charge the default payment method automatically.
+    pub auto_pay: bool,
+    /// Billing batch (`Batch1`..`Batch50`).
+    pub batch: String,
+    /// Communication profile id (`Default`, `Silent`, ...).
+    pub communication_profile_id: String,
+    /// Billing entity (from `Zuora-Entity-Ids` or `Entity__c`).
+    pub entity: Option<String>,
+    /// CRM (Salesforce) account id.
+    pub crm_id: Option<String>,
+    /// `Active`.
+    pub status: String,
+    /// Bill-to contact, country normalised to ISO alpha-2.
+    pub bill_to_contact: Value,
+    /// Sold-to contact.
+    pub sold_to_contact: Value,
+    /// Custom fields (`*__c`).
+    pub custom_fields: BTreeMap<String, Value>,
+}
+
+/// A rate plan on a subscription.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RatePlan {
+    /// Id of this rate plan on the subscription.
+    pub id: String,
+    /// The catalog's product rate plan id.
+    pub product_rate_plan_id: String,
+    /// Its name.
+    pub rate_plan_name: String,
+    /// Seats or units, if given.
+    pub quantity: Option<f64>,
+}
+
+/// A subscription.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscription {
+    /// 32-hex id.
+    pub id: String,
+    /// `A-S00000001`.
+    pub subscription_number: String,
+    /// The owning account.
+    pub account_number: String,
+    /// `Active` or `Cancelled`.
+    pub status: String,
+    /// Renews automatically at term end.
+    pub auto_renew: bool,
+    /// `TERMED` or `EVERGREEN`.
+    pub term_type: String,
+    /// Start of the current term (YYYY-MM-DD).
+    pub term_start_date: String,
+    /// End of the current term (YYYY-MM-DD).
+    pub term_end_date: String,
+    /// Current term length in months.
+    pub current_term: u32,
+    /// Renewal term length in months.
+    pub renewal_term: u32,
+    /// Version, incremented by each amendment.
+    pub version: u32,
+    /// Effective cancellation date.
+    pub cancelled_date: Option<String>,
+    /// Rate plans.
+    pub rate_plans: Vec<RatePlan>,
+}
+
+/// A kept answer for an idempotency key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Idem {
+    hash: u64,
+    done: bool,
+    status: u16,
+    body: String,
+    at: i64,
+}
+
+/// Everything the Zuora mock keeps.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Data {
+    /// Accounts by number.
+    pub accounts: BTreeMap<String, Account>,
+    /// Subscriptions by number.
+    pub subscriptions: BTreeMap<String, Subscription>,
+    /// Orders by number.
+    pub orders: BTreeMap<String, Value>,
+    /// Subscription and payment events.
+    pub feed: Feed,
+    /// Issued tokens.
+    pub tokens: Tokens,
+    /// Idempotency keys and their answers.
+    pub idempotency: HashMap<String, Idem>,
+    /// Number sequence.
+    pub seq: u64,
+}
+
+/// The running Zuora mock.
+pub struct Zuora {
+    cfg: Config,
+    shared: Shared<Data>,
+    /// (minute window start in ms, requests in it)
+    window: Mutex<(i64, u32)>,
+    http: reqwest::Client,
+}
+
+impl Zuora {
+    /// Builds the mock, loading saved state from `store` if given.
+    pub fn new(cfg: Config, store: Option<Arc<Store>>) -> crate::Result<Arc<Self>> {
+        let shared = Shared::new("zuora", store, cfg.faults.clone())?;
+        Ok(Arc::new(Self {
+            cfg,
+            shared,
+            window: Mutex::new((0, 0)),
+            http: reqwest::Client::new(),
+        }))
+    }
+
+    /// The shared state, for tests and the admin endpoints.
+    pub fn shared(&self) -> &Shared<Data> {
+        &self.shared
+    }
+
+    fn emit(self: &Arc<Self>, d: &mut Data, kind: &str, data: Value) {
+        let seq = d.feed.push(kind, data);
+        if let Some(url) = self.cfg.callout_url.clone() {
+            if let Some(ev) = d.feed.events.iter().find(|e| e.seq == seq).cloned() {
+                let client = self.http.clone();
+                let attempts = self.cfg.callout_attempts.max(1);
+                tokio::spawn(async move {
+                    for attempt in 1..=attempts {
+                        let sent = client
+                            .post(&url)
+                            .json(&ev)
+                            .timeout(Duration::from_secs(10))
+                            .send()
+                            .await;
+                        match sent {
+                            Ok(r) if r.status().is_success() => return,
+                            Ok(r) => {
+                                tracing::warn!(attempt, status = %r.status(), "callout refused")
+                            }
+                            Err(e) => tracing::warn!(attempt, error = %e, "callout failed"),
+                        }
+                        tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                    }
+                    tracing::error!(seq = ev.seq, "callout given up");
+                });
+            }
+        }
+    }
+}
+
+impl HasFaults for Zuora {
+    fn faults(&self) -> &kit::Faults {
+        &self.shared.faults
+    }
+    fn render(&self, status: StatusCode) -> Response {
+        ZError::Status(status).into_response()
+    }
+}
+
+impl Admin for Zuora {
+    fn state(&self) -> Value {
+        let mut v = self.shared.snapshot();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("tokens");
+        }
+        v
+    }
+    fn reset(&self) {
+        self.shared.reset();
+    }
+}
+
+/// Resource part of Zuora's 8-digit codes.
+const RES_ACCOUNT: u32 = 500_000;
+const RES_ORDER: u32 = 531_000;
+const RES_SUBSCRIPTION: u32 = 532_000;
+const RES_AUTH: u32 = 900_000;
+const RES_REQUEST: u32 = 590_000;
+
+/// Category part of Zuora's codes.
+const CAT_AUTH: u32 = 11;
+const CAT_INVALID: u32 = 20;
+const CAT_MISSING: u32 = 22;
+const CAT_NOT_FOUND: u32 = 40;
+const CAT_LIMIT: u32 = 70;
+const CAT_MALFORMED: u32 = 90;
+
+/// The Zuora error: every variant renders `{"success":false,"reasons":[...]}`.
+#[derive(Debug, thiserror::Error)]
+pub enum ZError {
+    /// A business failure, answered with HTTP 200 as Zuora does.
+    #[error("{message}")]
+    Reason {
+        /// 8-digit code: resource × 100 + category.
+        code: u32,
+        /// Human text.
+        message: String,
+    },
+    /// 401: no valid token.
+    #[error("Authentication error")]
+    Unauthorized,
+    /// 429: past the rate limit.
+    #[error("Too many requests")]
+    RateLimited,
+    /// 409: the same idempotency key is still being processed.
+    #[error("A request with the same idempotency key is being processed")]
+    IdempotencyInFlight,
+    /// 422: the idempotency key was used with another request.
+    #[error("The idempotency key was already used with a different request")]
+    IdempotencyMismatch,
+    /// 404: no such path.
+    #[error("Not found")]
+    NoRoute,
+    /// A status imposed by a fault rule.
+    #[error("fault")]
+    Status(StatusCode),
+}
+
+impl ZError {
+    fn invalid(res: u32, message: impl Into<String>) -> Self {
+        ZError::Reason {
+            code: res * 100 + CAT_INVALID,
+            message: message.into(),
+        }
+    }
+    fn missing(res: u32, field: &str) -> Self {
+        ZError::Reason {
+            code: res * 100 + CAT_MISSING,
+            message: format!("{field} is required"),
+        }
+    }
+    fn not_found(res: u32, message: impl Into<String>) -> Self {
+        ZError::Reason {
+            code: res * 100 + CAT_NOT_FOUND,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ZError {
+    fn into_response(self) -> Response {
+        let message = self.to_string();
+        let (status, code) = match &self {
+            ZError::Reason { code, .. } => (StatusCode::OK, *code),
+            ZError::Unauthorized => (StatusCode::UNAUTHORIZED, RES_AUTH * 100 + CAT_AUTH),
+            ZError::RateLimited => (StatusCode::TOO_MANY_REQUESTS, RES_REQUEST * 100 + CAT_LIMIT),
+            ZError::IdempotencyInFlight => (StatusCode::CONFLICT, RES_REQUEST * 100 + 50),
+            ZError::IdempotencyMismatch => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                RES_REQUEST * 100 + CAT_INVALID,
+            ),
+            ZError::NoRoute => (StatusCode::NOT_FOUND, RES_REQUEST * 100 + 45),
+            ZError::Status(s) => (*s, RES_REQUEST * 100 + 60),
+        };
+        let body = json!({
+            "success": false,
+            "processId": kit::random_hex(8).to_uppercase(),
+            "reasons": [{ "code": code, "message": message }]
+        });
+        (status, Json(body)).into_response()
+    }
+}
+
+/// The router: OAuth, v1 accounts/orders/subscriptions and `/__admin`.
+pub fn router(app: Arc<Zuora>) -> Router<()> {
+    let api = Router::new()
+        .route("/v1/accounts", post(create_account))
+        .route("/v1/accounts/{key}", get(get_account).put(update_account))
+        .route("/v1/orders", post(create_order))
+        .route("/v1/orders/{number}", get(get_order))
+        .route(
+            "/v1/subscriptions/{key}",
+            get(get_subscription).put(update_subscription),
+        )
+        .route(
+            "/v1/subscriptions/accounts/{key}",
+            get(account_subscriptions),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(app.clone(), auth))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            idempotency,
+        ));
+    Router::new()
+        .route("/oauth/token", post(token))
+        .merge(api)
+        .merge(kit::admin_router::<Zuora>())
+        .route("/__admin/events", get(events))
+        .route("/__admin/payments/decline", post(decline_payment))
+        .fallback(|| async { ZError::NoRoute })
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            kit::fault_layer::<Zuora>,
+        ))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), envelope))
+        .with_state(app)
+}
+
+/// `Zuora-Track-Id` echo and the `RateLimit-*` headers / 429.
+async fn envelope(State(app): State<Arc<Zuora>>, req: Request, next: Next) -> Response {
+    let track = req.headers().get("Zuora-Track-Id").cloned();
+    let admin = req.uri().path().starts_with("/__admin");
+    let mut limit_headers = None;
+    let mut resp = match app.cfg.requests_per_minute.filter(|_| !admin) {
+        Some(limit) => {
+            let now = kit::now_ms();
+            let (allowed, remaining, reset) = {
+                let mut w = app.window.lock().unwrap_or_else(|p| p.into_inner());
+                if now - w.0 >= 60_000 {
+                    *w = (now, 0);
+                }
+                let reset = ((w.0 + 60_000 - now) / 1000).max(1);
+                if w.1 >= limit {
+                    (false, 0, reset)
+                } else {
+                    w.1 += 1;
+                    (true, limit - w.1, reset)
+                }
+            };
+            limit_headers = Some((limit, remaining, reset));
+            if allowed {
+                next.run(req).await
+            } else {
+                let mut r = ZError::RateLimited.into_response();
+                r.headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(reset));
+                r
+            }
+        }
+        None => next.run(req).await,
+    };
+    let h = resp.headers_mut();
+    if let Some(t) = track {
+        h.insert("Zuora-Track-Id", t);
+    }
+    if let Some((limit, remaining, reset)) = limit_headers {
+        h.insert("RateLimit-Limit", HeaderValue::from(limit));
+        h.insert("RateLimit-Remaining", HeaderValue::from(remaining));
+        h.insert("RateLimit-Reset", HeaderValue::from(reset));
+    }
+    h.insert(
+        "Zuora-Request-Id",
+        HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+            .unwrap_or(HeaderValue::from_static("0")),
+    );
+    resp
+}
+
+async fn auth(State(app): State<Arc<Zuora>>, req: Request, next: Next) -> Response {
+    let token = kit::bearer(req.headers());
+    if app
+        .shared
+        .read(|d| d.tokens.check(token.as_deref()))
+        .is_err()
+    {
+        return ZError::Unauthorized.into_response();
+    }
+    next.run(req).await
+}
+
+const IDEMPOTENCY_TTL_MS: i64 = 24 * 3600 * 1000;
+
+/// Honours `Idempotency-Key` on POST and PATCH.
+async fn idempotency(State(app): State<Arc<Zuora>>, req: Request, next: Next) -> Response {
+    if !matches!(*req.method(), Method::POST | Method::PATCH) {
+        return next.run(req).await;
+    }
+    let Some(key) = req
+        .headers()
+        .get("Idempotency-Key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+    else {
+        return next.run(req).await;
+    };
+    if key.is_empty() || key.len() >= 255 {
+        return ZError::invalid(RES_REQUEST, "Idempotency-Key must be 1 to 254 characters")
+            .into_response();
+    }
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 16 << 20).await else {
+        return ZError::invalid(RES_REQUEST, "request body too large").into_response();
+    };
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    parts.method.as_str().hash(&mut hasher);
+    parts.uri.path().hash(&mut hasher);
+    bytes.hash(&mut hasher);
+    let hash = hasher.finish();
+    let now = kit::now_ms();
+    // Decide under the lock: replay, refuse, or claim the key.
+    let decision = app.shared.write(|d| {
+        d.idempotency
+            .retain(|_, e| now - e.at < IDEMPOTENCY_TTL_MS && (e.done || now - e.at < 60_000));
+        match d.idempotency.get(&key) {
+            Some(e) if e.hash != hash => Some(ZError::IdempotencyMismatch.into_response()),
+            Some(e) if !e.done => Some(ZError::IdempotencyInFlight.into_response()),
+            Some(e) => {
+                let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::OK);
+                let mut r = (status, e.body.clone()).into_response();
+                r.headers_mut().insert(
+                    axum::http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                Some(r)
+            }
+            None => {
+                d.idempotency.insert(
+                    key.clone(),
+                    Idem {
+                        hash,
+                        done: false,
+                        status: 0,
+                        body: String::new(),
+                        at: now,
+                    },
+                );
+                None
+            }
+        }
+    });
+    if let Some(replay) = decision {
+        return replay;
+    }
+    let resp = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    let (rparts, rbody) = resp.into_parts();
+    let rbytes = axum::body::to_bytes(rbody, 16 << 20)
+        .await
+        .unwrap_or_default();
+    let status = rparts.status;
+    // A server-side failure is not kept: the client may retry it.
+    app.shared.write(|d| {
+        if status.is_server_error() {
+            d.idempotency.remove(&key);
+        } else if let Some(e) = d.idempotency.get_mut(&key) {
+            e.done = true;
+            e.status = status.as_u16();
+            e.body = String::from_utf8_lossy(&rbytes).into_owned();
+        }
+    });
+    Response::from_parts(rparts, Body::from(rbytes))
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    grant_type: Option<String>,
+}
+
+async fn token(State(app): State<Arc<Zuora>>, body: Bytes) -> Result<Json<Value>, ZError> {
+    let form: TokenForm = serde_urlencoded::from_bytes(&body)
+        .map_err(|_| ZError::invalid(RES_AUTH, "invalid token request"))?;
+    if form.grant_type.as_deref() != Some("client_credentials") {
+        return Err(ZError::invalid(RES_AUTH, "unsupported grant_type"));
+    }
+    if form.client_id.as_deref() != Some(app.cfg.client_id.as_str())
+        || form.client_secret.as_deref() != Some(app.cfg.client_secret.as_str())
+    {
+        return Err(ZError::Unauthorized);
+    }
+    let ttl = app.cfg.token_ttl_secs;
+    let token = app.shared.write(|d| d.tokens.issue("", ttl));
+    Ok(Json(json!({
+        "access_token": token,
+        "token_type": "bearer",
+        "expires_in": ttl,
+        "scope": "entity.1a2b7a37-3e7d-4cb3-b0e2-883de9e766cc platform.write service.events.read service.events.write service.usage.delete service.usage.update service.usage.write tenant.12345 user.7de5d4d9-0b0e-4e9e-9b0e-53b3ba7d58c3",
+        "jti": uuid::Uuid::new_v4().simple().to_string()
+    })))
+}
+
+fn parse_json(body: &Bytes, res: u32) -> Result<Value, ZError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(_) => Err(ZError::Reason {
+            code: res * 100 + CAT_MALFORMED,
+            message: "The request body must be a JSON object".into(),
+        }),
+        Err(e) => Err(ZError::Reason {
+            code: res * 100 + CAT_MALFORMED,
+            message: format!("Malformed JSON: {e}"),
+        }),
+    }
+}
+
+fn str_field<'a>(v: &'a Value, name: &str) -> Option<&'a str> {
+    v.get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+fn next_id(d: &mut Data) -> (u64, String) {
+    d.seq += 1;
+    (d.seq, format!("8a8aa0{:026x}", d.seq))
+}
+
+fn check_contact(contact: &Value, what: &str) -> Result<Value, ZError> {
+    let mut c = contact.clone();
+    if !c.is_object() {
+        return Err(ZError::invalid(
+            RES_ACCOUNT,
+            format!("{what} must be an object"),
+        ));
+    }
+    for f in ["firstName", "lastName"] {
+        if str_field(&c, f).is_none() {
+            return Err(ZError::missing(RES_ACCOUNT, &format!("{what}.{f}")));
+        }
+    }
+    if let Some(country) = c.get("country").and_then(Value::as_str) {
+        let code = crate::country::normalise(country).ok_or_else(|| {
+            ZError::invalid(
+                RES_ACCOUNT,
+                format!("Invalid value for field {what}.country: {country}"),
+            )
+        })?;
+        c["country"] = json!(code);
+    }
+    Ok(c)
+}
+
+fn build_account(d: &mut Data, body: &Value, headers: &HeaderMap) -> Result<Account, ZError> {
+    let name = str_field(body, "name").ok_or_else(|| ZError::missing(RES_ACCOUNT, "name"))?;
+    let currency = str_field(body, "currency").unwrap_or("USD");
+    if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
+        return Err(ZError::invalid(
+            RES_ACCOUNT,
+            format!("Invalid value for field currency: {currency}"),
+        ));
+    }
+    let bill_to = body
+        .get("billToContact")
+        .ok_or_else(|| ZError::missing(RES_ACCOUNT, "billToContact"))?;
+    let bill_to = check_contact(bill_to, "billToContact")?;
+    let sold_to = match body.get("soldToContact") {
+        Some(c) => check_contact(c, "soldToContact")?,
+        None => bill_to.clone(),
+    };
+    let bcd = body
+        .get("billCycleDay")
+        .and_then(Value::as_u64)
+        .unwrap_or(1);
+    if !(0..=31).contains(&bcd) {
+        return Err(ZError::invalid(
+            RES_ACCOUNT,
+            format!("Invalid value for field billCycleDay: {bcd}"),
+        ));
+    }
+    let batch = str_field(body, "batch").unwrap_or("Batch1").to_string();
+    check_batch(&batch)?;
+    let mut custom_fields = BTreeMap::new();
+    if let Some(o) = body.as_object() {
+        for (k, v) in o {
+            if k.ends_with("__c") {
+                custom_fields.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    let entity = headers
+        .get("Zuora-Entity-Ids")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| str_field(body, "Entity__c").map(str::to_string));
+    let (n, id) = next_id(d);
+    let account_number = str_field(body, "accountNumber")
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("A{n:08}"));
+    if d.accounts.contains_key(&account_number) {
+        return Err(ZError::invalid(
+            RES_ACCOUNT,
+            format!("The account number {account_number} is invalid or already in use."),
+        ));
+    }
+    Ok(Account {
+        id,
+        account_number,
+        name: name.to_string(),
+        currency: currency.to_string(),
+        bill_cycle_day: bcd as u32,
+        payment_term: str_field(body, "paymentTerm")
+            .unwrap_or("Net 30")
+            .to_string(),
+        auto_pay: body
+            .get("autoPay")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        batch,
+        communication_profile_id: str_field(body, "communicationProfileId")
+            .unwrap_or("Default")
+            .to_string(),
+        entity,
+        crm_id: str_field(body, "crmId").map(str::to_string),
+        status: "Active".into(),
+        bill_to_contact: bill_to,
+        sold_to_contact: sold_to,
+        custom_fields,
+    })
+}
+
+fn check_batch(batch: &str) -> Result<(), ZError> {
+    let ok = batch
+        .strip_prefix("Batch")
+        .and_then(|n| n.parse::<u32>().ok())
+        .is_some_and(|n| (1..=50).contains(&n));
+    if ok {
+        Ok(())
+    } else {
+        Err(ZError::invalid(
+            RES_ACCOUNT,
+            format!("Invalid value for field batch: {batch}"),
+        ))
+    }
+}
+
+async fn create_account(
+    State(app): State<Arc<Zuora>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ZError> {
+    let body = parse_json(&body, RES_ACCOUNT)?;
+    let account = app.shared.write(|d| {
+        let a = build_account(d, &body, &headers)?;
+        d.accounts.insert(a.account_number.clone(), a.clone());
+        Ok::<_, ZError>(a)
+    })?;
+    tracing::debug!(account_number = %account.account_number, "account created");
+    Ok(Json(json!({
+        "success": true,
+        "accountId": account.id,
+        "accountNumber": account.account_number,
+        "billToContactId": format!("{}b", &account.id[..31]),
+        "soldToContactId": format!("{}s", &account.id[..31]),
+    })))
+}
+
+fn find_account<'a>(d: &'a Data, key: &str) -> Option<&'a Account> {
+    d.accounts
+        .get(key)
+        .or_else(|| d.accounts.values().find(|a| a.id == key))
+}
+
+fn render_account(a: &Account) -> Value {
+    json!({
+        "success": true,
+        "basicInfo": {
+            "id": a.id,
+            "name": a.name,
+            "accountNumber": a.account_number,
+            "status": a.status,
+            "batch": a.batch,
+            "communicationProfileId": a.communication_profile_id,
+            "crmId": a.crm_id,
+            "Entity__c": a.entity,
+        },
+        "billingAndPayment": {
+            "billCycleDay": a.bill_cycle_day,
+            "currency": a.currency,
+            "paymentTerm": a.payment_term,
+            "autoPay": a.auto_pay,
+        },
+        "billToContact": a.bill_to_contact,
+        "soldToContact": a.sold_to_contact,
+        "customFields": a.custom_fields,
+    })
+}
+
+async fn get_account(
+    State(app): State<Arc<Zuora>>,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ZError> {
+    app.shared.read(|d| {
+        find_account(d, &key)
+            .map(|a| Json(render_account(a)))
+            .ok_or_else(|| {
+                ZError::not_found(RES_ACCOUNT, format!("Cannot find entity by key: '{key}'."))
+            })
+    })
+}
+
+async fn update_account(
+    State(app): State<Arc<Zuora>>,
+    Path(key): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ZError> {
+    let body = parse_json(&body, RES_ACCOUNT)?;
+    if let Some(b) = str_field(&body, "batch") {
+        check_batch(b)?;
+    }
+    let bill_to = body
+        .get("billToContact")
+        .map(|c| check_contact(c, "billToContact"))
+        .transpose()?;
+    app.shared.write(|d| {
+        let number = find_account(d, &key)
+            .map(|a| a.account_number.clone())
+            .ok_or_else(|| {
+                ZError::not_found(RES_ACCOUNT, format!("Cannot find entity by key: '{key}'."))
+            })?;
+        let a = d.accounts.get_mut(&number).ok_or(ZError::NoRoute)?;
+        if let Some(n) = str_field(&body, "name") {
+            a.name = n.to_string();
+        }
+        if let Some(b) = body.get("autoPay").and_then(Value::as_bool) {
+            a.auto_pay = b;
+        }
+        if let Some(b) = str_field(&body, "batch") {
+            a.batch = b.to_string();
+        }
+        if let Some(p) = str_field(&body, "communicationProfileId") {
+            a.communication_profile_id = p.to_string();
+        }
+        if let Some(c) = str_field(&body, "crmId") {
+            a.crm_id = Some(c.to_string());
+        }
+        if let Some(c) = bill_to {
+            a.bill_to_contact = c;
+        }
+        Ok(Json(json!({ "success": true })))
+    })
+}
+
+fn add_months(date: chrono::NaiveDate, months: u32) -> chrono::NaiveDate {
+    date.checked_add_months(chrono::Months::new(months))
+        .unwrap_or(date)
+}
+
+fn parse_date(s: &str, field: &str) -> Result<chrono::NaiveDate, ZError> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+        ZError::invalid(
+            RES_ORDER,
+            format!("Invalid value for field {field}: {s}; expected yyyy-MM-dd"),
+        )
+    })
+}
+
+fn term_months(term: Option<&Value>) -> Result<u32, ZError> {
+    let Some(t) = term else { return Ok(12) };
+    let period = t.get("period").and_then(Value::as_u64).unwrap_or(12) as u32;
+    match t
+        .get("periodType")
+        .and_then(Value::as_str)
+        .unwrap_or("Month")
+    {
+        "Month" => Ok(period),
+        "Year" => Ok(period * 12),
+        "Week" | "Day" => Ok(period.div_ceil(4).max(1)),
+        other => Err(ZError::invalid(
+            RES_ORDER,
+            format!("Invalid value for field periodType: {other}"),
+        )),
+    }
+}
+
+/// The first `quantity` found anywhere in a rate plan override (charge overrides nest it).
+fn find_quantity(v: &Value) -> Option<f64> {
+    match v {
+        Value::Object(o) => o
+            .get("quantity")
+            .and_then(Value::as_f64)
+            .or_else(|| o.values().find_map(find_quantity)),
+        Value::Array(a) => a.iter().find_map(find_quantity),
+        _ => None,
+    }
+}
+
+impl Zuora {
+    fn rate_plan(&self, d: &mut Data, v: &Value) -> Result<RatePlan, ZError> {
+        let prp = str_field(v, "productRatePlanId")
+            .ok_or_else(|| ZError::missing(RES_ORDER, "productRatePlanId"))?;
+        let name = if self.cfg.rate_plans.is_empty() {
+            prp.to_string()
+        } else {
+            self.cfg.rate_plans.get(prp).cloned().ok_or_else(|| {
+                ZError::invalid(RES_ORDER, format!("Invalid productRatePlanId: {prp}"))
+            })?
+        };
+        let (_, id) = next_id(d);
+        Ok(RatePlan {
+            id,
+            product_rate_plan_id: prp.to_string(),
+            rate_plan_name: name,
+            quantity: find_quantity(v),
+        })
+    }
+
+    /// Applies one order action; returns the event to emit.
+    fn apply_action(
+        &self,
+        d: &mut Data,
+        account_number: &str,
+        sub_number: Option<&str>,
+        action: &Value,
+        order_date: chrono::NaiveDate,
+    ) -> Result<(String, &'static str), ZError> {
+        let kind = str_field(action, "type")
+            .ok_or_else(|| ZError::missing(RES_ORDER, "orderActions.type"))?;
+        if kind == "CreateSubscription" {
+            let cs = action
+                .get("createSubscription")
+                .ok_or_else(|| ZError::missing(RES_ORDER, "createSubscription"))?;
+            let terms = cs.get("terms");
+            let initial = terms.and_then(|t| t.get("initialTerm"));
+            let months = term_months(initial)?;
+            let renewal = term_months(
+                terms
+                    .and_then(|t| t.get("renewalTerms"))
+                    .and_then(|r| r.get(0)),
+            )?;
+            let start = match initial.and_then(|t| str_field(t, "startDate")) {
+                Some(s) => parse_date(s, "initialTerm.startDate")?,
+                None => order_date,
+            };
+            let auto_renew = terms
+                .and_then(|t| t.get("autoRenew"))
+                .and_then(Value::as_bool)
+                .unwrap_or(true);
+            let term_type = initial
+                .and_then(|t| str_field(t, "termType"))
+                .unwrap_or("TERMED")
+                .to_string();
+            let plans = cs
+                .get("subscribeToRatePlans")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            if plans.is_empty() {
+                return Err(ZError::missing(RES_ORDER, "subscribeToRatePlans"));
+            }
+            let rate_plans = plans
+                .iter()
+                .map(|p| self.rate_plan(d, p))
+                .collect::<Result<Vec<_>, _>>()?;
+            let (n, id) = next_id(d);
+            let number = sub_number
+                .map(str::to_string)
+                .or_else(|| str_field(cs, "subscriptionNumber").map(str::to_string))
+                .unwrap_or_else(|| format!("A-S{n:08}"));
+            if d.subscriptions.contains_key(&number) {
+                return Err(ZError::invalid(
+                    RES_SUBSCRIPTION,
+                    format!("The subscription number {number} is already in use."),
+                ));
+            }
+            d.subscriptions.insert(
+                number.clone(),
+                Subscription {
+                    id,
+                    subscription_number: number.clone(),
+                    account_number: account_number.to_string(),
+                    status: "Active".into(),
+                    auto_renew,
+                    term_type,
+                    term_start_date: start.to_string(),
+                    term_end_date: add_months(start, months).to_string(),
+                    current_term: months,
+                    renewal_term: renewal,
+                    version: 1,
+                    cancelled_date: None,
+                    rate_plans,
+                },
+            );
+            return Ok((number, "SubscriptionCreated"));
+        }
+        let number = sub_number
+            .ok_or_else(|| ZError::missing(RES_ORDER, "subscriptions.subscriptionNumber"))?
+            .to_string();
+        let mut sub = d.subscriptions.get(&number).cloned().ok_or_else(|| {
+            ZError::not_found(
+                RES_SUBSCRIPTION,
+                format!("Subscription {number} does not exist."),
+            )
+        })?;
+        if sub.status == "Cancelled" {
+            return Err(ZError::Reason {
+                code: RES_SUBSCRIPTION * 100 + 30,
+                message: format!("Subscription {number} is cancelled."),
+            });
+        }
+        let event = match kind {
+            "AddProduct" => {
+                let p = action
+                    .get("addProduct")
+                    .ok_or_else(|| ZError::missing(RES_ORDER, "addProduct"))?;
+                let rp = self.rate_plan(d, p)?;
+                sub.rate_plans.push(rp);
+                "SubscriptionAmended"
+            }
+            "UpdateProduct" => {
+                let p = action
+                    .get("updateProduct")
+                    .ok_or_else(|| ZError::missing(RES_ORDER, "updateProduct"))?;
+                let target =
+                    str_field(p, "ratePlanId").or_else(|| str_field(p, "productRatePlanId"));
+                let rp = sub
+                    .rate_plans
+                    .iter_mut()
+                    .find(|r| Some(r.id.as_str()) == target || Some(r.product_rate_plan_id.as_str()) == target)
+                    .ok_or_else(|| ZError::invalid(RES_ORDER, "updateProduct.ratePlanId does not match a rate plan of the subscription"))?;
+                if let Some(q) = find_quantity(p) {
+                    rp.quantity = Some(q);
+                }
+                "SubscriptionAmended"
+            }
+            "RemoveProduct" => {
+                let p = action
+                    .get("removeProduct")
+                    .ok_or_else(|| ZError::missing(RES_ORDER, "removeProduct"))?;
+                let target =
+                    str_field(p, "ratePlanId").or_else(|| str_field(p, "productRatePlanId"));
+                let before = sub.rate_plans.len();
+                sub.rate_plans.retain(|r| {
+                    Some(r.id.as_str()) != target && Some(r.product_rate_plan_id.as_str()) != target
+                });
+                if sub.rate_plans.len() == before {
+                    return Err(ZError::invalid(
+                        RES_ORDER,
+                        "removeProduct.ratePlanId does not match a rate plan of the subscription",
+                    ));
+                }
+                "SubscriptionAmended"
+            }
+            "TermsAndConditions" => {
+                let t = action
+                    .get("termsAndConditions")
+                    .ok_or_else(|| ZError::missing(RES_ORDER, "termsAndConditions"))?;
+                let auto = t
+                    .get("autoRenew")
+                    .or_else(|| t.get("lastTerm").and_then(|l| l.get("autoRenew")));
+                match auto.and_then(Value::as_bool) {
+                    Some(a) if a != sub.auto_renew => {
+                        sub.auto_renew = a;
+                        "AutoRenewChanged"
+                    }
+                    _ => "SubscriptionAmended",
+                }
+            }
+            "RenewSubscription" => {
+                let start = parse_date(&sub.term_end_date, "termEndDate")?;
+                sub.term_start_date = start.to_string();
+                sub.term_end_date = add_months(start, sub.renewal_term).to_string();
+                sub.current_term = sub.renewal_term;
+                "SubscriptionRenewed"
+            }
+            "CancelSubscription" => {
+                let c = action
+                    .get("cancelSubscription")
+                    .ok_or_else(|| ZError::missing(RES_ORDER, "cancelSubscription"))?;
+                let policy = str_field(c, "cancellationPolicy")
+                    .ok_or_else(|| ZError::missing(RES_ORDER, "cancellationPolicy"))?;
+                let date = match policy {
+                    "EndOfCurrentTerm" => sub.term_end_date.clone(),
+                    "SpecificDate" => {
+                        let s = str_field(c, "cancellationEffectiveDate").ok_or_else(|| {
+                            ZError::missing(RES_ORDER, "cancellationEffectiveDate")
+                        })?;
+                        parse_date(s, "cancellationEffectiveDate")?.to_string()
+                    }
+                    "EndOfLastInvoicePeriod" => order_date.to_string(),
+                    other => {
+                        return Err(ZError::invalid(
+                            RES_ORDER,
+                            format!("Invalid value for field cancellationPolicy: {other}"),
+                        ))
+                    }
+                };
+                sub.status = "Cancelled".into();
+                sub.cancelled_date = Some(date);
+                "SubscriptionCancelled"
+            }
+            other => {
+                return Err(ZError::invalid(
+                    RES_ORDER,
+                    format!("Invalid value for field orderActions.type: {other}"),
+                ))
+            }
+        };
+        sub.version += 1;
+        d.subscriptions.insert(number.clone(), sub);
+        Ok((number, event))
+    }
+}
+
+async fn create_order(
+    State(app): State<Arc<Zuora>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ZError> {
+    let body = parse_json(&body, RES_ORDER)?;
+    let order_date =
+        str_field(&body, "orderDate").ok_or_else(|| ZError::missing(RES_ORDER, "orderDate"))?;
+    let order_date = parse_date(order_date, "orderDate")?;
+    let subs = body
+        .get("subscriptions")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if subs.is_empty() {
+        return Err(ZError::missing(RES_ORDER, "subscriptions"));
+    }
+    let app2 = app.clone();
+    app.shared.write(move |d| {
+        // All or nothing: work on a copy, commit on success.
+        let mut work = Data {
+            accounts: d.accounts.clone(),
+            subscriptions: d.subscriptions.clone(),
+            seq: d.seq,
+            ..Default::default()
+        };
+        let account_number = match (
+            str_field(&body, "existingAccountNumber"),
+            body.get("newAccount"),
+        ) {
+            (Some(n), _) => find_account(&work, n)
+                .map(|a| a.account_number.clone())
+                .ok_or_else(|| {
+                    ZError::not_found(RES_ACCOUNT, format!("Account {n} does not exist."))
+                })?,
+            (None, Some(new)) => {
+                let a = build_account(&mut work, new, &headers)?;
+                let n = a.account_number.clone();
+                work.accounts.insert(n.clone(), a);
+                n
+            }
+            (None, None) => return Err(ZError::missing(RES_ORDER, "existingAccountNumber")),
+        };
+        let mut events = Vec::new();
+        let mut numbers = Vec::new();
+        for s in &subs {
+            let actions = s
+                .get("orderActions")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            if actions.is_empty() {
+                return Err(ZError::missing(RES_ORDER, "orderActions"));
+            }
+            let mut number = str_field(s, "subscriptionNumber").map(str::to_string);
+            for a in &actions {
+                let (n, ev) = app2.apply_action(
+                    &mut work,
+                    &account_number,
+                    number.as_deref(),
+                    a,
+                    order_date,
+                )?;
+                events.push((n.clone(), ev));
+                number = Some(n);
+            }
+            if let Some(n) = number {
+                numbers.push(n);
+            }
+        }
+        let (n, _) = next_id(&mut work);
+        let order_number = format!("O-{n:08}");
+        d.accounts = work.accounts;
+        d.subscriptions = work.subscriptions;
+        d.seq = work.seq;
+        let statuses: Vec<Value> = numbers
+            .iter()
+            .map(|n| json!({ "subscriptionNumber": n, "status": d.subscriptions[n].status }))
+            .collect();
+        d.orders.insert(
+            order_number.clone(),
+            json!({
+                "orderNumber": order_number,
+                "orderDate": order_date.to_string(),
+                "existingAccountNumber": account_number,
+                "status": "Completed",
+                "subscriptions": statuses,
+            }),
+        );
+        for (n, ev) in events {
+            let sub = serde_json::to_value(&d.subscriptions[&n]).unwrap_or(Value::Null);
+            app2.emit(
+                d,
+                ev,
+                json!({ "orderNumber": order_number, "subscription": sub }),
+            );
+        }
+        Ok(Json(json!({
+            "success": true,
+            "orderNumber": order_number,
+            "accountNumber": account_number,
+            "status": "Completed",
+            "subscriptionNumbers": numbers,
+            "subscriptions": statuses,
+        })))
+    })
+}
+
+async fn get_order(
+    State(app): State<Arc<Zuora>>,
+    Path(number): Path<String>,
+) -> Result<Json<Value>, ZError> {
+    app.shared.read(|d| {
+        d.orders
+            .get(&number)
+            .map(|o| Json(json!({ "success": true, "order": o })))
+            .ok_or_else(|| ZError::not_found(RES_ORDER, format!("Order {number} does not exist.")))
+    })
+}
+
+fn render_subscription(s: &Subscription) -> Value {
+    let mut v = serde_json::to_value(s).unwrap_or(Value::Null);
+    v["success"] = json!(true);
+    v["currentTermPeriodType"] = json!("Month");
+    v["renewalTermPeriodType"] = json!("Month");
+    v
+}
+
+async fn get_subscription(
+    State(app): State<Arc<Zuora>>,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ZError> {
+    app.shared.read(|d| {
+        d.subscriptions
+            .get(&key)
+            .or_else(|| d.subscriptions.values().find(|s| s.id == key))
+            .map(|s| Json(render_subscription(s)))
+            .ok_or_else(|| {
+                ZError::not_found(
+                    RES_SUBSCRIPTION,
+                    format!("Subscription {key} does not exist."),
+                )
+            })
+    })
+}
+
+async fn account_subscriptions(
+    State(app): State<Arc<Zuora>>,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ZError> {
+    app.shared.read(|d| {
+        let a = find_account(d, &key).ok_or_else(|| {
+            ZError::not_found(RES_ACCOUNT, format!("Cannot find entity by key: '{key}'."))
+        })?;
+        let subs: Vec<Value> = d
+            .subscriptions
+            .values()
+            .filter(|s| s.account_number == a.account_number)
+            .map(render_subscription)
+            .collect();
+        Ok(Json(json!({ "success": true, "subscriptions": subs })))
+    })
+}
+
+/// The legacy "update a subscription" call, used to flip auto-renew.
+async fn update_subscription(
+    State(app): State<Arc<Zuora>>,
+    Path(key): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ZError> {
+    let body = parse_json(&body, RES_SUBSCRIPTION)?;
+    let app2 = app.clone();
+    app.shared.write(|d| {
+        let s = d.subscriptions.get_mut(&key).ok_or_else(|| {
+            ZError::not_found(
+                RES_SUBSCRIPTION,
+                format!("Subscription {key} does not exist."),
+            )
+        })?;
+        let mut changed = false;
+        if let Some(a) = body.get("autoRenew").and_then(Value::as_bool) {
+            changed = a != s.auto_renew;
+            s.auto_renew = a;
+        }
+        let snapshot = serde_json::to_value(&*s).unwrap_or(Value::Null);
+        let id = s.id.clone();
+        if changed {
+            app2.emit(d, "AutoRenewChanged", json!({ "subscription": snapshot }));
+        }
+        Ok(Json(json!({ "success": true, "subscriptionId": id })))
+    })
+}
+
+#[derive(Deserialize)]
+struct FeedParams {
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+async fn events(State(app): State<Arc<Zuora>>, Query(p): Query<FeedParams>) -> Json<Value> {
+    let events = app
+        .shared
+        .read(|d| d.feed.after(p.after.unwrap_or(0), p.limit.unwrap_or(1000)));
+    Json(json!({ "events": events }))
+}
+
+/// Simulates a declined card on a subscription's renewal payment.
+async fn decline_payment(
+    State(app): State<Arc<Zuora>>,
+    body: Bytes,
+) -> Result<Json<Value>, ZError> {
+    let body = parse_json(&body, RES_SUBSCRIPTION)?;
+    let number = str_field(&body, "subscriptionNumber")
+        .ok_or_else(|| ZError::missing(RES_SUBSCRIPTION, "subscriptionNumber"))?
+        .to_string();
+    let app2 = app.clone();
+    app.shared.write(|d| {
+        let s = d.subscriptions.get(&number).cloned().ok_or_else(|| {
+            ZError::not_found(RES_SUBSCRIPTION, format!("Subscription {number} does not exist."))
+        })?;
+        let reason = str_field(&body, "reason").unwrap_or("card_declined").to_string();
+        app2.emit(
+            d,
+            "PaymentDeclined",
+            json!({ "subscriptionNumber": number, "accountNumber": s.account_number, "reason": reason }),
+        );
+        Ok(Json(json!({ "success": true })))
+    })
+}
