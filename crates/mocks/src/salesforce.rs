@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -543,12 +543,24 @@ async fn limits(State(app): State<Arc<Salesforce>>) -> Json<Value> {
     Json(json!({ "DailyApiRequests": { "Max": max, "Remaining": max.saturating_sub(used) } }))
 }
 
-fn base_url(headers: &HeaderMap, scheme: Option<&kit::Scheme>) -> String {
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1");
-    format!("{}://{host}", scheme.map_or("http", |s| s.0))
+fn base_url(req: &Request) -> String {
+    let scheme = req
+        .extensions()
+        .get::<kit::Scheme>()
+        .map_or("http", |s| s.0);
+    // HTTP/2 carries the authority in the URI, HTTP/1.1 in the Host header.
+    let host = req
+        .uri()
+        .authority()
+        .map(|a| a.to_string())
+        .or_else(|| {
+            req.headers()
+                .get(axum::http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "127.0.0.1".into());
+    format!("{scheme}://{host}")
 }
 
 #[derive(Deserialize)]
@@ -561,8 +573,7 @@ struct TokenForm {
 }
 
 async fn token(State(app): State<Arc<Salesforce>>, req: Request) -> Result<Response, OAuthError> {
-    let scheme = req.extensions().get::<kit::Scheme>().copied();
-    let base = base_url(req.headers(), scheme.as_ref());
+    let base = base_url(&req);
     let query = req.uri().query().unwrap_or("").to_string();
     let body = axum::body::to_bytes(req.into_body(), 1 << 20)
         .await

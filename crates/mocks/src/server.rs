@@ -284,3 +284,89 @@ where
         _ = kill.notified() => {}
     }
 }
+
+/// Overrides a command line may give on top of the configuration file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// Serve only these apps.
+    pub only: Vec<String>,
+    /// SQLite file for persistence.
+    pub sqlite: Option<PathBuf>,
+    /// Where to write the CA certificate.
+    pub ca_file: Option<PathBuf>,
+    /// First port: apps get `base + i` for HTTP and `base + 10 + i` for HTTPS, in the
+    /// order of [`APPS`].
+    pub port_base: Option<u16>,
+}
+
+impl MocksConfig {
+    /// Applies command-line overrides.
+    pub fn apply(&mut self, o: &Overrides) -> Result<()> {
+        if !o.only.is_empty() {
+            self.only(&o.only)?;
+        }
+        if o.sqlite.is_some() {
+            self.sqlite = o.sqlite.clone();
+        }
+        if o.ca_file.is_some() {
+            self.ca_file = o.ca_file.clone();
+        }
+        if let Some(base) = o.port_base {
+            let listens = [
+                &mut self.salesforce.listen,
+                &mut self.zuora.listen,
+                &mut self.marketo.listen,
+                &mut self.mail.listen,
+                &mut self.customers.listen,
+                &mut self.license.listen,
+            ];
+            for (i, l) in listens.into_iter().enumerate() {
+                let i = i as u16;
+                l.http_port = base
+                    .checked_add(i)
+                    .ok_or_else(|| Error::Config("port_base too high".into()))?;
+                if l.https_port.is_some() {
+                    l.https_port = Some(
+                        base.checked_add(10 + i)
+                            .ok_or_else(|| Error::Config("port_base too high".into()))?,
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Starts the mocks, writes their endpoints as JSON to `endpoints_file` (written
+/// whole, once every listener is bound), and serves until SIGINT or SIGTERM.
+pub async fn serve_until_signal(cfg: &MocksConfig, endpoints_file: Option<&Path>) -> Result<()> {
+    let running = start(cfg).await?;
+    let listing = serde_json::json!({
+        "endpoints": running.endpoints,
+        "ca_file": cfg.ca_file,
+    });
+    let text = serde_json::to_string_pretty(&listing).map_err(|e| Error::Config(e.to_string()))?;
+    match endpoints_file {
+        Some(p) => {
+            if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            let tmp = p.with_extension("tmp");
+            std::fs::write(&tmp, &text)?;
+            std::fs::rename(&tmp, p)?;
+        }
+        None => println!("{text}"),
+    }
+    wait_for_signal().await?;
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}

@@ -37,7 +37,7 @@ use crate::Listen;
 pub struct Config {
     /// Where to listen.
     pub listen: Listen,
-    /// OAuth client id.
+    /// OAuth client id (Zuora client ids are 36-character UUIDs; its SDK checks).
     pub client_id: String,
     /// OAuth client secret.
     pub client_secret: String,
@@ -72,7 +72,7 @@ impl Default for Config {
         .collect();
         Self {
             listen: Listen::default(),
-            client_id: "l2f-zuora-client".into(),
+            client_id: "6f1c2e1a-0d9b-4b7e-9a57-3c0e2f1d9a01".into(),
             client_secret: "l2f-zuora-secret".into(),
             token_ttl_secs: 3599,
             requests_per_minute: Some(60_000),

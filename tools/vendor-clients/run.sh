@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Runs the vendors' own client libraries (jsforce, node-marketo-rest, mailgun.js from
+# npm; Zuora's zuora-sdk from PyPI) unchanged against the l2f mocks on free loopback
+# ports over HTTPS, and prints a closing `N passed, M failed` line.
+#
+# Installs what it needs under build/vendor-clients (npm ci, a Python venv).
+# Server: $L2F_MOCKS_CMD if set; else `target/debug/l2f mocks` when that binary has the
+# subcommand; else the crate's example server (built here with cargo).
+set -uo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+work="$root/build/vendor-clients"
+mkdir -p "$work"
+
+install() {
+  if ! cmp -s "$here/package-lock.json" "$work/package-lock.json" || [ ! -d "$work/node_modules" ]; then
+    cp "$here/package.json" "$here/package-lock.json" "$work/" || return 1
+    (cd "$work" && npm ci --no-audit --no-fund --loglevel=error) || return 1
+  fi
+  if ! cmp -s "$here/requirements.txt" "$work/venv/requirements.txt"; then
+    python3 -m venv "$work/venv" || return 1
+    "$work/venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt" || return 1
+    cp "$here/requirements.txt" "$work/venv/requirements.txt"
+  fi
+  cp "$here"/*.mjs "$here"/*.py "$work/"
+}
+
+if ! install; then
+  echo "vendor clients: installation failed"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+if [ -n "${L2F_MOCKS_CMD:-}" ]; then
+  read -r -a server <<<"$L2F_MOCKS_CMD"
+elif [ -x "$root/target/debug/l2f" ] && "$root/target/debug/l2f" mocks --help >/dev/null 2>&1; then
+  server=("$root/target/debug/l2f" mocks)
+else
+  (cd "$root" && cargo build --quiet -p l2f-mocks --example serve) || { echo "0 passed, 1 failed"; exit 1; }
+  server=("$root/target/debug/examples/serve")
+fi
+
+run_dir="$(mktemp -d)"
+endpoints="$run_dir/endpoints.json"
+ca="$run_dir/ca.pem"
+"${server[@]}" --endpoints-file "$endpoints" --ca-file "$ca" >"$run_dir/server.log" 2>&1 &
+server_pid=$!
+cleanup() {
+  kill "$server_pid" 2>/dev/null
+  wait "$server_pid" 2>/dev/null
+  rm -rf "$run_dir"
+}
+trap cleanup EXIT
+
+for _ in $(seq 1 300); do
+  [ -s "$endpoints" ] && break
+  if ! kill -0 "$server_pid" 2>/dev/null; then
+    echo "mock server exited early:"; cat "$run_dir/server.log"
+    echo "0 passed, 1 failed"; exit 1
+  fi
+  sleep 0.1
+done
+if [ ! -s "$endpoints" ]; then
+  echo "mock server did not report its endpoints in 30 s"
+  echo "0 passed, 1 failed"; exit 1
+fi
+
+export L2F_MOCKS_ENDPOINTS="$endpoints" L2F_MOCKS_CA="$ca" NODE_EXTRA_CA_CERTS="$ca"
+passed=0
+failed=0
+run_one() {
+  local out rc
+  out="$(cd "$work" && timeout 120 "$@" 2>&1)"
+  rc=$?
+  printf '%s\n' "$out" | grep -E '^(PASS|FAIL) ' || true
+  local p f
+  p=$(printf '%s\n' "$out" | grep -c '^PASS ')
+  f=$(printf '%s\n' "$out" | grep -c '^FAIL ')
+  if [ "$rc" -ne 0 ] || [ "$p" -eq 0 ]; then
+    echo "FAIL $* exited $rc:"; printf '%s\n' "$out" | grep -vE '^(PASS|FAIL) ' | tail -20
+    f=$((f + 1))
+  fi
+  passed=$((passed + p))
+  failed=$((failed + f))
+}
+run_one node salesforce.mjs
+run_one node marketo.mjs
+run_one node mail.mjs
+run_one "$work/venv/bin/python" zuora.py
+
+echo "vendor-clients: $passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
