@@ -18,7 +18,7 @@ use crate::compat;
 use crate::error::{Error, Result, SchemaError};
 use crate::events::Event;
 use crate::schema::{simple_name, Schema};
-use crate::validate::{check_json, Validate};
+use crate::validate::check_json;
 
 /// Single-object encoding marker.
 pub const SINGLE_OBJECT_MAGIC: [u8; 2] = [0xC3, 0x01];
