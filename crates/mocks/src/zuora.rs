@@ -379,11 +379,7 @@ pub fn router(app: Arc<Zuora>) -> Router<()> {
             "/v1/subscriptions/accounts/{key}",
             get(account_subscriptions),
         )
-        .route_layer(axum::middleware::from_fn_with_state(app.clone(), auth))
-        .route_layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            idempotency,
-        ));
+        .route_layer(axum::middleware::from_fn_with_state(app.clone(), auth));
     Router::new()
         .route("/oauth/token", post(token))
         .merge(api)
@@ -394,6 +390,11 @@ pub fn router(app: Arc<Zuora>) -> Router<()> {
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             kit::fault_layer::<Zuora>,
+        ))
+        // Outside the fault layer, so a request slowed by a fault still holds its key.
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            idempotency,
         ))
         .layer(axum::middleware::from_fn_with_state(app.clone(), envelope))
         .with_state(app)
@@ -465,7 +466,9 @@ const IDEMPOTENCY_TTL_MS: i64 = 24 * 3600 * 1000;
 
 /// Honours `Idempotency-Key` on POST and PATCH.
 async fn idempotency(State(app): State<Arc<Zuora>>, req: Request, next: Next) -> Response {
-    if !matches!(*req.method(), Method::POST | Method::PATCH) {
+    if !matches!(*req.method(), Method::POST | Method::PATCH)
+        || !req.uri().path().starts_with("/v1/")
+    {
         return next.run(req).await;
     }
     let Some(key) = req
@@ -532,9 +535,13 @@ async fn idempotency(State(app): State<Arc<Zuora>>, req: Request, next: Next) ->
         .await
         .unwrap_or_default();
     let status = rparts.status;
-    // A server-side failure is not kept: the client may retry it.
+    // A server-side failure, a throttled or an unauthenticated request is not kept: the
+    // client may retry it.
     app.shared.write(|d| {
-        if status.is_server_error() {
+        if status.is_server_error()
+            || status == StatusCode::TOO_MANY_REQUESTS
+            || status == StatusCode::UNAUTHORIZED
+        {
             d.idempotency.remove(&key);
         } else if let Some(e) = d.idempotency.get_mut(&key) {
             e.done = true;
@@ -923,6 +930,13 @@ impl Zuora {
                 .and_then(|t| str_field(t, "termType"))
                 .unwrap_or("TERMED")
                 .to_string();
+            if term_type != "TERMED" && term_type != "EVERGREEN" {
+                // The documented example: resource 531003 is subscription.termType.
+                return Err(ZError::Reason {
+                    code: 53100320,
+                    message: "'termType' value should be one of: TERMED, EVERGREEN".into(),
+                });
+            }
             let plans = cs
                 .get("subscribeToRatePlans")
                 .and_then(Value::as_array)

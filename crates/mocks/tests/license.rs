@@ -1,0 +1,149 @@
+//! The license service: issued once terms are accepted, held while the profile is Silent.
+mod common;
+
+use axum::http::{Method, StatusCode};
+use axum::Router;
+use common::{get, json, send};
+use l2f_mocks::license::{self, Config, License};
+use serde_json::json;
+
+const T: &str = "l2f-license-token";
+
+fn app() -> Router {
+    license::router(License::new(Config::default(), None).expect("app"))
+}
+
+/// Handbook rules 6 and 8: no license before the terms are accepted; Silent holds it; the
+/// key, once issued, never changes.
+#[tokio::test]
+async fn license_waits_for_terms_is_held_while_silent_and_keeps_its_key() {
+    let r = app();
+    let reg = json(&r, Method::PUT, "/api/v1/subscriptions/sub_1", T, &json!({ "account_id": "cust_1", "plan": "ultimate", "seats": 100, "communication_profile": "Silent" })).await;
+    assert_eq!(reg.status, StatusCode::OK, "{}", reg.text);
+    assert_eq!(reg.json()["status"], "pending_terms");
+    assert_eq!(reg.json()["key"], serde_json::Value::Null);
+
+    let accepted = json(
+        &r,
+        Method::POST,
+        "/api/v1/subscriptions/sub_1/terms-accepted",
+        T,
+        &json!({}),
+    )
+    .await
+    .json();
+    assert_eq!(accepted["status"], "held");
+    assert_eq!(accepted["key"], serde_json::Value::Null);
+
+    let lifted = json(
+        &r,
+        Method::PUT,
+        "/api/v1/subscriptions/sub_1/communication-profile",
+        T,
+        &json!({ "communication_profile": "Default" }),
+    )
+    .await
+    .json();
+    assert_eq!(lifted["status"], "issued");
+    let key = lifted["key"].as_str().expect("key").to_string();
+    assert!(key.starts_with("L2F-"));
+
+    json(
+        &r,
+        Method::PUT,
+        "/api/v1/subscriptions/sub_1/communication-profile",
+        T,
+        &json!({ "communication_profile": "Silent" }),
+    )
+    .await;
+    let again = json(
+        &r,
+        Method::PUT,
+        "/api/v1/subscriptions/sub_1/communication-profile",
+        T,
+        &json!({ "communication_profile": "Default" }),
+    )
+    .await
+    .json();
+    assert_eq!(again["key"], key.as_str());
+    assert_eq!(
+        get(&r, "/api/v1/licenses/sub_1", T).await.json()["key"],
+        key.as_str()
+    );
+
+    let feed = get(&r, "/api/v1/events", T).await.json();
+    let kinds: Vec<&str> = feed["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "LicenseHeld",
+            "LicenseIssued",
+            "LicenseHeld",
+            "LicenseIssued"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn registering_with_terms_accepted_issues_at_once() {
+    let r = app();
+    let v = json(
+        &r,
+        Method::PUT,
+        "/api/v1/subscriptions/sub_2",
+        T,
+        &json!({ "account_id": "cust_2", "plan": "premium", "seats": 5, "terms_accepted": true }),
+    )
+    .await
+    .json();
+    assert_eq!(v["status"], "issued");
+}
+
+#[tokio::test]
+async fn client_mistakes_get_the_one_error_shape() {
+    let r = app();
+    assert_eq!(
+        send(&r, Method::GET, "/api/v1/licenses/x", &[], "")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        get(&r, "/api/v1/licenses/nope", T).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let auth = format!("Bearer {T}");
+    let broken = send(
+        &r,
+        Method::PUT,
+        "/api/v1/subscriptions/s",
+        &[("authorization", &auth)],
+        "nope",
+    )
+    .await;
+    assert_eq!(broken.status, StatusCode::BAD_REQUEST);
+    let extra = json(
+        &r,
+        Method::PUT,
+        "/api/v1/subscriptions/s",
+        T,
+        &json!({ "account_id": "a", "plan": "p", "seats": 1, "colour": "red" }),
+    )
+    .await;
+    assert_eq!(extra.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(extra.json()["error"]["code"], "invalid_field");
+    let unknown = json(
+        &r,
+        Method::POST,
+        "/api/v1/subscriptions/none/terms-accepted",
+        T,
+        &json!({}),
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+}

@@ -1,0 +1,488 @@
+//! The Zuora mock against the developer.zuora.com documentation.
+mod common;
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use axum::Router;
+use common::{form, get, json, send};
+use l2f_mocks::kit::{FaultAction, FaultRule};
+use l2f_mocks::zuora::{self, Config, Zuora};
+use serde_json::{json, Value};
+
+fn app(cfg: Config) -> Router {
+    zuora::router(Zuora::new(cfg, None).expect("mock"))
+}
+
+async fn token(r: &Router) -> String {
+    let c = Config::default();
+    let reply = form(
+        r,
+        "/oauth/token",
+        &[
+            ("client_id", &c.client_id),
+            ("client_secret", &c.client_secret),
+            ("grant_type", "client_credentials"),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    reply.json()["access_token"]
+        .as_str()
+        .expect("token")
+        .to_string()
+}
+
+/// The "Create an account" request sample (name, autoPay, billCycleDay, billToContact with
+/// a country, currency) and its response fields (success, accountId, accountNumber,
+/// billToContactId, soldToContactId).
+/// https://developer.zuora.com/v1-api-reference/api/operation/POST_Account/
+async fn create_account(r: &Router, t: &str, extra: Value) -> String {
+    let mut body = json!({
+        "name": "Amy Lawrence's account",
+        "autoPay": false,
+        "billCycleDay": 1,
+        "currency": "USD",
+        "billToContact": { "firstName": "Amy", "lastName": "Lawrence", "state": "California", "country": "USA" }
+    });
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    let reply = json(r, Method::POST, "/v1/accounts", t, &body).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let v = reply.json();
+    assert_eq!(v["success"], true, "{v}");
+    for f in [
+        "accountId",
+        "accountNumber",
+        "billToContactId",
+        "soldToContactId",
+    ] {
+        assert!(v[f].is_string(), "{f} missing in {v}");
+    }
+    v["accountNumber"].as_str().expect("number").to_string()
+}
+
+fn create_order(account: &str, plan: &str, term_type: &str) -> Value {
+    json!({
+        "orderDate": "2026-01-01",
+        "existingAccountNumber": account,
+        "subscriptions": [{
+            "orderActions": [{
+                "type": "CreateSubscription",
+                "triggerDates": [{ "name": "ContractEffective", "triggerDate": "2026-01-01" }],
+                "createSubscription": {
+                    "terms": {
+                        "initialTerm": { "period": 12, "periodType": "Month", "termType": term_type },
+                        "renewalSetting": "RENEW_WITH_SPECIFIC_TERM",
+                        "renewalTerms": [{ "period": 12, "periodType": "Month" }],
+                        "autoRenew": true
+                    },
+                    "subscribeToRatePlans": [{
+                        "productRatePlanId": plan,
+                        "chargeOverrides": [{ "productRatePlanChargeId": "prpc-seat", "pricing": { "recurringPerUnit": { "quantity": 25 } } }]
+                    }]
+                }
+            }]
+        }]
+    })
+}
+
+/// OAuth: `POST /oauth/token` with client_id, client_secret and
+/// grant_type=client_credentials answers access_token, token_type, expires_in, scope, jti.
+/// https://developer.zuora.com/v1-api-reference/api/operation/createToken/
+#[tokio::test]
+async fn token_endpoint_answers_the_documented_fields() {
+    let r = app(Config::default());
+    let c = Config::default();
+    let reply = form(
+        &r,
+        "/oauth/token",
+        &[
+            ("client_id", &c.client_id),
+            ("client_secret", &c.client_secret),
+            ("grant_type", "client_credentials"),
+        ],
+    )
+    .await;
+    let v = reply.json();
+    for f in ["access_token", "token_type", "expires_in", "scope", "jti"] {
+        assert!(v.get(f).is_some(), "{f} missing in {v}");
+    }
+    assert_eq!(v["token_type"], "bearer");
+    let bad = form(
+        &r,
+        "/oauth/token",
+        &[
+            ("client_id", &c.client_id),
+            ("client_secret", "nope"),
+            ("grant_type", "client_credentials"),
+        ],
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn account_keeps_country_entity_batch_profile_and_auto_pay() {
+    let r = app(Config::default());
+    let t = token(&r).await;
+    let auth = format!("Bearer {t}");
+    let body = json!({
+        "name": "Acme GmbH", "currency": "EUR", "autoPay": true, "batch": "Batch2",
+        "communicationProfileId": "Silent",
+        "billToContact": { "firstName": "Ada", "lastName": "Lovelace", "country": "Germany" }
+    });
+    let reply = send(
+        &r,
+        Method::POST,
+        "/v1/accounts",
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+            ("Zuora-Entity-Ids", "GitLab GmbH"),
+        ],
+        body.to_string(),
+    )
+    .await;
+    let number = reply.json()["accountNumber"]
+        .as_str()
+        .expect("number")
+        .to_string();
+    let got = get(&r, &format!("/v1/accounts/{number}"), &t).await.json();
+    assert_eq!(got["billToContact"]["country"], "DE");
+    assert_eq!(got["basicInfo"]["batch"], "Batch2");
+    assert_eq!(got["basicInfo"]["communicationProfileId"], "Silent");
+    assert_eq!(got["basicInfo"]["Entity__c"], "GitLab GmbH");
+    assert_eq!(got["billingAndPayment"]["autoPay"], true);
+
+    let bad_batch = json(&r, Method::POST, "/v1/accounts", &t, &json!({ "name": "X", "batch": "Batch99", "billToContact": { "firstName": "A", "lastName": "B" } })).await;
+    assert_eq!(bad_batch.status, StatusCode::OK);
+    assert_eq!(bad_batch.json()["success"], false);
+    assert_eq!(bad_batch.json()["reasons"][0]["code"], 50000020);
+}
+
+/// "Create an order" with a CreateSubscription action answers success, orderNumber,
+/// accountNumber, status and the subscription numbers.
+/// https://developer.zuora.com/v1-api-reference/api/operation/POST_Order/
+#[tokio::test]
+async fn order_creates_amends_renews_and_cancels_a_subscription() {
+    let r = app(Config::default());
+    let t = token(&r).await;
+    let account = create_account(&r, &t, json!({})).await;
+    let created = json(
+        &r,
+        Method::POST,
+        "/v1/orders",
+        &t,
+        &create_order(&account, "prp-premium-saas", "TERMED"),
+    )
+    .await
+    .json();
+    assert_eq!(created["success"], true, "{created}");
+    assert_eq!(created["status"], "Completed");
+    assert!(created["orderNumber"]
+        .as_str()
+        .is_some_and(|n| n.starts_with("O-")));
+    let sub = created["subscriptionNumbers"][0]
+        .as_str()
+        .expect("sub")
+        .to_string();
+    assert_eq!(created["subscriptions"][0]["status"], "Active");
+
+    let s = get(&r, &format!("/v1/subscriptions/{sub}"), &t)
+        .await
+        .json();
+    assert_eq!(s["termStartDate"], "2026-01-01");
+    assert_eq!(s["termEndDate"], "2027-01-01");
+    assert_eq!(s["autoRenew"], true);
+    assert_eq!(s["ratePlans"][0]["quantity"], 25.0);
+
+    let amend = |action: Value| json!({ "orderDate": "2026-06-01", "existingAccountNumber": account, "subscriptions": [{ "subscriptionNumber": sub, "orderActions": [action] }] });
+    let add = json(&r, Method::POST, "/v1/orders", &t, &amend(json!({ "type": "AddProduct", "addProduct": { "productRatePlanId": "prp-ci-minutes" } }))).await.json();
+    assert_eq!(add["success"], true, "{add}");
+    let off = json(
+        &r,
+        Method::POST,
+        "/v1/orders",
+        &t,
+        &amend(
+            json!({ "type": "TermsAndConditions", "termsAndConditions": { "autoRenew": false } }),
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(off["success"], true, "{off}");
+    let renew = json(
+        &r,
+        Method::POST,
+        "/v1/orders",
+        &t,
+        &amend(json!({ "type": "RenewSubscription", "renewSubscription": {} })),
+    )
+    .await
+    .json();
+    assert_eq!(renew["success"], true, "{renew}");
+    let s = get(&r, &format!("/v1/subscriptions/{sub}"), &t)
+        .await
+        .json();
+    assert_eq!(s["termEndDate"], "2028-01-01");
+    assert_eq!(s["autoRenew"], false);
+    assert_eq!(s["ratePlans"].as_array().map(Vec::len), Some(2));
+    let cancel = json(&r, Method::POST, "/v1/orders", &t, &amend(json!({ "type": "CancelSubscription", "cancelSubscription": { "cancellationPolicy": "SpecificDate", "cancellationEffectiveDate": "2026-07-01" } }))).await.json();
+    assert_eq!(cancel["subscriptions"][0]["status"], "Cancelled");
+
+    let events = get(&r, "/__admin/events?after=0", &t).await.json();
+    let kinds: Vec<&str> = events["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["type"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "SubscriptionCreated",
+            "SubscriptionAmended",
+            "AutoRenewChanged",
+            "SubscriptionRenewed",
+            "SubscriptionCancelled"
+        ]
+    );
+
+    let declined = json(
+        &r,
+        Method::POST,
+        "/__admin/payments/decline",
+        &t,
+        &json!({ "subscriptionNumber": sub }),
+    )
+    .await;
+    assert_eq!(declined.json()["success"], true);
+    let after = get(&r, "/__admin/events?after=5", &t).await.json();
+    assert_eq!(after["events"][0]["type"], "PaymentDeclined");
+}
+
+/// The error-codes guide's sample: an invalid termType answers HTTP 200 with
+/// `{"success":false,"processId":...,"reasons":[{"code":53100320,"message":"'termType' value should be one of: TERMED, EVERGREEN"}]}`.
+/// https://developer.zuora.com/docs/guides/error-codes
+#[tokio::test]
+async fn invalid_term_type_round_trips_the_documented_error() {
+    let r = app(Config::default());
+    let t = token(&r).await;
+    let account = create_account(&r, &t, json!({})).await;
+    let reply = json(
+        &r,
+        Method::POST,
+        "/v1/orders",
+        &t,
+        &create_order(&account, "prp-premium-saas", "SOMETIMES"),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let v = reply.json();
+    assert_eq!(v["success"], false);
+    assert!(v["processId"].is_string());
+    assert_eq!(
+        v["reasons"],
+        json!([{ "code": 53100320, "message": "'termType' value should be one of: TERMED, EVERGREEN" }])
+    );
+    // Nothing was created by the failed order.
+    let subs = get(&r, &format!("/v1/subscriptions/accounts/{account}"), &t)
+        .await
+        .json();
+    assert_eq!(subs["subscriptions"], json!([]));
+}
+
+/// Idempotent requests: the same key and body replay the first answer and create nothing;
+/// the same key with another body answers 422; a concurrent duplicate answers 409.
+/// https://developer.zuora.com/docs/guides/idempotent-requests
+#[tokio::test]
+async fn two_creates_with_one_idempotency_key_make_one_subscription() {
+    let r = app(Config::default());
+    let t = token(&r).await;
+    let auth = format!("Bearer {t}");
+    let account = create_account(&r, &t, json!({})).await;
+    let body = create_order(&account, "prp-premium-saas", "TERMED").to_string();
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+        ("Idempotency-Key", "order-evt-1"),
+    ];
+    let first = send(&r, Method::POST, "/v1/orders", &headers, body.clone()).await;
+    let second = send(&r, Method::POST, "/v1/orders", &headers, body.clone()).await;
+    assert_eq!(first.text, second.text);
+    let subs = get(&r, &format!("/v1/subscriptions/accounts/{account}"), &t)
+        .await
+        .json();
+    assert_eq!(subs["subscriptions"].as_array().map(Vec::len), Some(1));
+
+    let other = create_order(&account, "prp-ultimate-saas", "TERMED").to_string();
+    let mismatch = send(&r, Method::POST, "/v1/orders", &headers, other).await;
+    assert_eq!(mismatch.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(mismatch.json()["success"], false);
+}
+
+#[tokio::test]
+async fn a_concurrent_duplicate_gets_409() {
+    let cfg = Config {
+        faults: vec![FaultRule {
+            path: "/v1/orders".into(),
+            method: Some("POST".into()),
+            action: FaultAction::Latency { ms: 300 },
+            nth: Some(1),
+            times: None,
+            seen: 0,
+            fired: 0,
+        }],
+        ..Config::default()
+    };
+    let r = app(cfg);
+    let t = token(&r).await;
+    let auth = format!("Bearer {t}");
+    let account = create_account(&r, &t, json!({})).await;
+    let body = create_order(&account, "prp-premium-saas", "TERMED").to_string();
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+        ("Idempotency-Key", "order-evt-2"),
+    ];
+    let slow = send(&r, Method::POST, "/v1/orders", &headers, body.clone());
+    let dup = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        send(&r, Method::POST, "/v1/orders", &headers, body.clone()).await
+    };
+    let (a, b) = tokio::join!(slow, dup);
+    assert_eq!(a.json()["success"], true);
+    assert_eq!(b.status, StatusCode::CONFLICT);
+}
+
+/// Zuora-Track-Id is echoed; RateLimit-Limit/Remaining/Reset accompany responses and 429
+/// answers past the limit.
+/// https://developer.zuora.com/docs/guides/rate-limits
+#[tokio::test]
+async fn track_id_is_echoed_and_rate_limits_answer_429() {
+    let r = app(Config {
+        requests_per_minute: Some(3),
+        ..Config::default()
+    });
+    let t = token(&r).await; // 1
+    let auth = format!("Bearer {t}");
+    let one = send(
+        &r,
+        Method::GET,
+        "/v1/accounts/A404",
+        &[("authorization", &auth), ("Zuora-Track-Id", "trace-42")],
+        "",
+    )
+    .await; // 2
+    assert_eq!(one.header("zuora-track-id").as_deref(), Some("trace-42"));
+    assert_eq!(one.header("ratelimit-limit").as_deref(), Some("3"));
+    assert_eq!(one.header("ratelimit-remaining").as_deref(), Some("1"));
+    assert!(one.header("ratelimit-reset").is_some());
+    assert_eq!(one.json()["reasons"][0]["code"], 50000040);
+    get(&r, "/v1/accounts/A404", &t).await; // 3
+    let over = get(&r, "/v1/accounts/A404", &t).await;
+    assert_eq!(over.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(over.header("retry-after").is_some());
+    assert_eq!(over.json()["reasons"][0]["code"], 59000070);
+}
+
+#[tokio::test]
+async fn bad_credentials_and_bad_bodies_get_zuora_errors_not_500s() {
+    let r = app(Config::default());
+    let unauth = get(&r, "/v1/accounts/A1", "nope").await;
+    assert_eq!(unauth.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(unauth.json()["reasons"][0]["code"], 90000011);
+    let t = token(&r).await;
+    let auth = format!("Bearer {t}");
+    let broken = send(
+        &r,
+        Method::POST,
+        "/v1/accounts",
+        &[("authorization", &auth)],
+        "{",
+    )
+    .await;
+    assert_eq!(broken.status, StatusCode::OK);
+    assert_eq!(broken.json()["reasons"][0]["code"], 50000090);
+    let missing = json(
+        &r,
+        Method::POST,
+        "/v1/accounts",
+        &t,
+        &json!({ "currency": "USD" }),
+    )
+    .await;
+    assert_eq!(missing.json()["reasons"][0]["code"], 50000022);
+    let no_date = json(
+        &r,
+        Method::POST,
+        "/v1/orders",
+        &t,
+        &json!({ "subscriptions": [] }),
+    )
+    .await;
+    assert_eq!(no_date.json()["reasons"][0]["code"], 53100022);
+    let unknown_plan = {
+        let account = create_account(&r, &t, json!({})).await;
+        json(
+            &r,
+            Method::POST,
+            "/v1/orders",
+            &t,
+            &create_order(&account, "prp-nope", "TERMED"),
+        )
+        .await
+    };
+    assert_eq!(unknown_plan.json()["reasons"][0]["code"], 53100020);
+    let no_account = json(
+        &r,
+        Method::POST,
+        "/v1/orders",
+        &t,
+        &create_order("A99999999", "prp-premium-saas", "TERMED"),
+    )
+    .await;
+    assert_eq!(no_account.json()["reasons"][0]["code"], 50000040);
+}
+
+#[tokio::test]
+async fn auto_renew_flips_through_the_subscription_update_call() {
+    let r = app(Config::default());
+    let t = token(&r).await;
+    let account = create_account(&r, &t, json!({})).await;
+    let created = json(
+        &r,
+        Method::POST,
+        "/v1/orders",
+        &t,
+        &create_order(&account, "prp-premium-saas", "TERMED"),
+    )
+    .await
+    .json();
+    let sub = created["subscriptionNumbers"][0]
+        .as_str()
+        .expect("sub")
+        .to_string();
+    let upd = json(
+        &r,
+        Method::PUT,
+        &format!("/v1/subscriptions/{sub}"),
+        &t,
+        &json!({ "autoRenew": false }),
+    )
+    .await
+    .json();
+    assert_eq!(upd["success"], true);
+    assert_eq!(
+        get(&r, &format!("/v1/subscriptions/{sub}"), &t)
+            .await
+            .json()["autoRenew"],
+        false
+    );
+    let events = get(&r, "/__admin/events", &t).await.json();
+    assert_eq!(events["events"][1]["type"], "AutoRenewChanged");
+}
