@@ -19,13 +19,14 @@ pub struct Catalog {
 }
 
 macro_rules! embedded_files {
-    ($($name:literal),+ $(,)?) => {
-        &[$(($name, include_str!(concat!("../../../schemas/", $name, ".avsc")))),+]
+    ($dir:literal: $($name:literal),+ $(,)?) => {
+        &[$(($name, include_str!(concat!("../../../schemas/", $dir, $name, ".avsc")))),+]
     };
 }
 
-/// The working schemas, compiled into the binary so the codec needs no files at run time.
-const EMBEDDED: &[(&str, &str)] = embedded_files!(
+macro_rules! catalog_files {
+    ($dir:literal) => {
+        embedded_files!($dir:
     "common",
     "LeadCaptured",
     "OrderPlaced",
@@ -41,20 +42,40 @@ const EMBEDDED: &[(&str, &str)] = embedded_files!(
     "RenewalNoticeDue",
     "EmailSent",
     "UsageReported",
-);
+        )
+    };
+}
+
+/// The working schemas, compiled into the binary so the codec needs no files at run time.
+const EMBEDDED: &[(&str, &str)] = catalog_files!("");
+
+/// Released versions (`schemas/history/`), oldest first: the codec decodes their frames too.
+const HISTORY: &[(&str, &[(&str, &str)])] = &[("v1", catalog_files!("history/v1/"))];
+
+fn from_embedded(files: &[(&str, &str)]) -> Catalog {
+    let files: Vec<(String, String)> = files
+        .iter()
+        .map(|(n, t)| (format!("{n}.avsc"), (*t).to_owned()))
+        .collect();
+    // The embedded schemas are checked by this crate's tests; failing here is a build defect.
+    Catalog::from_files(&files).unwrap_or_else(|e| panic!("embedded schemas are invalid: {e}"))
+}
 
 impl Catalog {
     /// The working schemas of `schemas/`, as compiled in.
     pub fn embedded() -> &'static Catalog {
         static CATALOG: OnceLock<Catalog> = OnceLock::new();
-        CATALOG.get_or_init(|| {
-            let files: Vec<(String, String)> = EMBEDDED
+        CATALOG.get_or_init(|| from_embedded(EMBEDDED))
+    }
+
+    /// The released versions of `schemas/history/`, as compiled in, oldest first.
+    pub fn embedded_history() -> &'static [(String, Catalog)] {
+        static HIST: OnceLock<Vec<(String, Catalog)>> = OnceLock::new();
+        HIST.get_or_init(|| {
+            HISTORY
                 .iter()
-                .map(|(n, t)| (format!("{n}.avsc"), (*t).to_owned()))
-                .collect();
-            // The embedded schemas are checked by this crate's tests; failing here is a build defect.
-            Catalog::from_files(&files)
-                .unwrap_or_else(|e| panic!("embedded schemas are invalid: {e}"))
+                .map(|(label, files)| ((*label).to_owned(), from_embedded(files)))
+                .collect()
         })
     }
 

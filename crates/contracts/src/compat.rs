@@ -256,6 +256,13 @@ impl Checker<'_> {
         out
     }
 
+    fn same_name(&self, r: &Node, w: &Node) -> bool {
+        match (r, w) {
+            (Node::Named(rn), Node::Named(wn)) => simple_name(rn) == simple_name(wn),
+            _ => false,
+        }
+    }
+
     fn type_mismatch(&self, r: &Node, w: &Node) -> Incompatibility {
         let rt = type_name(self.reader, r);
         let wt = type_name(self.writer, w);
@@ -302,17 +309,28 @@ impl Checker<'_> {
                 }
             }
             (Node::Union(branches), _) => {
+                // The branch named like the writer's type (if any) explains the failure best.
+                let mut closest: Option<Incompatibility> = None;
                 for b in branches {
-                    if self.check(b, w).is_empty() {
+                    let problems = self.check(b, w);
+                    if problems.is_empty() {
                         return Vec::new();
                     }
+                    if self.same_name(b, w) {
+                        closest = problems.into_iter().next();
+                    }
                 }
-                vec![self.incompatible(
+                let mut inc = self.incompatible(
                     Kind::MissingUnionBranch,
                     format!("reader union lacking writer type: {wt}"),
                     &[],
                     format!("reader union lacks writer type {}", wt.to_ascii_lowercase()),
-                )]
+                );
+                if let Some(c) = closest {
+                    inc.path = c.path;
+                    inc.detail = c.detail;
+                }
+                vec![inc]
             }
             _ => vec![self.type_mismatch(r, w)],
         }
@@ -331,14 +349,17 @@ impl Checker<'_> {
                 let mut out = Vec::new();
                 for (i, wb) in wbs.iter().enumerate() {
                     let found = self.with(&[i.to_string()], None, |c| c.check(r, wb));
-                    if !found.is_empty() {
+                    if let Some(first) = found.into_iter().next() {
                         let wt = type_name(self.writer, wb);
-                        out.push(self.incompatible(
+                        let mut inc = self.incompatible(
                             Kind::MissingUnionBranch,
                             format!("reader union lacking writer type: {wt}"),
                             &[&i.to_string()],
-                            format!("reader union lacks writer type {}", wt.to_ascii_lowercase()),
-                        ));
+                            String::new(),
+                        );
+                        inc.path = first.path;
+                        inc.detail = first.detail;
+                        out.push(inc);
                     }
                 }
                 out

@@ -310,6 +310,9 @@ event!(
         pub lead_source: LeadSource,
         /// Marketing consent.
         pub marketing_opt_in: bool,
+        /// Campaign that captured the lead (added in schema v2).
+        #[serde(default)]
+        pub utm_campaign: Option<String>,
     }
 );
 

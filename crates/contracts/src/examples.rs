@@ -53,6 +53,7 @@ pub fn lead_captured() -> LeadCaptured {
         country: Some(country("GB")),
         lead_source: LeadSource::WebForm,
         marketing_opt_in: true,
+        utm_campaign: Some("devops-platform-2026".into()),
     }
 }
 
