@@ -342,13 +342,12 @@ pub trait Admin: HasFaults {
     fn state(&self) -> serde_json::Value;
     /// Forget everything.
     fn reset(&self);
-    /// Counts of requests by route (informational).
-    fn requests(&self) -> u64 {
-        0
-    }
+    /// Expire every issued token now, so tests can exercise a client's refresh path.
+    fn expire_tokens(&self) {}
 }
 
-/// `/__admin/state`, `/__admin/reset` and `/__admin/faults` for an app.
+/// `/__admin/state`, `/__admin/reset`, `/__admin/faults`, `/__admin/tokens/expire` and
+/// `/__admin/health` for an app.
 pub fn admin_router<S: Admin>() -> Router<Arc<S>> {
     async fn state<S: Admin>(State(app): State<Arc<S>>) -> Json<serde_json::Value> {
         Json(app.state())
@@ -377,6 +376,10 @@ pub fn admin_router<S: Admin>() -> Router<Arc<S>> {
         app.faults().clear();
         StatusCode::NO_CONTENT
     }
+    async fn expire_tokens<S: Admin>(State(app): State<Arc<S>>) -> StatusCode {
+        app.expire_tokens();
+        StatusCode::NO_CONTENT
+    }
     Router::new()
         .route("/__admin/state", get(state::<S>))
         .route("/__admin/reset", axum::routing::post(reset::<S>))
@@ -385,6 +388,10 @@ pub fn admin_router<S: Admin>() -> Router<Arc<S>> {
             get(faults::<S>)
                 .post(add_fault::<S>)
                 .delete(clear_faults::<S>),
+        )
+        .route(
+            "/__admin/tokens/expire",
+            axum::routing::post(expire_tokens::<S>),
         )
         .route("/__admin/health", get(|| async { "ok" }))
 }

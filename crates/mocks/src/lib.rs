@@ -15,6 +15,7 @@
 //!   `POST /__admin/faults` ([`kit::FaultRule`]);
 //! - [`client`] holds a reqwest client per app that fetches and refreshes tokens.
 
+pub mod client;
 pub mod country;
 pub mod customers;
 pub mod kit;

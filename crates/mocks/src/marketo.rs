@@ -164,6 +164,9 @@ impl Admin for Marketo {
     fn reset(&self) {
         self.shared.reset();
     }
+    fn expire_tokens(&self) {
+        self.shared.write(|d| d.tokens.expire_all());
+    }
 }
 
 /// The Marketo error: API-level failures as HTTP 200 with `errors[]`.

@@ -154,6 +154,9 @@ impl Admin for Salesforce {
     fn reset(&self) {
         self.shared.reset();
     }
+    fn expire_tokens(&self) {
+        self.shared.write(|d| d.tokens.expire_all());
+    }
 }
 
 /// The Salesforce REST error: one variant per error the mock can give, each rendered

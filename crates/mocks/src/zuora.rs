@@ -271,6 +271,9 @@ impl Admin for Zuora {
     fn reset(&self) {
         self.shared.reset();
     }
+    fn expire_tokens(&self) {
+        self.shared.write(|d| d.tokens.expire_all());
+    }
 }
 
 /// Resource part of Zuora's 8-digit codes.
