@@ -19,6 +19,7 @@ pub mod examples;
 pub mod lint;
 pub mod registry;
 pub mod schema;
+pub mod tooling;
 pub mod validate;
 
 pub use catalog::Catalog;
