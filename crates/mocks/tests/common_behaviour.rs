@@ -460,3 +460,13 @@ async fn a_non_loopback_host_is_refused() {
     };
     assert!(server::start(&cfg).await.is_err());
 }
+
+#[test]
+fn the_example_configuration_parses() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/mocks.example.toml");
+    let cfg = MocksConfig::from_toml_file(std::path::Path::new(path)).expect("example parses");
+    assert_eq!(cfg.marketo.faults.len(), 1);
+    assert_eq!(cfg.salesforce.listen.https_port, Some(18010));
+    assert!(!cfg.license.listen.enabled);
+    assert_eq!(cfg.routers(None).expect("routers").len(), 5);
+}

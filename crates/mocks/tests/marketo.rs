@@ -76,6 +76,9 @@ async fn sync_leads_round_trips_the_documented_example() {
     );
 }
 
+/// "Leads" → Query: `GET /rest/v1/leads.json?filterType=email&filterValues=...&fields=...`
+/// answers `{"requestId","success":true,"result":[{...fields}]}`.
+/// https://experienceleague.adobe.com/en/docs/marketo-developer/marketo/rest/lead-database/leads
 #[tokio::test]
 async fn create_or_update_is_the_default_and_matches_email() {
     let r = app(Config::default());
@@ -198,6 +201,35 @@ async fn the_101st_call_in_20_seconds_gets_606() {
     .json();
     assert_eq!(v["success"], false);
     assert_eq!(v["errors"][0]["code"], "606");
+}
+
+#[tokio::test]
+async fn past_the_daily_quota_calls_get_607() {
+    let r = app(Config {
+        daily_quota: 2,
+        ..lenient()
+    });
+    let t = token(&r).await;
+    for _ in 0..2 {
+        assert_eq!(
+            get(
+                &r,
+                "/rest/v1/leads.json?filterType=email&filterValues=a@b.example",
+                &t
+            )
+            .await
+            .json()["success"],
+            true
+        );
+    }
+    let v = get(
+        &r,
+        "/rest/v1/leads.json?filterType=email&filterValues=a@b.example",
+        &t,
+    )
+    .await
+    .json();
+    assert_eq!(v["errors"][0]["code"], "607");
 }
 
 #[tokio::test]
