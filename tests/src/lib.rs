@@ -1,1 +1,114 @@
-//! Shared helpers of the end-to-end tests.
+//! Shared helpers of l2f's end-to-end tests against a real Kafka broker.
+//!
+//! The broker comes from `KAFKA_BOOTSTRAP` (set by `make test`, which starts the local
+//! Apache Kafka). Without it a test is skipped with a message — unless `CI` or `REQUIRE_KAFKA`
+//! is set, where a missing broker fails the test: in CI a Kafka test never skips.
+//! Every test makes its own randomly named topics and groups, so tests run in parallel.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use l2f_bus::record::OutRecord;
+use l2f_bus::Producer;
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// The broker's bootstrap address, or `None` (test skipped) when no broker is configured and
+/// neither `CI` nor `REQUIRE_KAFKA` demands one.
+pub fn bootstrap() -> Option<String> {
+    if let Ok(b) = std::env::var("KAFKA_BOOTSTRAP") {
+        if !b.is_empty() {
+            return Some(b);
+        }
+    }
+    let required = ["CI", "REQUIRE_KAFKA"]
+        .iter()
+        .any(|v| std::env::var(v).is_ok_and(|x| !x.is_empty() && x != "0" && x != "false"));
+    if required {
+        panic!("KAFKA_BOOTSTRAP is not set but CI/REQUIRE_KAFKA is: Kafka tests must not skip (run `make test`)");
+    }
+    eprintln!(
+        "skipped: KAFKA_BOOTSTRAP is not set (run `make test` to start a local Apache Kafka)"
+    );
+    None
+}
+
+/// Skips the calling test (returns) when no broker is configured and none is required.
+#[macro_export]
+macro_rules! require_kafka {
+    () => {
+        match $crate::bootstrap() {
+            Some(b) => b,
+            None => return,
+        }
+    };
+}
+
+/// A client configuration for the test broker.
+pub fn client(bootstrap: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap);
+    c
+}
+
+/// A unique name, so parallel tests never share topics or groups.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Creates a topic with `partitions` partitions (replication 1).
+pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
+    let admin: rdkafka::admin::AdminClient<DefaultClientContext> =
+        client(bootstrap).create().expect("admin client");
+    let res = admin
+        .create_topics(
+            &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .expect("create topic");
+    for r in res {
+        r.expect("topic created");
+    }
+}
+
+/// Produces `records`, waiting for every acknowledgement.
+pub async fn produce(bootstrap: &str, records: &[OutRecord]) {
+    let p = Producer::new(&client(bootstrap)).expect("producer");
+    p.send_all(records, 1000).await.expect("produce");
+}
+
+/// The committed offsets of `group` on `topic`, by partition (absent: nothing committed).
+pub fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    let mut c = client(bootstrap);
+    c.set("group.id", group).set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = c.create().expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let got = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets");
+    got.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Polls `cond` every 50 ms until it holds or `limit` passes; returns whether it held.
+pub async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cond()
+}

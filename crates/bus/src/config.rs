@@ -64,6 +64,27 @@ pub struct BusConfig {
     pub retry: RetryConfig,
     /// Where records that cannot be handled go.
     pub dead_letter: DeadLetterConfig,
+    /// The topic catalog.
+    pub topics: TopicsConfig,
+}
+
+/// Where the topic catalog is and how it is applied.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopicsConfig {
+    /// The catalog file.
+    pub catalog: PathBuf,
+    /// Replication factor forced on every topic (set 1 on a one-broker development cluster).
+    pub replication_factor: Option<i32>,
+}
+
+impl Default for TopicsConfig {
+    fn default() -> Self {
+        TopicsConfig {
+            catalog: PathBuf::from("deploy/topics.toml"),
+            replication_factor: None,
+        }
+    }
 }
 
 /// How to reach the cluster. No `bootstrap_servers` means the in-process embedded broker.

@@ -1,9 +1,10 @@
 //! The consume → effect → commit loop.
 //!
-//! **Guarantee: at-least-once.** An offset is stored for commit only after the handler's
-//! effect succeeded or the record was safely written to the dead-letter topic
-//! (`enable.auto.offset.store=false`; stored offsets are committed in the background and
-//! synchronously on revocation and shutdown). A crash anywhere redelivers, never loses.
+//! **Guarantee: at-least-once.** A partition's offset advances past a record only after the
+//! handler's effect succeeded or the record was safely written to the dead-letter topic. The
+//! loop tracks those offsets itself (librdkafka's auto-commit is off) and commits them every
+//! `commit_interval`, and synchronously on revocation and shutdown. A crash anywhere
+//! redelivers, never loses.
 //!
 //! **Order:** one worker task per assigned partition handles its records strictly in offset
 //! order; retries happen in place, so a key's later event never overtakes an earlier one.
@@ -22,7 +23,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -135,12 +136,7 @@ impl<H: Handler> ConsumerLoop<H> {
         let cc = &self.settings.consumer;
         let mut c = self.client.clone();
         c.set("group.id", &self.settings.group_id)
-            .set("enable.auto.commit", "true")
-            .set("enable.auto.offset.store", "false")
-            .set(
-                "auto.commit.interval.ms",
-                cc.commit_interval.as_millis().to_string(),
-            )
+            .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .set("partition.assignment.strategy", "cooperative-sticky")
             .set(
@@ -152,6 +148,7 @@ impl<H: Handler> ConsumerLoop<H> {
         let shared = Arc::new(Shared {
             parts: Mutex::new(HashMap::new()),
             drain_timeout: cc.drain_timeout,
+            commit_interval: cc.commit_interval,
         });
         let consumer: BaseConsumer<Ctx> = c
             .create_with_context(Ctx {
@@ -192,6 +189,10 @@ type Tp = (String, i32);
 
 struct Partition {
     tx: mpsc::Sender<Record>,
+    /// Next offset to read, as far as effects are done (-1: nothing done yet).
+    done: Arc<AtomicI64>,
+    /// What was last committed for this partition.
+    committed: i64,
     cancel: CancellationToken,
     busy: Arc<Busy>,
     stash: VecDeque<Record>,
@@ -232,6 +233,23 @@ impl Busy {
 struct Shared {
     parts: Mutex<HashMap<Tp, Partition>>,
     drain_timeout: Duration,
+    commit_interval: Duration,
+}
+
+/// The offsets of `parts` that advanced since their last commit (marked as committed).
+fn advanced<'a>(parts: impl Iterator<Item = (&'a Tp, &'a mut Partition)>) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for (tp, p) in parts {
+        let done = p.done.load(Ordering::SeqCst);
+        if done > p.committed
+            && tpl
+                .add_partition_offset(&tp.0, tp.1, rdkafka::Offset::Offset(done))
+                .is_ok()
+        {
+            p.committed = done;
+        }
+    }
+    tpl
 }
 
 impl Shared {
@@ -241,20 +259,30 @@ impl Shared {
 
     /// Stops the workers of `parts`: the record in flight finishes (or its retry wait is cut
     /// short), queued records are dropped uncommitted. Returns the workers' join handles.
-    fn retire(&self, parts: Vec<(Tp, Partition)>) -> Vec<tokio::task::JoinHandle<()>> {
+    /// Also returns the offsets to commit for them: what their workers finished, including
+    /// the record that was in flight.
+    fn retire(
+        &self,
+        parts: Vec<(Tp, Partition)>,
+    ) -> (TopicPartitionList, Vec<tokio::task::JoinHandle<()>>) {
         let deadline = Instant::now() + self.drain_timeout;
         let mut joins = Vec::new();
         for (_, p) in &parts {
             p.cancel.cancel();
         }
+        let mut finished = Vec::new();
         for (tp, p) in parts {
-            drop(p.tx);
-            if !p.busy.wait_idle(deadline) {
+            if p.busy.wait_idle(deadline) {
+                finished.push((tp, p));
+            } else {
+                // Its offset is not committed: the record goes to the partition's next owner.
                 warn!(topic = %tp.0, partition = tp.1, "in-flight record did not finish within the drain timeout; it will be redelivered");
+                joins.push(p.join);
             }
-            joins.push(p.join);
         }
-        joins
+        let tpl = advanced(finished.iter_mut().map(|(tp, p)| (&*tp, p)));
+        joins.extend(finished.into_iter().map(|(_, p)| p.join));
+        (tpl, joins)
     }
 }
 
@@ -278,8 +306,8 @@ impl ConsumerContext for Ctx {
                     .collect()
             };
             info!(partitions = tpl.count(), "partitions revoked; draining");
-            drop(self.shared.retire(revoked));
-            commit_sync(base, "revocation");
+            let (offsets, _joins) = self.shared.retire(revoked);
+            commit(base, &offsets, CommitMode::Sync, "revocation");
         }
     }
 
@@ -294,9 +322,17 @@ impl ConsumerContext for Ctx {
     }
 }
 
-fn commit_sync<C: ConsumerContext>(consumer: &BaseConsumer<C>, why: &str) {
-    match consumer.commit_consumer_state(CommitMode::Sync) {
-        Ok(()) => debug!(why, "offsets committed"),
+fn commit<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    offsets: &TopicPartitionList,
+    mode: CommitMode,
+    why: &str,
+) {
+    if offsets.count() == 0 {
+        return;
+    }
+    match consumer.commit(offsets, mode) {
+        Ok(()) => debug!(why, partitions = offsets.count(), "offsets committed"),
         Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
         Err(e) => {
             warn!(why, error = %e, "offset commit failed; records since the last commit will be redelivered")
@@ -316,7 +352,13 @@ fn poll_loop<H: Handler>(
     kit: WorkerKit<H>,
     shutdown: CancellationToken,
 ) -> Result<()> {
+    let mut last_commit = Instant::now();
     while !shutdown.is_cancelled() {
+        if last_commit.elapsed() >= shared.commit_interval {
+            let offsets = advanced(shared.lock().iter_mut());
+            commit(&consumer, &offsets, CommitMode::Async, "interval");
+            last_commit = Instant::now();
+        }
         // Hand stashed records of paused partitions to their workers as room appears.
         {
             let mut parts = shared.lock();
@@ -355,7 +397,7 @@ fn poll_loop<H: Handler>(
         let mut parts = shared.lock();
         let p = parts
             .entry(tp.clone())
-            .or_insert_with(|| spawn_worker(&kit, &consumer));
+            .or_insert_with(|| spawn_worker(&kit));
         if !p.stash.is_empty() {
             p.stash.push_back(msg);
             continue;
@@ -376,34 +418,38 @@ fn poll_loop<H: Handler>(
     }
     info!("shutting down: finishing records in flight");
     let all: Vec<(Tp, Partition)> = shared.lock().drain().collect();
-    for join in shared.retire(all) {
+    let (offsets, joins) = shared.retire(all);
+    for join in joins {
         if let Err(e) = futures::executor::block_on(join) {
             error!(error = %e, "partition worker panicked");
         }
     }
-    commit_sync(&consumer, "shutdown");
+    commit(&consumer, &offsets, CommitMode::Sync, "shutdown");
     consumer.unsubscribe();
     drop(consumer); // closes the consumer: leaves the group
     info!("consumer loop stopped");
     Ok(())
 }
 
-fn spawn_worker<H: Handler>(kit: &WorkerKit<H>, consumer: &Arc<BaseConsumer<Ctx>>) -> Partition {
+fn spawn_worker<H: Handler>(kit: &WorkerKit<H>) -> Partition {
     let (tx, rx) = mpsc::channel(kit.queue);
     let cancel = CancellationToken::new();
     let busy = Arc::new(Busy::default());
+    let done = Arc::new(AtomicI64::new(-1));
     let w = Worker {
         handler: kit.handler.clone(),
         policy: kit.policy.clone(),
         dead_letters: kit.dead_letters.clone(),
         stats: kit.stats.clone(),
-        consumer: consumer.clone(),
+        done: done.clone(),
         cancel: cancel.clone(),
         busy: busy.clone(),
     };
     let join = kit.rt.spawn(w.run(rx));
     Partition {
         tx,
+        done,
+        committed: -1,
         cancel,
         busy,
         stash: VecDeque::new(),
@@ -417,7 +463,7 @@ struct Worker<H> {
     policy: RetryPolicy,
     dead_letters: DeadLetters,
     stats: LoopStats,
-    consumer: Arc<BaseConsumer<Ctx>>,
+    done: Arc<AtomicI64>,
     cancel: CancellationToken,
     busy: Arc<Busy>,
 }
@@ -436,14 +482,7 @@ impl<H: Handler> Worker<H> {
                 break;
             }
             if self.process(&rec).await {
-                if let Err(e) =
-                    self.consumer
-                        .store_offset(&rec.topic, rec.partition, rec.offset + 1)
-                {
-                    // The partition was revoked after the drain timeout: its new owner will
-                    // handle the record again (the effect is idempotent).
-                    warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, error = %e, "offset not stored");
-                }
+                self.done.store(rec.offset + 1, Ordering::SeqCst);
             }
             self.busy.set(false);
         }

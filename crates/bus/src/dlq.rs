@@ -32,28 +32,9 @@ impl DeadLetters {
         &self.topic
     }
 
-    /// The dead letter for `record`: same key, value and headers, plus the `l2f.dlq.*` headers.
+    /// The dead letter for `record`.
     pub fn letter_for(&self, record: &Record, err: &HandlerError, attempts: u32) -> OutRecord {
-        let mut headers = record.headers.clone();
-        let mut add = |k: &str, v: String| headers.push((k.to_string(), Some(v.into_bytes())));
-        add(h::ERROR_CLASS, err.class().to_string());
-        add(h::ERROR_MESSAGE, err.message().to_string());
-        add(h::SOURCE_TOPIC, record.topic.clone());
-        add(h::SOURCE_PARTITION, record.partition.to_string());
-        add(h::SOURCE_OFFSET, record.offset.to_string());
-        add(h::ATTEMPTS, attempts.to_string());
-        add(
-            h::FAILED_AT,
-            Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-        );
-        add(h::CONSUMER_GROUP, self.group.clone());
-        OutRecord {
-            topic: self.topic.clone(),
-            partition: None,
-            key: record.key.clone(),
-            payload: record.payload.clone(),
-            headers,
-        }
+        letter(record, err, attempts, &self.topic, &self.group)
     }
 
     /// Writes the dead letter and waits until the broker has it.
@@ -66,6 +47,37 @@ impl DeadLetters {
         self.producer
             .send(&self.letter_for(record, err, attempts))
             .await
+    }
+}
+
+/// The dead letter for `record`, bound for `topic`: same key, value and headers, plus the
+/// `l2f.dlq.*` headers naming the error, the source position, the attempts and the group.
+pub fn letter(
+    record: &Record,
+    err: &HandlerError,
+    attempts: u32,
+    topic: &str,
+    group: &str,
+) -> OutRecord {
+    let mut headers = record.headers.clone();
+    let mut add = |k: &str, v: String| headers.push((k.to_string(), Some(v.into_bytes())));
+    add(h::ERROR_CLASS, err.class().to_string());
+    add(h::ERROR_MESSAGE, err.message().to_string());
+    add(h::SOURCE_TOPIC, record.topic.clone());
+    add(h::SOURCE_PARTITION, record.partition.to_string());
+    add(h::SOURCE_OFFSET, record.offset.to_string());
+    add(h::ATTEMPTS, attempts.to_string());
+    add(
+        h::FAILED_AT,
+        Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+    );
+    add(h::CONSUMER_GROUP, group.to_string());
+    OutRecord {
+        topic: topic.to_string(),
+        partition: None,
+        key: record.key.clone(),
+        payload: record.payload.clone(),
+        headers,
     }
 }
 

@@ -1,0 +1,302 @@
+//! The consume → effect → commit loop against a real Kafka broker.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use l2f_bus::config::{ConsumerConfig, RetryConfig};
+use l2f_bus::consumer::LoopSettings;
+use l2f_bus::dlq::{self, DeadLetter, DeadLetters, RedriveFilter};
+use l2f_bus::headers;
+use l2f_bus::reader::read_all;
+use l2f_bus::record::OutRecord;
+use l2f_bus::{ConsumerLoop, Handler, HandlerError, Producer, Record};
+use l2f_e2e::{client, committed, create_topic, produce, require_kafka, unique, wait_until};
+use tokio_util::sync::CancellationToken;
+
+fn settings(group: &str, topic: &str) -> LoopSettings {
+    LoopSettings {
+        group_id: group.into(),
+        topics: vec![topic.into()],
+        consumer: ConsumerConfig {
+            commit_interval: Duration::from_millis(200),
+            session_timeout: Duration::from_secs(6),
+            ..ConsumerConfig::default()
+        },
+        retry: RetryConfig {
+            initial: Duration::from_millis(50),
+            max: Duration::from_millis(500),
+            ..RetryConfig::default()
+        },
+    }
+}
+
+fn spawn_loop<H: Handler>(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    handler: Arc<H>,
+) -> (
+    CancellationToken,
+    l2f_bus::LoopStats,
+    tokio::task::JoinHandle<l2f_bus::Result<()>>,
+) {
+    let c = client(bootstrap);
+    let dlq = DeadLetters::new(Producer::new(&c).unwrap(), format!("{topic}.dlq"), group);
+    let lp = ConsumerLoop::new(&c, settings(group, topic), handler, dlq);
+    let stats = lp.stats();
+    let token = CancellationToken::new();
+    let join = tokio::spawn(lp.run(token.clone()));
+    (token, stats, join)
+}
+
+/// Fails each record transiently twice (the second time with a Retry-After hint), then
+/// applies it; counts effects per offset and checks, at every failed attempt, that the
+/// group has not committed past the record.
+struct FlakyThenOk {
+    attempts: Mutex<HashMap<i64, u32>>,
+    effects: Mutex<BTreeMap<i64, u32>>,
+    bootstrap: String,
+    group: String,
+    committed_early: AtomicU32,
+}
+
+impl Handler for FlakyThenOk {
+    async fn handle(&self, r: &Record) -> Result<(), HandlerError> {
+        let n = {
+            let mut a = self.attempts.lock().unwrap();
+            let n = a.entry(r.offset).or_default();
+            *n += 1;
+            *n
+        };
+        if n <= 2 {
+            let done = committed(&self.bootstrap, &self.group, &r.topic, 1);
+            if done.get(&r.partition).is_some_and(|&c| c > r.offset) {
+                eprintln!("EARLY offset {} attempt {n} committed {done:?}", r.offset);
+                self.committed_early.fetch_add(1, Ordering::SeqCst);
+            }
+            return Err(if n == 1 {
+                HandlerError::transient("upstream timed out")
+            } else {
+                HandlerError::retry_after("429 Too Many Requests", Duration::from_millis(300))
+            });
+        }
+        *self.effects.lock().unwrap().entry(r.offset).or_default() += 1;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failure_then_success_gives_one_effect_and_commits_after_it() {
+    let b = require_kafka!();
+    let topic = unique("flaky");
+    let group = unique("g-flaky");
+    create_topic(&b, &topic, 1).await;
+    let records: Vec<OutRecord> = (0..5)
+        .map(|i| OutRecord::new(&topic, format!("acct-{i}"), format!("event-{i}")))
+        .collect();
+    produce(&b, &records).await;
+    let h = Arc::new(FlakyThenOk {
+        attempts: Mutex::default(),
+        effects: Mutex::default(),
+        bootstrap: b.clone(),
+        group: group.clone(),
+        committed_early: AtomicU32::new(0),
+    });
+    let (token, stats, join) = spawn_loop(&b, &group, &topic, h.clone());
+    assert!(
+        wait_until(Duration::from_secs(60), || stats.handled() == 5).await,
+        "handled {}",
+        stats.handled()
+    );
+    assert!(
+        wait_until(Duration::from_secs(15), || committed(&b, &group, &topic, 1)
+            .get(&0)
+            == Some(&5))
+        .await,
+        "committed {:?}",
+        committed(&b, &group, &topic, 1)
+    );
+    token.cancel();
+    join.await.unwrap().unwrap();
+    let effects = h.effects.lock().unwrap().clone();
+    assert_eq!(
+        effects,
+        (0..5).map(|o| (o, 1)).collect::<BTreeMap<_, _>>(),
+        "exactly one effect per record"
+    );
+    assert_eq!(stats.retries(), 10);
+    assert_eq!(stats.dead_lettered(), 0);
+    assert_eq!(
+        h.committed_early.load(Ordering::SeqCst),
+        0,
+        "an offset was committed before its effect"
+    );
+}
+
+/// Rejects payloads starting with "poison" unless the record has been redriven (the fix).
+struct RejectsPoison {
+    handled: Mutex<Vec<String>>,
+}
+
+impl Handler for RejectsPoison {
+    async fn handle(&self, r: &Record) -> Result<(), HandlerError> {
+        let v = String::from_utf8_lossy(r.payload.as_deref().unwrap_or_default()).to_string();
+        if v.starts_with("poison") && r.header(headers::dlq::REDRIVE_COUNT).is_none() {
+            return Err(HandlerError::permanent(format!(
+                "country: \"UK\" is not an ISO 3166-1 alpha-2 code (in {v})"
+            )));
+        }
+        self.handled.lock().unwrap().push(v);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_failure_is_dead_lettered_the_loop_goes_on_and_redrive_returns_it() {
+    let b = require_kafka!();
+    let topic = unique("orders");
+    let dlq_topic = format!("{topic}.dlq");
+    let group = unique("g-poison");
+    create_topic(&b, &topic, 2).await;
+    create_topic(&b, &dlq_topic, 1).await;
+    let records: Vec<OutRecord> = (0..10)
+        .map(|i| {
+            let v = if i == 3 {
+                "poison-3".to_string()
+            } else {
+                format!("ok-{i}")
+            };
+            OutRecord::new(&topic, format!("acct-{i}"), v).with_header("tenant", "acme")
+        })
+        .collect();
+    produce(&b, &records).await;
+    let h = Arc::new(RejectsPoison {
+        handled: Mutex::default(),
+    });
+    let (token, stats, join) = spawn_loop(&b, &group, &topic, h.clone());
+    assert!(
+        wait_until(Duration::from_secs(60), || stats.handled() == 9
+            && stats.dead_lettered() == 1)
+        .await
+    );
+
+    let c = client(&b);
+    let letters: Vec<DeadLetter> = read_all(&c, &dlq_topic, Duration::from_secs(20))
+        .unwrap()
+        .into_iter()
+        .filter_map(DeadLetter::parse)
+        .collect();
+    assert_eq!(letters.len(), 1);
+    let l = &letters[0];
+    assert_eq!(l.record.key.as_deref(), Some(&b"acct-3"[..]));
+    assert_eq!(l.record.payload.as_deref(), Some(&b"poison-3"[..]));
+    assert_eq!(
+        l.record.header_str("tenant"),
+        Some("acme"),
+        "original headers kept"
+    );
+    assert!(
+        l.record.header_str(headers::TRACEPARENT).is_some(),
+        "trace context kept"
+    );
+    assert_eq!(l.error_class, "permanent");
+    assert!(l.error_message.contains("country") && l.error_message.contains("UK"));
+    assert_eq!(l.source_topic, topic);
+    assert_eq!(l.attempts, 1);
+    assert_eq!(l.consumer_group, group);
+    assert!(!l.failed_at.is_empty());
+    let source = read_all(&c, &topic, Duration::from_secs(20)).unwrap();
+    let original = source
+        .iter()
+        .find(|r| r.payload.as_deref() == Some(&b"poison-3"[..]))
+        .unwrap();
+    assert_eq!(
+        (l.source_partition, l.source_offset),
+        (original.partition, original.offset)
+    );
+
+    let n = dlq::redrive(
+        &Producer::new(&c).unwrap(),
+        &letters,
+        &RedriveFilter::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(n, 1);
+    assert!(
+        wait_until(Duration::from_secs(30), || stats.handled() == 10).await,
+        "redriven record handled"
+    );
+    token.cancel();
+    join.await.unwrap().unwrap();
+    let handled = h.handled.lock().unwrap().clone();
+    assert_eq!(handled.iter().filter(|v| *v == "poison-3").count(), 1);
+    assert_eq!(stats.dead_lettered(), 1);
+}
+
+/// Records `(key, seq)` in handling order, slowly enough that members join and leave mid-run.
+struct Recorder {
+    seen: Mutex<Vec<(String, u32)>>,
+}
+
+impl Handler for Recorder {
+    async fn handle(&self, r: &Record) -> Result<(), HandlerError> {
+        tokio::time::sleep(Duration::from_micros(300)).await;
+        let seq: u32 = String::from_utf8_lossy(r.payload.as_deref().unwrap())
+            .parse()
+            .unwrap();
+        self.seen.lock().unwrap().push((r.key_str(), seq));
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_keyed_records_survive_members_joining_and_leaving_in_order() {
+    let b = require_kafka!();
+    let topic = unique("rebalance");
+    let group = unique("g-rebalance");
+    create_topic(&b, &topic, 6).await;
+    const KEYS: u32 = 200;
+    const TOTAL: u32 = 10_000;
+    let records: Vec<OutRecord> = (0..TOTAL)
+        .map(|i| OutRecord::new(&topic, format!("acct-{}", i % KEYS), (i / KEYS).to_string()))
+        .collect();
+    produce(&b, &records).await;
+    let rec = Arc::new(Recorder {
+        seen: Mutex::default(),
+    });
+    let count = || rec.seen.lock().unwrap().len();
+    let (a_tok, _, a_join) = spawn_loop(&b, &group, &topic, rec.clone());
+    assert!(wait_until(Duration::from_secs(60), || count() >= 1500).await);
+    let (b_tok, _, b_join) = spawn_loop(&b, &group, &topic, rec.clone());
+    assert!(wait_until(Duration::from_secs(60), || count() >= 4000).await);
+    let (c_tok, _, c_join) = spawn_loop(&b, &group, &topic, rec.clone());
+    assert!(wait_until(Duration::from_secs(60), || count() >= 6500).await);
+    a_tok.cancel();
+    a_join.await.unwrap().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(90), || count() >= TOTAL as usize).await,
+        "handled {} of {TOTAL}",
+        count()
+    );
+    // Let any straggling redelivery show up before judging.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    b_tok.cancel();
+    c_tok.cancel();
+    b_join.await.unwrap().unwrap();
+    c_join.await.unwrap().unwrap();
+
+    let seen = rec.seen.lock().unwrap().clone();
+    let mut per_key: HashMap<String, Vec<u32>> = HashMap::new();
+    for (k, s) in &seen {
+        per_key.entry(k.clone()).or_default().push(*s);
+    }
+    assert_eq!(per_key.len(), KEYS as usize);
+    for (k, seqs) in &per_key {
+        let expected: Vec<u32> = (0..TOTAL / KEYS).collect();
+        assert_eq!(seqs, &expected, "key {k}: every record once, in order");
+    }
+    assert_eq!(seen.len(), TOTAL as usize, "no record handled twice");
+}
