@@ -13,7 +13,7 @@ use crate::schema::{Logical, Named, Node, Primitive, Schema};
 /// Semantic validation of an event; `violations` gets one entry per broken rule.
 pub trait Validate {
     /// Pushes every broken rule, with paths starting at `path`.
-    fn validate_into(&self, path: &str, violations: &mut Vec<Violation>);
+    fn validate_into(&self, path: &FieldPath<'_>, violations: &mut Vec<Violation>);
 
     /// All broken rules, with paths starting at the event name.
     fn violations(&self) -> Vec<Violation>
@@ -21,8 +21,42 @@ pub trait Validate {
         Self: Event,
     {
         let mut v = Vec::new();
-        self.validate_into(Self::NAME, &mut v);
+        self.validate_into(&FieldPath::Root(Self::NAME), &mut v);
         v
+    }
+}
+
+/// The path of a field (`OrderPlaced.lines[1].quantity`), built on the stack and only
+/// rendered when a rule is broken, so that validating a valid record allocates nothing.
+#[derive(Debug, Clone, Copy)]
+pub enum FieldPath<'a> {
+    /// The event (or record) name.
+    Root(&'a str),
+    /// A field of the parent.
+    Field(&'a FieldPath<'a>, &'a str),
+    /// An array element of the parent.
+    Index(&'a FieldPath<'a>, usize),
+}
+
+impl<'a> FieldPath<'a> {
+    /// The path of a child field.
+    pub fn field(&'a self, name: &'a str) -> FieldPath<'a> {
+        FieldPath::Field(self, name)
+    }
+
+    /// The path of an array element.
+    pub fn index(&'a self, i: usize) -> FieldPath<'a> {
+        FieldPath::Index(self, i)
+    }
+}
+
+impl std::fmt::Display for FieldPath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FieldPath::Root(n) => f.write_str(n),
+            FieldPath::Field(p, n) => write!(f, "{p}.{n}"),
+            FieldPath::Index(p, i) => write!(f, "{p}[{i}]"),
+        }
     }
 }
 
@@ -55,40 +89,40 @@ pub fn is_email(s: &str) -> bool {
     local_ok && domain_ok
 }
 
-fn email(path: &str, field: &str, s: &str, v: &mut Vec<Violation>) {
+fn email(path: &FieldPath<'_>, field: &str, s: &str, v: &mut Vec<Violation>) {
     if !is_email(s) {
         v.push(Violation::new(
-            format!("{path}.{field}"),
+            path.field(field).to_string(),
             format!("{s:?}"),
             "not a valid email address",
         ));
     }
 }
 
-fn positive(path: &str, field: &str, n: i32, v: &mut Vec<Violation>) {
+fn positive(path: &FieldPath<'_>, field: &str, n: i32, v: &mut Vec<Violation>) {
     if n <= 0 {
         v.push(Violation::new(
-            format!("{path}.{field}"),
+            path.field(field).to_string(),
             n.to_string(),
             "must be greater than zero",
         ));
     }
 }
 
-fn not_negative(path: &str, field: &str, n: i32, v: &mut Vec<Violation>) {
+fn not_negative(path: &FieldPath<'_>, field: &str, n: i32, v: &mut Vec<Violation>) {
     if n < 0 {
         v.push(Violation::new(
-            format!("{path}.{field}"),
+            path.field(field).to_string(),
             n.to_string(),
             "must not be negative",
         ));
     }
 }
 
-fn non_empty(path: &str, field: &str, s: &str, v: &mut Vec<Violation>) {
+fn non_empty(path: &FieldPath<'_>, field: &str, s: &str, v: &mut Vec<Violation>) {
     if s.trim().is_empty() {
         v.push(Violation::new(
-            format!("{path}.{field}"),
+            path.field(field).to_string(),
             format!("{s:?}"),
             "must not be empty",
         ));
@@ -96,7 +130,7 @@ fn non_empty(path: &str, field: &str, s: &str, v: &mut Vec<Violation>) {
 }
 
 fn term(
-    path: &str,
+    path: &FieldPath<'_>,
     start_field: &str,
     start: NaiveDate,
     end_field: &str,
@@ -105,7 +139,7 @@ fn term(
 ) {
     if end <= start {
         v.push(Violation::new(
-            format!("{path}.{end_field}"),
+            path.field(end_field).to_string(),
             end.to_string(),
             format!("must be after {start_field} ({start})"),
         ));
@@ -113,24 +147,24 @@ fn term(
 }
 
 impl Validate for Money {
-    fn validate_into(&self, path: &str, v: &mut Vec<Violation>) {
+    fn validate_into(&self, path: &FieldPath<'_>, v: &mut Vec<Violation>) {
         if self.amount < Decimal::ZERO {
             v.push(Violation::new(
-                format!("{path}.amount"),
+                path.field("amount").to_string(),
                 self.amount.to_string(),
                 "money must not be negative",
             ));
         }
         if self.amount.scale() > 2 {
             v.push(Violation::new(
-                format!("{path}.amount"),
+                path.field("amount").to_string(),
                 self.amount.to_string(),
                 "at most two decimal places (schema decimal(18,2))",
             ));
         }
         if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_uppercase()) {
             v.push(Violation::new(
-                format!("{path}.currency"),
+                path.field("currency").to_string(),
                 format!("{:?}", self.currency),
                 "not an ISO 4217 alphabetic currency code (three capital letters)",
             ));
@@ -139,10 +173,10 @@ impl Validate for Money {
 }
 
 impl Validate for Envelope {
-    fn validate_into(&self, path: &str, v: &mut Vec<Violation>) {
+    fn validate_into(&self, path: &FieldPath<'_>, v: &mut Vec<Violation>) {
         if self.causation_id == Some(self.event_id) {
             v.push(Violation::new(
-                format!("{path}.causation_id"),
+                path.field("causation_id").to_string(),
                 self.event_id.to_string(),
                 "an event cannot cause itself",
             ));
@@ -153,9 +187,9 @@ impl Validate for Envelope {
 macro_rules! validate {
     ($ty:ty, |$s:ident, $p:ident, $v:ident| $body:block) => {
         impl Validate for $ty {
-            fn validate_into(&self, $p: &str, $v: &mut Vec<Violation>) {
+            fn validate_into(&self, $p: &FieldPath<'_>, $v: &mut Vec<Violation>) {
                 let $s = self;
-                $s.envelope.validate_into(&format!("{}.envelope", $p), $v);
+                $s.envelope.validate_into(&$p.field("envelope"), $v);
                 $body
             }
         }
@@ -173,28 +207,28 @@ validate!(OrderPlaced, |s, p, v| {
     email(p, "sold_to_email", &s.sold_to_email, v);
     if s.lines.is_empty() {
         v.push(Violation::new(
-            format!("{p}.lines"),
+            p.field("lines").to_string(),
             "[]",
             "an order has at least one line",
         ));
     }
     for (i, line) in s.lines.iter().enumerate() {
-        let lp = format!("{p}.lines[{i}]");
+        let lines = p.field("lines");
+        let lp = lines.index(i);
         non_empty(&lp, "sku", &line.sku, v);
         positive(&lp, "quantity", line.quantity, v);
-        line.unit_price
-            .validate_into(&format!("{lp}.unit_price"), v);
+        line.unit_price.validate_into(&lp.field("unit_price"), v);
     }
-    s.total.validate_into(&format!("{p}.total"), v);
+    s.total.validate_into(&p.field("total"), v);
     term(p, "term_start", s.term_start, "term_end", s.term_end, v);
     match (s.sales_channel, &s.reseller) {
         (SalesChannel::Reseller, None) => v.push(Violation::new(
-            format!("{p}.reseller"),
+            p.field("reseller").to_string(),
             "null",
             "a RESELLER order names its reseller",
         )),
         (c, Some(_)) if c != SalesChannel::Reseller => v.push(Violation::new(
-            format!("{p}.reseller"),
+            p.field("reseller").to_string(),
             "present",
             format!(
                 "only RESELLER orders have a reseller, this one is {}",
@@ -209,27 +243,27 @@ validate!(SubscriptionCreated, |s, p, v| {
     non_empty(p, "subscription_id", &s.subscription_id, v);
     positive(p, "seats", s.seats, v);
     term(p, "term_start", s.term_start, "term_end", s.term_end, v);
-    s.amount.validate_into(&format!("{p}.amount"), v);
+    s.amount.validate_into(&p.field("amount"), v);
 });
 
 validate!(SubscriptionAmended, |s, p, v| {
     non_empty(p, "subscription_id", &s.subscription_id, v);
     positive(p, "previous_seats", s.previous_seats, v);
     positive(p, "seats", s.seats, v);
-    s.amount.validate_into(&format!("{p}.amount"), v);
+    s.amount.validate_into(&p.field("amount"), v);
 });
 
 validate!(SubscriptionRenewed, |s, p, v| {
     non_empty(p, "subscription_id", &s.subscription_id, v);
     positive(p, "seats", s.seats, v);
     term(p, "term_start", s.term_start, "term_end", s.term_end, v);
-    s.amount.validate_into(&format!("{p}.amount"), v);
+    s.amount.validate_into(&p.field("amount"), v);
 });
 
 validate!(SubscriptionCancelled, |s, p, v| {
     non_empty(p, "subscription_id", &s.subscription_id, v);
     if let Some(r) = &s.refund {
-        r.validate_into(&format!("{p}.refund"), v);
+        r.validate_into(&p.field("refund"), v);
     }
 });
 
@@ -240,7 +274,7 @@ validate!(AutoRenewChanged, |s, p, v| {
         SourceSystem::Zuora | SourceSystem::CustomersApp
     ) {
         v.push(Violation::new(
-            format!("{p}.flag_owner"),
+            p.field("flag_owner").to_string(),
             s.flag_owner.symbol(),
             "only ZUORA and CUSTOMERS_APP keep an auto-renew flag",
         ));
@@ -249,7 +283,7 @@ validate!(AutoRenewChanged, |s, p, v| {
 
 validate!(PaymentDeclined, |s, p, v| {
     non_empty(p, "subscription_id", &s.subscription_id, v);
-    s.amount.validate_into(&format!("{p}.amount"), v);
+    s.amount.validate_into(&p.field("amount"), v);
 });
 
 validate!(EulaAccepted, |s, p, v| {
@@ -271,7 +305,7 @@ validate!(LicenseHeld, |s, p, v| {
 validate!(RenewalNoticeDue, |s, p, v| {
     if ![90, 45, 21, 15, 14, 3, 0].contains(&s.days_before_term_end) {
         v.push(Violation::new(
-            format!("{p}.days_before_term_end"),
+            p.field("days_before_term_end").to_string(),
             s.days_before_term_end.to_string(),
             "not a step of the renewal notice cadence (90, 45, 21, 15, 14, 3, 0)",
         ));
@@ -290,7 +324,7 @@ validate!(UsageReported, |s, p, v| {
     positive(p, "seats", s.seats, v);
     if s.billable_users > s.active_users {
         v.push(Violation::new(
-            format!("{p}.billable_users"),
+            p.field("billable_users").to_string(),
             s.billable_users.to_string(),
             format!("cannot exceed active_users ({})", s.active_users),
         ));
