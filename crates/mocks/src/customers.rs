@@ -32,7 +32,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::kit::{self, Admin, FaultRule, Feed, HasFaults, Shared};
+use crate::kit::{FaultRule, Feed, MockApp, Shared};
 use crate::own::{self, ApiError, FeedParams};
 use crate::store::Store;
 use crate::Listen;
@@ -181,35 +181,22 @@ impl Customers {
         let shared = Shared::new("customers", store, cfg.faults.clone())?;
         Ok(Arc::new(Self { cfg, shared }))
     }
-
-    /// The shared state, for tests and the admin endpoints.
-    pub fn shared(&self) -> &Shared<Data> {
-        &self.shared
-    }
 }
 
-impl HasFaults for Customers {
-    fn faults(&self) -> &kit::Faults {
-        &self.shared.faults
+impl MockApp for Customers {
+    type Data = Data;
+    fn shared(&self) -> &Shared<Data> {
+        &self.shared
     }
     fn render(&self, status: StatusCode) -> Response {
         own::render_status(status)
     }
 }
 
-impl Admin for Customers {
-    fn state(&self) -> Value {
-        self.shared.snapshot()
-    }
-    fn reset(&self) {
-        self.shared.reset();
-    }
-}
-
 /// The router: the API above and `/__admin`.
 pub fn router(app: Arc<Customers>) -> Router {
     let token = app.cfg.api_token.clone();
-    Router::new()
+    let routes = Router::new()
         .route("/api/v1/accounts", post(create_account))
         .route("/api/v1/accounts/{id}", get(get_account))
         .route(
@@ -235,17 +222,8 @@ pub fn router(app: Arc<Customers>) -> Router {
         .route("/api/v1/subscriptions/{id}/cancel", post(cancel))
         .route("/api/v1/subscriptions/{id}/license", put(set_license))
         .route("/api/v1/subscriptions/{id}/usage", post(report_usage))
-        .route("/api/v1/events", get(events))
-        .merge(kit::admin_router::<Customers>())
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
-        .layer(axum::middleware::from_fn(move |req, next| {
-            own::require_token(token.clone(), req, next)
-        }))
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            kit::fault_layer::<Customers>,
-        ))
-        .with_state(app)
+        .route("/api/v1/events", get(events));
+    own::finish(routes, app, token)
 }
 
 fn now() -> String {

@@ -282,16 +282,30 @@ pub struct ConnKill(pub Arc<tokio::sync::Notify>);
 #[derive(Clone, Copy, Debug)]
 pub struct Scheme(pub &'static str);
 
-/// Anything with fault rules and a renderer can be wrapped by [`fault_layer`].
-pub trait HasFaults: Send + Sync + 'static {
-    /// The app's rules.
-    fn faults(&self) -> &Faults;
-    /// The app's error shape for a bare status.
+/// What the shared machinery (fault rules, `/__admin`) needs from an app.
+pub trait MockApp: Send + Sync + 'static {
+    /// The app's persisted data.
+    type Data: Serialize + DeserializeOwned + Default + Send;
+    /// The app's state.
+    fn shared(&self) -> &Shared<Self::Data>;
+    /// The app's error shape for a bare status (used by status faults).
     fn render(&self, status: StatusCode) -> Response;
+    /// The app's issued tokens, for apps that issue them.
+    fn tokens(_data: &mut Self::Data) -> Option<&mut Tokens> {
+        None
+    }
+    /// The data shown at `/__admin/state`: everything but the issued tokens.
+    fn state(&self) -> serde_json::Value {
+        let mut v = self.shared().snapshot();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("tokens");
+        }
+        v
+    }
 }
 
 /// Applies the app's fault rules to every non-admin request.
-pub async fn fault_layer<S: HasFaults>(
+pub async fn fault_layer<S: MockApp>(
     State(app): State<Arc<S>>,
     req: Request,
     next: Next,
@@ -299,7 +313,7 @@ pub async fn fault_layer<S: HasFaults>(
     if req.uri().path().starts_with("/__admin") {
         return next.run(req).await;
     }
-    let actions = app.faults().decide(req.method(), req.uri().path());
+    let actions = app.shared().faults.decide(req.method(), req.uri().path());
     for action in actions {
         match action {
             FaultAction::Latency { ms } => tokio::time::sleep(Duration::from_millis(ms)).await,
@@ -336,33 +350,23 @@ pub async fn fault_layer<S: HasFaults>(
     next.run(req).await
 }
 
-/// What `/__admin` needs from an app.
-pub trait Admin: HasFaults {
-    /// The app's data as JSON.
-    fn state(&self) -> serde_json::Value;
-    /// Forget everything.
-    fn reset(&self);
-    /// Expire every issued token now, so tests can exercise a client's refresh path.
-    fn expire_tokens(&self) {}
-}
-
 /// `/__admin/state`, `/__admin/reset`, `/__admin/faults`, `/__admin/tokens/expire` and
 /// `/__admin/health` for an app.
-pub fn admin_router<S: Admin>() -> Router<Arc<S>> {
-    async fn state<S: Admin>(State(app): State<Arc<S>>) -> Json<serde_json::Value> {
+pub fn admin_router<S: MockApp>() -> Router<Arc<S>> {
+    async fn state<S: MockApp>(State(app): State<Arc<S>>) -> Json<serde_json::Value> {
         Json(app.state())
     }
-    async fn reset<S: Admin>(State(app): State<Arc<S>>) -> StatusCode {
-        app.reset();
+    async fn reset<S: MockApp>(State(app): State<Arc<S>>) -> StatusCode {
+        app.shared().reset();
         StatusCode::NO_CONTENT
     }
-    async fn faults<S: Admin>(State(app): State<Arc<S>>) -> Json<Vec<FaultRule>> {
-        Json(app.faults().list())
+    async fn faults<S: MockApp>(State(app): State<Arc<S>>) -> Json<Vec<FaultRule>> {
+        Json(app.shared().faults.list())
     }
-    async fn add_fault<S: Admin>(State(app): State<Arc<S>>, body: axum::body::Bytes) -> Response {
+    async fn add_fault<S: MockApp>(State(app): State<Arc<S>>, body: axum::body::Bytes) -> Response {
         match serde_json::from_slice::<FaultRule>(&body) {
             Ok(rule) => {
-                app.faults().add(rule);
+                app.shared().faults.add(rule);
                 StatusCode::CREATED.into_response()
             }
             Err(e) => (
@@ -372,12 +376,16 @@ pub fn admin_router<S: Admin>() -> Router<Arc<S>> {
                 .into_response(),
         }
     }
-    async fn clear_faults<S: Admin>(State(app): State<Arc<S>>) -> StatusCode {
-        app.faults().clear();
+    async fn clear_faults<S: MockApp>(State(app): State<Arc<S>>) -> StatusCode {
+        app.shared().faults.clear();
         StatusCode::NO_CONTENT
     }
-    async fn expire_tokens<S: Admin>(State(app): State<Arc<S>>) -> StatusCode {
-        app.expire_tokens();
+    async fn expire_tokens<S: MockApp>(State(app): State<Arc<S>>) -> StatusCode {
+        app.shared().write(|d| {
+            if let Some(t) = S::tokens(d) {
+                t.expire_all();
+            }
+        });
         StatusCode::NO_CONTENT
     }
     Router::new()
@@ -450,4 +458,15 @@ impl Feed {
             .cloned()
             .collect()
     }
+}
+
+/// Completes an app's router: `/__admin`, the fault layer, the state.
+pub fn finish<S: MockApp>(routes: Router<Arc<S>>, app: Arc<S>) -> Router {
+    routes
+        .merge(admin_router::<S>())
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            fault_layer::<S>,
+        ))
+        .with_state(app)
 }

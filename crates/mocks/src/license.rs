@@ -25,7 +25,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::kit::{self, Admin, FaultRule, Feed, HasFaults, Shared};
+use crate::kit::{self, FaultRule, Feed, MockApp, Shared};
 use crate::own::{self, ApiError, FeedParams};
 use crate::store::Store;
 use crate::Listen;
@@ -145,35 +145,22 @@ impl License {
         let shared = Shared::new("license", store, cfg.faults.clone())?;
         Ok(Arc::new(Self { cfg, shared }))
     }
-
-    /// The shared state, for tests and the admin endpoints.
-    pub fn shared(&self) -> &Shared<Data> {
-        &self.shared
-    }
 }
 
-impl HasFaults for License {
-    fn faults(&self) -> &kit::Faults {
-        &self.shared.faults
+impl MockApp for License {
+    type Data = Data;
+    fn shared(&self) -> &Shared<Data> {
+        &self.shared
     }
     fn render(&self, status: StatusCode) -> Response {
         own::render_status(status)
     }
 }
 
-impl Admin for License {
-    fn state(&self) -> Value {
-        self.shared.snapshot()
-    }
-    fn reset(&self) {
-        self.shared.reset();
-    }
-}
-
 /// The router: the API above and `/__admin`.
 pub fn router(app: Arc<License>) -> Router {
     let token = app.cfg.api_token.clone();
-    Router::new()
+    let routes = Router::new()
         .route("/api/v1/subscriptions/{id}", put(register))
         .route(
             "/api/v1/subscriptions/{id}/terms-accepted",
@@ -184,17 +171,8 @@ pub fn router(app: Arc<License>) -> Router {
             put(communication_profile),
         )
         .route("/api/v1/licenses/{id}", get(get_license))
-        .route("/api/v1/events", get(events))
-        .merge(kit::admin_router::<License>())
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
-        .layer(axum::middleware::from_fn(move |req, next| {
-            own::require_token(token.clone(), req, next)
-        }))
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            kit::fault_layer::<License>,
-        ))
-        .with_state(app)
+        .route("/api/v1/events", get(events));
+    own::finish(routes, app, token)
 }
 
 #[derive(Deserialize)]

@@ -15,7 +15,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::kit::{self, Admin, FaultRule, HasFaults, Shared};
+use crate::kit::{self, FaultRule, MockApp, Shared};
 use crate::store::Store;
 use crate::Listen;
 
@@ -94,28 +94,15 @@ impl Mail {
         let shared = Shared::new("mail", store, cfg.faults.clone())?;
         Ok(Arc::new(Self { cfg, shared }))
     }
-
-    /// The shared state, for tests and the admin endpoints.
-    pub fn shared(&self) -> &Shared<Data> {
-        &self.shared
-    }
 }
 
-impl HasFaults for Mail {
-    fn faults(&self) -> &kit::Faults {
-        &self.shared.faults
+impl MockApp for Mail {
+    type Data = Data;
+    fn shared(&self) -> &Shared<Data> {
+        &self.shared
     }
     fn render(&self, status: StatusCode) -> Response {
         MailError::Status(status).into_response()
-    }
-}
-
-impl Admin for Mail {
-    fn state(&self) -> Value {
-        self.shared.snapshot()
-    }
-    fn reset(&self) {
-        self.shared.reset();
     }
 }
 
@@ -163,21 +150,16 @@ impl IntoResponse for MailError {
 
 /// The router: messages and `/__admin`.
 pub fn router(app: Arc<Mail>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/v3/{domain}/messages", post(send))
-        .merge(kit::admin_router::<Mail>())
         .route("/__admin/messages", get(list))
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,
                 Json(json!({ "message": "Not Found" })),
             )
-        })
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            kit::fault_layer::<Mail>,
-        ))
-        .with_state(app)
+        });
+    kit::finish(routes, app)
 }
 
 fn authorised(app: &Mail, req: &Request) -> bool {

@@ -24,7 +24,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::kit::{self, Admin, FaultRule, HasFaults, Shared, TokenError, Tokens};
+use crate::kit::{self, FaultRule, MockApp, Shared, TokenError, Tokens};
 use crate::store::Store;
 use crate::Listen;
 
@@ -137,35 +137,18 @@ impl Marketo {
             in_flight: AtomicUsize::new(0),
         }))
     }
-
-    /// The shared state, for tests and the admin endpoints.
-    pub fn shared(&self) -> &Shared<Data> {
-        &self.shared
-    }
 }
 
-impl HasFaults for Marketo {
-    fn faults(&self) -> &kit::Faults {
-        &self.shared.faults
+impl MockApp for Marketo {
+    type Data = Data;
+    fn shared(&self) -> &Shared<Data> {
+        &self.shared
     }
     fn render(&self, status: StatusCode) -> Response {
         MktError::Status(status).into_response()
     }
-}
-
-impl Admin for Marketo {
-    fn state(&self) -> Value {
-        let mut v = self.shared.snapshot();
-        if let Some(o) = v.as_object_mut() {
-            o.remove("tokens");
-        }
-        v
-    }
-    fn reset(&self) {
-        self.shared.reset();
-    }
-    fn expire_tokens(&self) {
-        self.shared.write(|d| d.tokens.expire_all());
+    fn tokens(data: &mut Data) -> Option<&mut Tokens> {
+        Some(&mut data.tokens)
     }
 }
 

@@ -13,7 +13,11 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::kit::{self, Feed};
+use std::sync::Arc;
+
+use axum::Router;
+
+use crate::kit::{self, Feed, MockApp};
 
 /// The error of the customers app and the license service.
 #[derive(Debug, thiserror::Error)]
@@ -109,10 +113,7 @@ pub fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
 }
 
 /// Checks `Authorization: Bearer <token>` against the configured token.
-pub async fn require_token(token: String, req: Request, next: Next) -> Response {
-    if req.uri().path().starts_with("/__admin") {
-        return next.run(req).await;
-    }
+async fn require_token(token: String, req: Request, next: Next) -> Response {
     if kit::bearer(req.headers()).as_deref() != Some(token.as_str()) {
         return ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -122,6 +123,17 @@ pub async fn require_token(token: String, req: Request, next: Next) -> Response 
         .into_response();
     }
     next.run(req).await
+}
+
+/// Completes one of our own APIs' router: not-found in the shared shape, the bearer
+/// token check (not on `/__admin`), then [`kit::finish`].
+pub fn finish<S: MockApp>(routes: Router<Arc<S>>, app: Arc<S>, token: String) -> Router {
+    let routes = routes
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .layer(axum::middleware::from_fn(move |req, next| {
+            require_token(token.clone(), req, next)
+        }));
+    kit::finish(routes, app)
 }
 
 /// `?after=<seq>&limit=<n>` of a feed request.

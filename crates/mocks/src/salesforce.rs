@@ -28,7 +28,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::kit::{self, Admin, FaultRule, HasFaults, Shared, Tokens};
+use crate::kit::{self, FaultRule, MockApp, Shared, Tokens};
 use crate::store::Store;
 use crate::Listen;
 
@@ -108,11 +108,6 @@ impl Salesforce {
         }))
     }
 
-    /// The shared state, for tests and the admin endpoints.
-    pub fn shared(&self) -> &Shared<Data> {
-        &self.shared
-    }
-
     /// API requests counted today.
     pub fn api_usage(&self) -> u64 {
         self.usage.lock().unwrap_or_else(|p| p.into_inner()).1
@@ -133,16 +128,17 @@ impl Salesforce {
     }
 }
 
-impl HasFaults for Salesforce {
-    fn faults(&self) -> &kit::Faults {
-        &self.shared.faults
+impl MockApp for Salesforce {
+    type Data = Data;
+    fn shared(&self) -> &Shared<Data> {
+        &self.shared
     }
     fn render(&self, status: StatusCode) -> Response {
         SfError::Status(status).into_response()
     }
-}
-
-impl Admin for Salesforce {
+    fn tokens(data: &mut Data) -> Option<&mut Tokens> {
+        Some(&mut data.tokens)
+    }
     fn state(&self) -> Value {
         let mut v = self.shared.snapshot();
         if let Some(o) = v.as_object_mut() {
@@ -150,12 +146,6 @@ impl Admin for Salesforce {
             o.insert("api_usage".into(), json!(self.api_usage()));
         }
         v
-    }
-    fn reset(&self) {
-        self.shared.reset();
-    }
-    fn expire_tokens(&self) {
-        self.shared.write(|d| d.tokens.expire_all());
     }
 }
 
@@ -482,18 +472,13 @@ pub fn router(app: Arc<Salesforce>) -> Router {
         .route("/services/data/{version}/query/", get(query))
         .route("/services/data/{version}/limits", get(limits))
         .route_layer(axum::middleware::from_fn_with_state(app.clone(), data_api));
-    Router::new()
+    let routes = Router::new()
         .route("/services/oauth2/token", post(token))
         .route("/services/data", get(versions))
         .route("/services/data/", get(versions))
         .merge(data)
-        .merge(kit::admin_router::<Salesforce>())
-        .fallback(|| async { SfError::NotFound })
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            kit::fault_layer::<Salesforce>,
-        ))
-        .with_state(app)
+        .fallback(|| async { SfError::NotFound });
+    kit::finish(routes, app)
 }
 
 /// Authentication, API usage counting and the `Sforce-Limit-Info` header.

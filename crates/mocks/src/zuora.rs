@@ -27,7 +27,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::kit::{self, Admin, FaultRule, Feed, HasFaults, Shared, Tokens};
+use crate::kit::{self, FaultRule, Feed, MockApp, Shared, Tokens};
 use crate::store::Store;
 use crate::Listen;
 
@@ -216,11 +216,6 @@ impl Zuora {
         }))
     }
 
-    /// The shared state, for tests and the admin endpoints.
-    pub fn shared(&self) -> &Shared<Data> {
-        &self.shared
-    }
-
     fn emit(self: &Arc<Self>, d: &mut Data, kind: &str, data: Value) {
         let seq = d.feed.push(kind, data);
         if let Some(url) = self.cfg.callout_url.clone() {
@@ -251,28 +246,16 @@ impl Zuora {
     }
 }
 
-impl HasFaults for Zuora {
-    fn faults(&self) -> &kit::Faults {
-        &self.shared.faults
+impl MockApp for Zuora {
+    type Data = Data;
+    fn shared(&self) -> &Shared<Data> {
+        &self.shared
     }
     fn render(&self, status: StatusCode) -> Response {
         ZError::Status(status).into_response()
     }
-}
-
-impl Admin for Zuora {
-    fn state(&self) -> Value {
-        let mut v = self.shared.snapshot();
-        if let Some(o) = v.as_object_mut() {
-            o.remove("tokens");
-        }
-        v
-    }
-    fn reset(&self) {
-        self.shared.reset();
-    }
-    fn expire_tokens(&self) {
-        self.shared.write(|d| d.tokens.expire_all());
+    fn tokens(data: &mut Data) -> Option<&mut Tokens> {
+        Some(&mut data.tokens)
     }
 }
 
@@ -383,24 +366,19 @@ pub fn router(app: Arc<Zuora>) -> Router<()> {
             get(account_subscriptions),
         )
         .route_layer(axum::middleware::from_fn_with_state(app.clone(), auth));
-    Router::new()
+    let routes = Router::new()
         .route("/oauth/token", post(token))
         .merge(api)
-        .merge(kit::admin_router::<Zuora>())
         .route("/__admin/events", get(events))
         .route("/__admin/payments/decline", post(decline_payment))
-        .fallback(|| async { ZError::NoRoute })
-        .layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            kit::fault_layer::<Zuora>,
-        ))
+        .fallback(|| async { ZError::NoRoute });
+    kit::finish(routes, app.clone())
         // Outside the fault layer, so a request slowed by a fault still holds its key.
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             idempotency,
         ))
-        .layer(axum::middleware::from_fn_with_state(app.clone(), envelope))
-        .with_state(app)
+        .layer(axum::middleware::from_fn_with_state(app, envelope))
 }
 
 /// `Zuora-Track-Id` echo and the `RateLimit-*` headers / 429.
