@@ -57,6 +57,8 @@ pub struct StageSettings {
     pub batch_linger: Duration,
     /// Broker-side transaction timeout: an abandoned transaction is aborted after this.
     pub transaction_timeout: Duration,
+    /// Group session timeout: how soon a dead instance's partitions move on.
+    pub session_timeout: Duration,
 }
 
 impl StageSettings {
@@ -75,6 +77,7 @@ impl StageSettings {
             batch_size: 500,
             batch_linger: Duration::from_millis(100),
             transaction_timeout: Duration::from_secs(30),
+            session_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -174,7 +177,12 @@ impl<T: Transform> TransactionalStage<T> {
             .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed")
             .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false");
+            .set("enable.partition.eof", "false")
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set(
+                "session.timeout.ms",
+                s.session_timeout.as_millis().to_string(),
+            );
         let consumer: BaseConsumer<StageCtx> = cc
             .create_with_context(StageCtx {
                 rebalances: AtomicU64::new(0),
