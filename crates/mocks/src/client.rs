@@ -316,13 +316,58 @@ fn utf8_path_segment(s: &str) -> String {
         .collect()
 }
 
-/// Zuora REST v1 with OAuth client credentials.
-pub struct ZuoraClient {
+/// An API's OAuth client credentials and the token they earned, refreshed when stale.
+struct ClientCredentials {
     http: reqwest::Client,
     base: String,
     client_id: String,
     client_secret: Secret,
     token: TokenSlot<String>,
+}
+
+impl ClientCredentials {
+    fn new(http: reqwest::Client, base: String, client_id: String, client_secret: Secret) -> Self {
+        Self {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            client_id,
+            client_secret,
+            token: TokenSlot::new(),
+        }
+    }
+
+    /// The grant's form fields.
+    fn grant(&self) -> [(&str, &str); 3] {
+        [
+            ("grant_type", "client_credentials"),
+            ("client_id", self.client_id.as_str()),
+            ("client_secret", self.client_secret.expose()),
+        ]
+    }
+
+    /// The current token; when missing or stale, sends `request` (the API's token call)
+    /// and keeps its `access_token` for `expires_in` seconds.
+    async fn token(&self, request: impl FnOnce(&Self) -> RequestBuilder) -> Result<String> {
+        self.token
+            .get(|| async {
+                let resp = request(self).send().await?;
+                let status = resp.status();
+                let v = body_json(resp).await?;
+                match v["access_token"].as_str() {
+                    Some(t) if status.is_success() => Ok((
+                        t.to_string(),
+                        v["expires_in"].as_u64().map(Duration::from_secs),
+                    )),
+                    _ => Err(ClientError::Auth(format!("{status}: {v}"))),
+                }
+            })
+            .await
+    }
+}
+
+/// Zuora REST v1 with OAuth client credentials.
+pub struct ZuoraClient {
+    cc: ClientCredentials,
 }
 
 impl ZuoraClient {
@@ -334,34 +379,18 @@ impl ZuoraClient {
         client_secret: Secret,
     ) -> Self {
         Self {
-            http,
-            base: base.into().trim_end_matches('/').to_string(),
-            client_id: client_id.into(),
-            client_secret,
-            token: TokenSlot::new(),
+            cc: ClientCredentials::new(http, base.into(), client_id.into(), client_secret),
         }
     }
 
-    async fn fetch_token(&self) -> Result<(String, Option<Duration>)> {
-        let resp = self
-            .http
-            .post(format!("{}/oauth/token", self.base))
-            .form(&[
-                ("client_id", self.client_id.as_str()),
-                ("client_secret", self.client_secret.expose()),
-                ("grant_type", "client_credentials"),
-            ])
-            .send()
-            .await?;
-        let status = resp.status();
-        let v = body_json(resp).await?;
-        match v["access_token"].as_str() {
-            Some(t) if status.is_success() => Ok((
-                t.to_string(),
-                v["expires_in"].as_u64().map(Duration::from_secs),
-            )),
-            _ => Err(ClientError::Auth(format!("{status}: {}", v["reasons"]))),
-        }
+    async fn fetch_token(&self) -> Result<String> {
+        self.cc
+            .token(|cc| {
+                cc.http
+                    .post(format!("{}/oauth/token", cc.base))
+                    .form(&cc.grant())
+            })
+            .await
     }
 
     /// One call; `success:false` bodies become [`ClientError::Api`].
@@ -373,10 +402,11 @@ impl ZuoraClient {
         idempotency_key: Option<&str>,
     ) -> Result<Value> {
         for attempt in 0..2 {
-            let token = self.token.get(|| self.fetch_token()).await?;
+            let token = self.fetch_token().await?;
             let mut req: RequestBuilder = self
+                .cc
                 .http
-                .request(method.clone(), format!("{}{path}", self.base))
+                .request(method.clone(), format!("{}{path}", self.cc.base))
                 .bearer_auth(&token);
             if let Some(k) = idempotency_key {
                 req = req.header("Idempotency-Key", k);
@@ -386,7 +416,7 @@ impl ZuoraClient {
             }
             let resp = req.send().await?;
             if resp.status() == StatusCode::UNAUTHORIZED && attempt == 0 {
-                self.token.invalidate().await;
+                self.cc.token.invalidate().await;
                 continue;
             }
             if let Some(e) = transient("zuora", &resp) {
@@ -432,11 +462,7 @@ impl ZuoraClient {
 
 /// Marketo REST with the identity service's client credentials.
 pub struct MarketoClient {
-    http: reqwest::Client,
-    base: String,
-    client_id: String,
-    client_secret: Secret,
-    token: TokenSlot<String>,
+    cc: ClientCredentials,
 }
 
 impl MarketoClient {
@@ -448,37 +474,18 @@ impl MarketoClient {
         client_secret: Secret,
     ) -> Self {
         Self {
-            http,
-            base: base.into().trim_end_matches('/').to_string(),
-            client_id: client_id.into(),
-            client_secret,
-            token: TokenSlot::new(),
+            cc: ClientCredentials::new(http, base.into(), client_id.into(), client_secret),
         }
     }
 
-    async fn fetch_token(&self) -> Result<(String, Option<Duration>)> {
-        let resp = self
-            .http
-            .get(format!("{}/identity/oauth/token", self.base))
-            .query(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", self.client_id.as_str()),
-                ("client_secret", self.client_secret.expose()),
-            ])
-            .send()
-            .await?;
-        let status = resp.status();
-        let v = body_json(resp).await?;
-        match v["access_token"].as_str() {
-            Some(t) if status.is_success() => Ok((
-                t.to_string(),
-                v["expires_in"].as_u64().map(Duration::from_secs),
-            )),
-            _ => Err(ClientError::Auth(format!(
-                "{status}: {}",
-                v["error_description"]
-            ))),
-        }
+    async fn fetch_token(&self) -> Result<String> {
+        self.cc
+            .token(|cc| {
+                cc.http
+                    .get(format!("{}/identity/oauth/token", cc.base))
+                    .query(&cc.grant())
+            })
+            .await
     }
 
     /// Pushes up to 300 leads (`createOrUpdate` by `lookup_field`); answers the per-record
@@ -488,10 +495,11 @@ impl MarketoClient {
         let body =
             json!({ "action": "createOrUpdate", "lookupField": lookup_field, "input": leads });
         for attempt in 0..2 {
-            let token = self.token.get(|| self.fetch_token()).await?;
+            let token = self.fetch_token().await?;
             let resp = self
+                .cc
                 .http
-                .post(format!("{}/rest/v1/leads.json", self.base))
+                .post(format!("{}/rest/v1/leads.json", self.cc.base))
                 .bearer_auth(&token)
                 .json(&body)
                 .send()
@@ -506,7 +514,7 @@ impl MarketoClient {
             }
             let code = v["errors"][0]["code"].as_str().unwrap_or("");
             if (code == "601" || code == "602") && attempt == 0 {
-                self.token.invalidate().await;
+                self.cc.token.invalidate().await;
                 continue;
             }
             return Err(ClientError::Api {
