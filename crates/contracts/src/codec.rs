@@ -47,6 +47,8 @@ pub struct WriterSchema {
     pub schema: Schema,
     /// CRC-64-AVRO of its canonical form.
     pub fingerprint: u64,
+    /// Whether the typed fast path ([`crate::fast`]) writes exactly what this schema says.
+    pub fast_encode: bool,
     fast: serde_avro_fast::Schema,
 }
 
@@ -66,6 +68,7 @@ impl WriterSchema {
             .map_err(|e| SchemaError::Invalid(format!("{event}: {e}")))?;
         Ok(WriterSchema {
             event,
+            fast_encode: false,
             fingerprint: schema.fingerprint(),
             schema,
             fast,
@@ -105,7 +108,9 @@ impl Codec {
         let mut readers = HashMap::new();
         let mut by_fp = HashMap::new();
         for (name, schema) in catalog.events() {
-            let w = Arc::new(WriterSchema::new(schema.clone())?);
+            let mut w = WriterSchema::new(schema.clone())?;
+            w.fast_encode = fast_path_agrees(name, &w.fast);
+            let w = Arc::new(w);
             by_fp.insert(w.fingerprint, w.clone());
             readers.insert(name.to_owned(), w);
         }
@@ -185,6 +190,10 @@ impl Codec {
             .get(E::NAME)
             .ok_or_else(|| Error::UnknownEvent(E::NAME.to_owned()))?;
         self.write_header(w, out)?;
+        if w.fast_encode {
+            event.encode(out);
+            return Ok(());
+        }
         let mut config = serde_avro_fast::ser::SerializerConfig::new(&w.fast);
         let buf = std::mem::take(out);
         *out = serde_avro_fast::to_datum(event, buf, &mut config).map_err(|e| Error::Encode {
@@ -259,6 +268,15 @@ impl Codec {
 
     /// Decodes a frame into the reader's type, resolving the writer's schema.
     pub fn decode<E: Event>(&self, bytes: &[u8]) -> Result<E> {
+        // Fast path: written with this very reader schema (no lock, no lookup by fingerprint).
+        if let (Some(reader), Some(header)) =
+            (self.readers.get(E::NAME), bytes.get(..SINGLE_OBJECT_HEADER))
+        {
+            if header[..2] == SINGLE_OBJECT_MAGIC && header[2..] == reader.fingerprint.to_le_bytes()
+            {
+                return decode_payload(&bytes[SINGLE_OBJECT_HEADER..], &reader.fast);
+            }
+        }
         let (w, payload) = self.writer_of(bytes)?;
         if w.event != E::NAME {
             return Err(Error::WrongEvent {
@@ -266,16 +284,7 @@ impl Codec {
                 found: w.event.clone(),
             });
         }
-        let event: E =
-            serde_avro_fast::from_datum_slice(payload, &w.fast).map_err(|e| Error::Decode {
-                event: E::NAME.to_owned(),
-                message: e.to_string(),
-            })?;
-        let violations = event.violations();
-        if !violations.is_empty() {
-            return Err(Error::Invalid(violations));
-        }
-        Ok(event)
+        decode_payload(payload, &w.fast)
     }
 
     /// Decodes any frame to `(event name, JSON)` without knowing its type (for replay and audits).
@@ -314,6 +323,38 @@ impl Default for Codec {
     fn default() -> Self {
         Codec::new()
     }
+}
+
+/// Whether the typed fast path writes, for the golden examples of `event` (all optional
+/// fields filled, then all empty), the same bytes as the schema-driven encoder.
+fn fast_path_agrees(event: &str, schema: &serde_avro_fast::Schema) -> bool {
+    fn agrees<E: Event>(schema: &serde_avro_fast::Schema) -> bool {
+        let full = crate::examples::golden::<E>();
+        let sparse = crate::examples::without_optionals(&full);
+        [Some(full), sparse].into_iter().flatten().all(|e| {
+            let mut fast = Vec::new();
+            e.encode(&mut fast);
+            let mut config = serde_avro_fast::ser::SerializerConfig::new(schema);
+            serde_avro_fast::to_datum(&e, Vec::new(), &mut config).is_ok_and(|slow| slow == fast)
+        })
+    }
+    let check =
+        || -> Result<bool> { crate::with_event_type!(event, T, { Ok(agrees::<T>(schema)) }) };
+    check().unwrap_or(false)
+}
+
+/// Reads the Avro payload into the reader's type (serde matches fields by name), then validates.
+fn decode_payload<E: Event>(payload: &[u8], writer: &serde_avro_fast::Schema) -> Result<E> {
+    let event: E =
+        serde_avro_fast::from_datum_slice(payload, writer).map_err(|e| Error::Decode {
+            event: E::NAME.to_owned(),
+            message: e.to_string(),
+        })?;
+    let violations = event.violations();
+    if !violations.is_empty() {
+        return Err(Error::Invalid(violations));
+    }
+    Ok(event)
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

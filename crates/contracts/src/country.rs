@@ -37,6 +37,11 @@ impl CountryCode {
         })
     }
 
+    /// Position in the sorted list of codes: the Avro enum symbol index.
+    pub fn index(self) -> u8 {
+        self.0
+    }
+
     /// The two-letter code.
     pub fn as_str(self) -> &'static str {
         COUNTRIES[self.0 as usize].0

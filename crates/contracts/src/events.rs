@@ -255,7 +255,8 @@ pub struct Envelope {
 
 /// Implemented by every event type: ties the Rust type to its schema by name.
 pub trait Event:
-    Serialize
+    crate::fast::AvroEncode
+    + Serialize
     + serde::de::DeserializeOwned
     + crate::validate::Validate
     + Clone

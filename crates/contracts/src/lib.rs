@@ -16,6 +16,7 @@ pub mod country;
 pub mod error;
 pub mod events;
 pub mod examples;
+pub mod fast;
 pub mod lint;
 pub mod registry;
 pub mod schema;

@@ -285,3 +285,89 @@ fn confluent_framing_uses_the_registry_id() {
     let so = Codec::new().encode(&lead).unwrap();
     assert_eq!(codec.decode::<LeadCaptured>(&so).unwrap(), lead);
 }
+
+#[test]
+fn the_typed_fast_path_is_enabled_for_every_event_and_writes_what_the_schema_says() {
+    let codec = Codec::new();
+    for (name, bytes) in encode_all(&codec).unwrap() {
+        let (writer, _) = codec.writer_of(&bytes).unwrap();
+        assert!(
+            writer.fast_encode,
+            "{name}: fast path disabled, type and schema drifted"
+        );
+    }
+    // Amounts around every byte boundary of the two's-complement encoding.
+    let schema = codec.schema("SubscriptionRenewed").unwrap();
+    let slow_schema: serde_avro_fast::Schema = schema.to_full_json().to_string().parse().unwrap();
+    for cents in [
+        0i64,
+        1,
+        127,
+        128,
+        255,
+        256,
+        32767,
+        32768,
+        65535,
+        8_388_607,
+        8_388_608,
+        999_999_999_999,
+        123_456_789_012_345_678,
+    ] {
+        let mut e = examples::subscription_renewed();
+        e.amount.amount = rust_decimal::Decimal::new(cents, 2);
+        let mut fast = Vec::new();
+        l2f_contracts::fast::AvroEncode::encode(&e, &mut fast);
+        let slow = serde_avro_fast::to_datum(
+            &e,
+            Vec::new(),
+            &mut serde_avro_fast::ser::SerializerConfig::new(&slow_schema),
+        )
+        .unwrap();
+        assert_eq!(fast, slow, "{cents}");
+        let frame = codec.encode(&e).unwrap();
+        assert_eq!(
+            codec.decode::<SubscriptionRenewed>(&frame).unwrap(),
+            e,
+            "{cents}"
+        );
+    }
+    // A whole-unit amount with scale 0 is rescaled like the schema-driven encoder does.
+    let mut e = examples::subscription_renewed();
+    e.amount.amount = rust_decimal::Decimal::new(42, 0);
+    let frame = codec.encode(&e).unwrap();
+    assert_eq!(
+        codec
+            .decode::<SubscriptionRenewed>(&frame)
+            .unwrap()
+            .amount
+            .amount,
+        rust_decimal::Decimal::new(4200, 2)
+    );
+}
+
+#[test]
+fn a_schema_that_drifts_from_its_type_turns_the_fast_path_off_but_still_encodes_by_the_schema() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas");
+    let common = std::fs::read_to_string(dir.join("common.avsc")).unwrap();
+    let mut lead: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("LeadCaptured.avsc")).unwrap())
+            .unwrap();
+    lead["fields"].as_array_mut().unwrap().swap(1, 2); // email before lead_id
+    let catalog = Catalog::from_files(&[
+        ("common.avsc".into(), common),
+        ("LeadCaptured.avsc".into(), lead.to_string()),
+    ])
+    .unwrap();
+    let codec = Codec::with_catalog(&catalog, Framing::SingleObject).unwrap();
+    let frame = codec.encode(&examples::lead_captured()).unwrap();
+    let (writer, payload) = codec.writer_of(&frame).unwrap();
+    assert!(!writer.fast_encode);
+    // email is now the first string after the envelope.
+    let email = b"ada.lovelace@example.co.uk";
+    assert!(payload.windows(email.len()).any(|w| w == email));
+    assert_eq!(
+        codec.decode::<LeadCaptured>(&frame).unwrap(),
+        examples::lead_captured()
+    );
+}
