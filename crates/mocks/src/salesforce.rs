@@ -868,6 +868,15 @@ async fn upsert(
         fields: vec![field.clone()],
     })?;
     let changes = t.check_body(parse_body(&body)?)?;
+    // "Do not specify Id or an external ID field in the request body or an error is generated."
+    if changes.contains_key(&field) {
+        return Err(SfError::InvalidField {
+            message: format!(
+                "The external ID field {field} should not be specified in the sobject data."
+            ),
+            fields: vec![field],
+        });
+    }
     let new_style = version_number(&format!("/services/data/{version}/")).unwrap_or(0) >= 46;
     app.shared.write(|d| {
         let ids = matching_ids(d, t, &field, &value);

@@ -30,6 +30,10 @@ pub struct MocksConfig {
     pub sqlite: Option<PathBuf>,
     /// Where to write the CA certificate (PEM) of the HTTPS listeners.
     pub ca_file: Option<PathBuf>,
+    /// A certificate chain (PEM) to serve instead of a generated one; needs `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
     /// The Salesforce mock.
     pub salesforce: salesforce::Config,
     /// The Zuora mock.
@@ -50,6 +54,8 @@ impl Default for MocksConfig {
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             sqlite: None,
             ca_file: None,
+            tls_cert: None,
+            tls_key: None,
             salesforce: Default::default(),
             zuora: Default::default(),
             marketo: Default::default(),
@@ -188,7 +194,15 @@ pub async fn start(cfg: &MocksConfig) -> Result<Running> {
         Some(p) => Some(Arc::new(Store::open(p)?)),
         None => None,
     };
-    let tls = Tls::generate(&["localhost", "127.0.0.1", "::1"])?;
+    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(cert), Some(key)) => Tls::load(cert, key)?,
+        (None, None) => Tls::generate(&["localhost", "127.0.0.1", "::1"])?,
+        _ => {
+            return Err(Error::Config(
+                "tls_cert and tls_key are given together or not at all".into(),
+            ))
+        }
+    };
     if let Some(p) = &cfg.ca_file {
         tls.write_ca(p)?;
     }

@@ -1,5 +1,6 @@
 //! HTTPS for the mocks: a CA and a server certificate for `localhost`/`127.0.0.1`
-//! generated at start, the CA written to a PEM file clients can be told to trust.
+//! generated at start (or a certificate and key loaded from PEM files), the CA written to
+//! a PEM file clients can be told to trust.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -51,18 +52,30 @@ impl Tls {
         let chain: Vec<CertificateDer<'static>> =
             vec![leaf_cert.der().clone(), ca_cert.der().clone()];
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Tls(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| Error::Tls(e.to_string()))?;
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Self {
             ca_pem: ca_cert.pem(),
-            config: Arc::new(config),
+            config: server_config(chain, key)?,
+        })
+    }
+
+    /// Loads a certificate chain and its private key from PEM files (for a certificate
+    /// issued elsewhere); the chain stands in for the CA that clients are told to trust.
+    pub fn load(cert: &Path, key: &Path) -> Result<Self> {
+        use rustls::pki_types::pem::PemObject;
+        let bad = |what: &Path, e: rustls::pki_types::pem::Error| {
+            Error::Tls(format!("{}: {e}", what.display()))
+        };
+        let chain = CertificateDer::pem_file_iter(cert)
+            .map_err(|e| bad(cert, e))?
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| bad(cert, e))?;
+        if chain.is_empty() {
+            return Err(Error::Tls(format!("{}: no certificate", cert.display())));
+        }
+        let key = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, e))?;
+        Ok(Self {
+            ca_pem: std::fs::read_to_string(cert)?,
+            config: server_config(chain, key)?,
         })
     }
 
@@ -74,4 +87,20 @@ impl Tls {
         std::fs::write(path, &self.ca_pem)?;
         Ok(())
     }
+}
+
+fn server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<rustls::ServerConfig>> {
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| Error::Tls(e.to_string()))?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .map_err(|e| Error::Tls(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }

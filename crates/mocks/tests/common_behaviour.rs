@@ -470,3 +470,43 @@ fn the_example_configuration_parses() {
     assert!(!cfg.license.listen.enabled);
     assert_eq!(cfg.routers(None).expect("routers").len(), 5);
 }
+
+#[tokio::test]
+async fn a_certificate_from_configuration_is_served() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let issued =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("cert");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, issued.cert.pem()).expect("write");
+    std::fs::write(&key, issued.key_pair.serialize_pem()).expect("write");
+    let mut cfg = MocksConfig {
+        tls_cert: Some(cert.clone()),
+        tls_key: Some(key),
+        ..Default::default()
+    };
+    cfg.only(&["mail".into()]).expect("only");
+    let running = server::start(&cfg).await.expect("start");
+    let trust = reqwest::Certificate::from_pem(issued.cert.pem().as_bytes()).expect("pem");
+    let client = reqwest::Client::builder()
+        .add_root_certificate(trust)
+        .build()
+        .expect("client");
+    let https = running
+        .endpoint("mail")
+        .and_then(|e| e.https.clone())
+        .expect("https");
+    let r = client
+        .get(format!("{https}/__admin/health"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    running.shutdown().await;
+
+    let half = MocksConfig {
+        tls_cert: Some(cert),
+        ..Default::default()
+    };
+    assert!(server::start(&half).await.is_err());
+}

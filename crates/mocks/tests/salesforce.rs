@@ -247,6 +247,19 @@ async fn upsert_by_external_id_creates_updates_and_reports_multiple_matches() {
     .await;
     assert_eq!(old_api.status, StatusCode::NO_CONTENT);
 
+    // "Do not specify Id or an external ID field in the request body or an error is generated."
+    // https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_sobject_upsert_patch.htm
+    let in_body = json(
+        &r,
+        Method::PATCH,
+        "/services/data/v62.0/sobjects/Account/customExtIdField__c/11999",
+        &t,
+        &json!({ "customExtIdField__c": "11999", "Type": "X" }),
+    )
+    .await;
+    assert_eq!(in_body.status, StatusCode::BAD_REQUEST);
+    assert_eq!(in_body.json()[0]["errorCode"], "INVALID_FIELD");
+
     // A second record with the same value makes the id ambiguous.
     json(
         &r,
