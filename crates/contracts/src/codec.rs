@@ -47,8 +47,8 @@ pub struct WriterSchema {
     pub schema: Schema,
     /// CRC-64-AVRO of its canonical form.
     pub fingerprint: u64,
-    /// Whether the typed fast path ([`crate::fast`]) writes exactly what this schema says.
-    pub fast_encode: bool,
+    /// Whether the typed fast path ([`crate::fast`]) writes and reads exactly this schema.
+    pub typed: bool,
     fast: serde_avro_fast::Schema,
 }
 
@@ -68,7 +68,7 @@ impl WriterSchema {
             .map_err(|e| SchemaError::Invalid(format!("{event}: {e}")))?;
         Ok(WriterSchema {
             event,
-            fast_encode: false,
+            typed: false,
             fingerprint: schema.fingerprint(),
             schema,
             fast,
@@ -109,7 +109,7 @@ impl Codec {
         let mut by_fp = HashMap::new();
         for (name, schema) in catalog.events() {
             let mut w = WriterSchema::new(schema.clone())?;
-            w.fast_encode = fast_path_agrees(name, &w.fast);
+            w.typed = fast_path_agrees(name, &w.fast);
             let w = Arc::new(w);
             by_fp.insert(w.fingerprint, w.clone());
             readers.insert(name.to_owned(), w);
@@ -190,7 +190,7 @@ impl Codec {
             .get(E::NAME)
             .ok_or_else(|| Error::UnknownEvent(E::NAME.to_owned()))?;
         self.write_header(w, out)?;
-        if w.fast_encode {
+        if w.typed {
             event.encode(out);
             return Ok(());
         }
@@ -274,7 +274,11 @@ impl Codec {
         {
             if header[..2] == SINGLE_OBJECT_MAGIC && header[2..] == reader.fingerprint.to_le_bytes()
             {
-                return decode_payload(&bytes[SINGLE_OBJECT_HEADER..], &reader.fast);
+                let payload = &bytes[SINGLE_OBJECT_HEADER..];
+                if reader.typed {
+                    return decode_typed(payload);
+                }
+                return decode_payload(payload, &reader.fast);
             }
         }
         let (w, payload) = self.writer_of(bytes)?;
@@ -335,12 +339,40 @@ fn fast_path_agrees(event: &str, schema: &serde_avro_fast::Schema) -> bool {
             let mut fast = Vec::new();
             e.encode(&mut fast);
             let mut config = serde_avro_fast::ser::SerializerConfig::new(schema);
-            serde_avro_fast::to_datum(&e, Vec::new(), &mut config).is_ok_and(|slow| slow == fast)
+            let Ok(slow) = serde_avro_fast::to_datum(&e, Vec::new(), &mut config) else {
+                return false;
+            };
+            let mut reader = crate::fast::Reader::new(&slow);
+            slow == fast && E::decode(&mut reader).is_ok_and(|back| back == e) && reader.at_end()
         })
     }
     let check =
         || -> Result<bool> { crate::with_event_type!(event, T, { Ok(agrees::<T>(schema)) }) };
     check().unwrap_or(false)
+}
+
+/// Reads a payload written with the reader's own schema through the typed fast path.
+fn decode_typed<E: Event>(payload: &[u8]) -> Result<E> {
+    let mut reader = crate::fast::Reader::new(payload);
+    let event = E::decode(&mut reader)
+        .and_then(|e| {
+            if reader.at_end() {
+                Ok(e)
+            } else {
+                Err(crate::fast::DecodeError(
+                    "trailing bytes after the record".into(),
+                ))
+            }
+        })
+        .map_err(|e| Error::Decode {
+            event: E::NAME.to_owned(),
+            message: e.0,
+        })?;
+    let violations = event.violations();
+    if !violations.is_empty() {
+        return Err(Error::Invalid(violations));
+    }
+    Ok(event)
 }
 
 /// Reads the Avro payload into the reader's type (serde matches fields by name), then validates.

@@ -42,6 +42,11 @@ impl CountryCode {
         self.0
     }
 
+    /// The code at a symbol index, if there is one.
+    pub fn from_index(i: u8) -> Option<CountryCode> {
+        (usize::from(i) < COUNTRIES.len()).then_some(CountryCode(i))
+    }
+
     /// The two-letter code.
     pub fn as_str(self) -> &'static str {
         COUNTRIES[self.0 as usize].0

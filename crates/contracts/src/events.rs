@@ -56,6 +56,9 @@ macro_rules! avro_enum {
         }
 
         impl $name {
+            /// Every variant, in schema symbol order.
+            pub const VARIANTS: &'static [$name] = &[$($name::$variant),+];
+
             /// Every Avro symbol, in schema order.
             pub const SYMBOLS: &'static [&'static str] = &[$($symbol),+];
 
@@ -256,6 +259,7 @@ pub struct Envelope {
 /// Implemented by every event type: ties the Rust type to its schema by name.
 pub trait Event:
     crate::fast::AvroEncode
+    + crate::fast::AvroDecode
     + Serialize
     + serde::de::DeserializeOwned
     + crate::validate::Validate

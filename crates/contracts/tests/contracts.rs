@@ -292,7 +292,7 @@ fn the_typed_fast_path_is_enabled_for_every_event_and_writes_what_the_schema_say
     for (name, bytes) in encode_all(&codec).unwrap() {
         let (writer, _) = codec.writer_of(&bytes).unwrap();
         assert!(
-            writer.fast_encode,
+            writer.typed,
             "{name}: fast path disabled, type and schema drifted"
         );
     }
@@ -362,7 +362,7 @@ fn a_schema_that_drifts_from_its_type_turns_the_fast_path_off_but_still_encodes_
     let codec = Codec::with_catalog(&catalog, Framing::SingleObject).unwrap();
     let frame = codec.encode(&examples::lead_captured()).unwrap();
     let (writer, payload) = codec.writer_of(&frame).unwrap();
-    assert!(!writer.fast_encode);
+    assert!(!writer.typed);
     // email is now the first string after the envelope.
     let email = b"ada.lovelace@example.co.uk";
     assert!(payload.windows(email.len()).any(|w| w == email));
@@ -370,4 +370,35 @@ fn a_schema_that_drifts_from_its_type_turns_the_fast_path_off_but_still_encodes_
         codec.decode::<LeadCaptured>(&frame).unwrap(),
         examples::lead_captured()
     );
+}
+
+#[test]
+fn truncated_or_corrupted_frames_fail_cleanly_for_every_event() {
+    let codec = Codec::new();
+    for (name, frame) in encode_all(&codec).unwrap() {
+        for n in 10..frame.len() {
+            let r = l2f_contracts::with_event_type!(name, T, {
+                codec.decode::<T>(&frame[..n]).map(|_| ())
+            });
+            assert!(r.is_err(), "{name} truncated to {n} bytes decoded");
+        }
+        let mut longer = frame.clone();
+        longer.push(0);
+        let r =
+            l2f_contracts::with_event_type!(name, T, { codec.decode::<T>(&longer).map(|_| ()) });
+        assert!(
+            matches!(r, Err(Error::Decode { .. })),
+            "{name} with a trailing byte: {r:?}"
+        );
+        for i in 10..frame.len() {
+            for flip in [0x01u8, 0x80, 0xFF] {
+                let mut bad = frame.clone();
+                bad[i] ^= flip;
+                // Must not panic; the result may be a different valid record or an error.
+                let _ = l2f_contracts::with_event_type!(name, T, {
+                    codec.decode::<T>(&bad).map(|_| ())
+                });
+            }
+        }
+    }
 }
