@@ -181,7 +181,7 @@ pub enum FaultAction {
         #[serde(default)]
         retry_after: Option<u64>,
     },
-    /// Drop the connection without answering.
+    /// Reset the connection (TCP RST) without answering.
     Reset,
 }
 

@@ -4,6 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::Router;
@@ -260,17 +261,23 @@ pub fn spawn_accept(
                 accepted = listener.accept() => {
                     let Ok((stream, _)) = accepted else { continue };
                     let _ = stream.set_nodelay(true);
+                    // A second handle on the socket, so a reset fault can abort it.
+                    let Ok((stream, spare)) = split_handle(stream) else { continue };
                     let router = router.clone();
                     let tls = tls.clone();
                     tokio::spawn(async move {
-                        match tls {
-                            Some(acceptor) => {
-                                if let Ok(s) = acceptor.accept(stream).await {
-                                    serve_conn(s, router, "https").await;
-                                }
-                            }
+                        let killed = match tls {
+                            Some(acceptor) => match acceptor.accept(stream).await {
+                                Ok(s) => serve_conn(s, router, "https").await,
+                                Err(_) => false,
+                            },
                             None => serve_conn(stream, router, "http").await,
+                        };
+                        if killed {
+                            // Linger 0: closing sends RST, as a crashed server's kernel would.
+                            let _ = socket2::SockRef::from(&spare).set_linger(Some(Duration::ZERO));
                         }
+                        drop(spare);
                     });
                 }
                 _ = stop.changed() => break,
@@ -279,7 +286,17 @@ pub fn spawn_accept(
     })
 }
 
-async fn serve_conn<I>(io: I, router: Router, scheme: &'static str)
+/// The stream back, and a duplicate handle on the same socket.
+fn split_handle(
+    stream: tokio::net::TcpStream,
+) -> std::io::Result<(tokio::net::TcpStream, std::net::TcpStream)> {
+    let std = stream.into_std()?;
+    let spare = std.try_clone()?;
+    Ok((tokio::net::TcpStream::from_std(std)?, spare))
+}
+
+/// Serves one connection; true when a fault rule asked for it to be dropped.
+async fn serve_conn<I>(io: I, router: Router, scheme: &'static str) -> bool
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -293,9 +310,9 @@ where
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     let conn = builder.serve_connection(TokioIo::new(io), svc);
     tokio::select! {
-        _ = conn => {}
+        _ = conn => false,
         // A fault rule asked for the connection to be dropped without an answer.
-        _ = kill.notified() => {}
+        _ = kill.notified() => true,
     }
 }
 

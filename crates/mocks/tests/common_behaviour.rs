@@ -510,3 +510,38 @@ async fn a_certificate_from_configuration_is_served() {
     };
     assert!(server::start(&half).await.is_err());
 }
+
+/// A reset fault on a real socket: the client sees the connection reset (RST), with no
+/// HTTP answer at all.
+#[tokio::test]
+async fn a_reset_fault_resets_the_tcp_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut cfg = MocksConfig::default();
+    cfg.only(&["license".into()]).expect("only");
+    cfg.license.faults = vec![rule("/api/", FaultAction::Reset)];
+    let running = server::start(&cfg).await.expect("start");
+    let addr = running
+        .endpoint("license")
+        .expect("ep")
+        .http
+        .trim_start_matches("http://")
+        .to_string();
+    let mut s = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    s.write_all(b"GET /api/v1/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
+        .await
+        .expect("no hang");
+    match read {
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+        Ok(n) => panic!(
+            "expected a reset, read {n} bytes: {:?}",
+            String::from_utf8_lossy(&buf)
+        ),
+    }
+    running.shutdown().await;
+}
