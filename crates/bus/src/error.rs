@@ -20,13 +20,12 @@ pub enum BusError {
         reason: String,
     },
     /// A Kafka client call failed.
-    #[error("kafka {op}: {source}")]
+    #[error("kafka {op}: {cause}")]
     Kafka {
         /// The operation that failed, e.g. "produce to orders".
         op: String,
-        /// The client's error.
-        #[source]
-        source: rdkafka::error::KafkaError,
+        /// The client's error (in the message, not chained, so it prints once).
+        cause: rdkafka::error::KafkaError,
     },
     /// The topic catalog is invalid.
     #[error("topic catalog {path}: {reason}")]
@@ -37,13 +36,12 @@ pub enum BusError {
         reason: String,
     },
     /// Reading a file failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: String,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
+        /// The OS error (in the message, not chained, so it prints once).
+        cause: std::io::Error,
     },
 }
 
@@ -52,7 +50,7 @@ impl BusError {
     pub fn kafka(op: impl Into<String>, source: rdkafka::error::KafkaError) -> Self {
         BusError::Kafka {
             op: op.into(),
-            source,
+            cause: source,
         }
     }
 }

@@ -33,3 +33,4 @@ pub use consumer::{ConsumerLoop, Handler, LoopStats};
 pub use error::{BusError, HandlerError, Result};
 pub use producer::Producer;
 pub use record::{OutRecord, Record};
+pub use tokio_util::sync::CancellationToken;

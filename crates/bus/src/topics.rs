@@ -75,7 +75,7 @@ impl Catalog {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| BusError::Io {
             path: path.display().to_string(),
-            source: e,
+            cause: e,
         })?;
         Self::parse(&text, &path.display().to_string())
     }

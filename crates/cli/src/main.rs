@@ -1,1 +1,96 @@
-fn main() {}
+//! `l2f`: the lead-to-fulfillment integration hub's one binary.
+//!
+//! Errors end the process with a one-line message on stderr that names the problem, and a
+//! non-zero exit; secrets never appear in them (see `l2f_bus::config`).
+
+mod cluster;
+mod cmd_demo;
+mod cmd_dlq;
+mod cmd_mocks;
+mod cmd_run;
+mod cmd_schemas;
+mod cmd_topics;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The lead-to-fulfillment integration hub: keeps Salesforce, Zuora, Marketo, the customers
+/// app and the license service in sync over Apache Kafka.
+#[derive(Debug, Parser)]
+#[command(name = "l2f", version, about, long_about = None)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "L2F_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The hub's configuration file (TOML; environment `L2F_<SECTION>__<KEY>` overrides it).
+#[derive(Debug, Args, Clone)]
+pub struct ConfigArg {
+    /// Configuration file; without one, defaults and environment only (embedded broker).
+    #[arg(long, short = 'c', env = "L2F_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run the hub's pipelines against the configured cluster until SIGINT/SIGTERM.
+    Run(cmd_run::RunArgs),
+    /// A guided run on the embedded broker: leads flow, one retries, one is dead-lettered.
+    Demo(cmd_demo::DemoArgs),
+    /// The topic catalog.
+    #[command(subcommand)]
+    Topics(cmd_topics::TopicsCmd),
+    /// The dead-letter topic: list and redrive.
+    #[command(subcommand)]
+    Dlq(cmd_dlq::DlqCmd),
+    /// Schema contracts: compatibility, fingerprints, lint.
+    #[command(subcommand)]
+    Schemas(cmd_schemas::SchemasCmd),
+    /// Serve the mock enterprise apps on loopback.
+    Mocks(cmd_mocks::MocksArgs),
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => b.init(),
+        LogFormat::Json => b.json().flatten_event(true).init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.log_format);
+    let result = match cli.cmd {
+        Cmd::Run(a) => cmd_run::run(a).await,
+        Cmd::Demo(a) => cmd_demo::run(a).await,
+        Cmd::Topics(c) => cmd_topics::run(c).await,
+        Cmd::Dlq(c) => cmd_dlq::run(c).await,
+        Cmd::Schemas(c) => cmd_schemas::run(c),
+        Cmd::Mocks(a) => cmd_mocks::run(a).await,
+    };
+    match result {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            // One line, the whole cause chain.
+            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::from(1)
+        }
+    }
+}

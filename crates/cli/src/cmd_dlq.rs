@@ -1,0 +1,117 @@
+//! `l2f dlq list|redrive`: see what failed and why, and send chosen records back once the
+//! cause is fixed. Reads without joining a consumer group, so live consumers are undisturbed.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use l2f_bus::dlq::{redrive, DeadLetter, RedriveFilter};
+use l2f_bus::reader::read_all;
+use l2f_bus::Producer;
+
+use crate::cluster::{config, connect};
+use crate::ConfigArg;
+
+/// Dead-letter commands.
+#[derive(Debug, Subcommand)]
+pub enum DlqCmd {
+    /// Print every dead letter as a JSON line (position, key, reason, source, attempts).
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Dead-letter topic (default: dead_letter.topic from the config).
+        #[arg(long)]
+        topic: Option<String>,
+    },
+    /// Send chosen dead letters back to their source topics (the DLQ itself is kept as audit).
+    Redrive {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Dead-letter topic (default: dead_letter.topic from the config).
+        #[arg(long)]
+        topic: Option<String>,
+        /// `PARTITION:OFFSET` of a dead letter to redrive (repeatable).
+        #[arg(long = "position", value_parser = parse_position)]
+        positions: Vec<(i32, i64)>,
+        /// Redrive every dead letter that matches the other filters.
+        #[arg(long)]
+        all: bool,
+        /// Only letters that came from this topic.
+        #[arg(long)]
+        source_topic: Option<String>,
+        /// Only letters of this error class (permanent, transient).
+        #[arg(long)]
+        error_class: Option<String>,
+        /// Show what would be redriven; send nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+fn parse_position(s: &str) -> Result<(i32, i64), String> {
+    let (p, o) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?} is not PARTITION:OFFSET"))?;
+    Ok((
+        p.parse()
+            .map_err(|_| format!("partition {p:?} is not a number"))?,
+        o.parse()
+            .map_err(|_| format!("offset {o:?} is not a number"))?,
+    ))
+}
+
+/// Runs a dlq command; returns the exit code.
+pub async fn run(cmd: DlqCmd) -> Result<i32> {
+    match cmd {
+        DlqCmd::List { config: arg, topic } => {
+            let cfg = config(&arg)?;
+            let cluster = connect(&cfg, false, "dlq list")?;
+            let topic = topic.unwrap_or(cfg.dead_letter.topic);
+            for l in letters(&cluster.client, &topic)? {
+                println!("{}", l.to_json());
+            }
+            Ok(0)
+        }
+        DlqCmd::Redrive {
+            config: arg,
+            topic,
+            positions,
+            all,
+            source_topic,
+            error_class,
+            dry_run,
+        } => {
+            if positions.is_empty() && !all {
+                bail!("say which dead letters to redrive: --position PARTITION:OFFSET (repeatable) or --all");
+            }
+            let cfg = config(&arg)?;
+            let cluster = connect(&cfg, false, "dlq redrive")?;
+            let topic = topic.unwrap_or(cfg.dead_letter.topic);
+            let letters = letters(&cluster.client, &topic)?;
+            let filter = RedriveFilter {
+                positions,
+                source_topic,
+                error_class,
+            };
+            let chosen: Vec<&DeadLetter> = letters.iter().filter(|l| filter.matches(l)).collect();
+            if dry_run {
+                for l in &chosen {
+                    println!("would redrive {}", l.to_json());
+                }
+                return Ok(0);
+            }
+            let producer = Producer::new(&cluster.client)?;
+            let n = redrive(&producer, &letters, &filter).await?;
+            println!("redrove {n} dead letter(s) from {topic}");
+            Ok(0)
+        }
+    }
+}
+
+fn letters(client: &rdkafka::ClientConfig, topic: &str) -> Result<Vec<DeadLetter>> {
+    Ok(read_all(client, topic, Duration::from_secs(30))
+        .with_context(|| format!("reading dead-letter topic {topic}"))?
+        .into_iter()
+        .filter_map(DeadLetter::parse)
+        .collect())
+}

@@ -1,0 +1,131 @@
+//! Bad configuration fails fast, on one line, naming the problem, and never leaks a secret.
+//! These run without a broker: the unreachable one is a closed loopback port.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "s3cr3t-Pa55w0rd-do-not-print";
+
+/// Runs `l2f` with a config file; returns (exit code, stderr, elapsed).
+fn l2f(config: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l2f.toml");
+    std::fs::write(&path, config).unwrap();
+    let start = Instant::now();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_l2f"));
+    cmd.args(args)
+        .arg("--config")
+        .arg(&path)
+        .env_remove("L2F_CONFIG")
+        .env("RUST_LOG", "off")
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        start.elapsed(),
+    )
+}
+
+fn assert_one_line_error(code: i32, stderr: &str, elapsed: Duration, needles: &[&str]) {
+    assert_ne!(code, 0, "{stderr}");
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line expected, got: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    for n in needles {
+        assert!(lines[0].contains(n), "{n:?} not in {stderr}");
+    }
+    assert!(!stderr.contains(SECRET), "secret leaked: {stderr}");
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let (code, err, t) = l2f(
+        "[kafka]\nbootstrap_server = \"127.0.0.1:9092\"\n",
+        &["dlq", "list"],
+        &[],
+    );
+    assert_one_line_error(code, &err, t, &["bootstrap_server"]);
+}
+
+#[test]
+fn unreachable_broker_is_named_within_ten_seconds() {
+    let cfg = format!(
+        "[kafka]\nbootstrap_servers = \"127.0.0.1:1\"\nconnect_timeout = \"3s\"\nsecurity_protocol = \"sasl_plaintext\"\n\
+         [kafka.sasl]\nmechanism = \"SCRAM-SHA-512\"\nusername = \"l2f\"\npassword = \"{SECRET}\"\n"
+    );
+    let (code, err, t) = l2f(&cfg, &["topics", "apply"], &[]);
+    assert_one_line_error(code, &err, t, &["127.0.0.1:1", "unreachable"]);
+}
+
+#[test]
+fn missing_secret_variable_is_named() {
+    let cfg = "[kafka]\nbootstrap_servers = \"127.0.0.1:1\"\nsecurity_protocol = \"sasl_ssl\"\n\
+               [kafka.sasl]\nmechanism = \"PLAIN\"\nusername = \"l2f\"\npassword = { env = \"L2F_TEST_UNSET_PASSWORD\" }\n";
+    let (code, err, t) = l2f(cfg, &["dlq", "list"], &[]);
+    assert_one_line_error(
+        code,
+        &err,
+        t,
+        &["L2F_TEST_UNSET_PASSWORD", "kafka.sasl.password"],
+    );
+}
+
+#[test]
+fn malformed_sasl_settings_are_named() {
+    let cfg = format!(
+        "[kafka]\nbootstrap_servers = \"127.0.0.1:1\"\nsecurity_protocol = \"sasl_ssl\"\n\
+         [kafka.sasl]\nmechanism = \"SCRAM-SHA-1024\"\nusername = \"l2f\"\npassword = \"{SECRET}\"\n"
+    );
+    let (code, err, t) = l2f(&cfg, &["dlq", "list"], &[]);
+    assert_one_line_error(code, &err, t, &["SCRAM-SHA-1024"]);
+    // SASL protocol without credentials.
+    let (code, err, t) = l2f(
+        "[kafka]\nbootstrap_servers = \"127.0.0.1:1\"\nsecurity_protocol = \"sasl_ssl\"\n",
+        &["dlq", "list"],
+        &[],
+    );
+    assert_one_line_error(code, &err, t, &["kafka.sasl"]);
+}
+
+#[test]
+fn environment_overrides_the_file_and_is_checked_too() {
+    let (code, err, t) = l2f(
+        "[kafka]\nbootstrap_servers = \"127.0.0.1:9092\"\n",
+        &["dlq", "list"],
+        &[("L2F_KAFKA__BOOTSTRAP_SERVERS", "no-port-here")],
+    );
+    assert_one_line_error(code, &err, t, &["no-port-here", "host:port"]);
+}
+
+#[test]
+fn demo_runs_on_the_embedded_broker_and_accounts_for_every_lead() {
+    let (code, err, t) = l2f("", &["demo", "--leads", "30"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(t < Duration::from_secs(60));
+    let out = Command::new(env!("CARGO_BIN_EXE_l2f"))
+        .args(["demo", "--leads", "12"])
+        .env("RUST_LOG", "off")
+        .env_remove("L2F_CONFIG")
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("summary: 12 produced, 10 handled, 2 dead-lettered, 0 lost"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("missing required field(s) company"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\"UK\" is not an ISO 3166-1 alpha-2 code"),
+        "{stdout}"
+    );
+}

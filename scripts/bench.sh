@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# `make bench`: figures to compare, each beside a baseline measured in the same run.
+#  1. bus: l2f's producer and consume->no-op->commit loop vs Kafka's own perf tools
+#     (starts the local Apache Kafka when KAFKA_BOOTSTRAP is unset);
+#  2. contracts: Avro encode/decode vs serde_json on the same structs (criterion);
+#  3. mocks: requests/s of each mock app under a bounded loopback load.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+kafka=deploy/local/kafka/kafka.sh
+started=""
+cleanup() { if [ -n "$started" ]; then "$kafka" down || true; fi; }
+trap cleanup EXIT
+if [ -z "${KAFKA_BOOTSTRAP:-}" ]; then
+  KAFKA_BOOTSTRAP="$("$kafka" up)"
+  started=1
+fi
+export KAFKA_BOOTSTRAP
+echo "== bus (Apache Kafka $("$kafka" version))"
+cargo bench -q -p l2f-bus --bench bus
+if [ -x scripts/bench-contracts.sh ]; then scripts/bench-contracts.sh; fi
+if [ -x scripts/bench-mocks.sh ]; then scripts/bench-mocks.sh; fi

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# `make test`: every test of the workspace, the cross-implementation Avro checks and the
+# vendor-SDK checks against the mocks. Starts the local Apache Kafka when KAFKA_BOOTSTRAP is
+# unset (and stops it afterwards); with REQUIRE_KAFKA=1 or CI set, Kafka tests never skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+kafka=deploy/local/kafka/kafka.sh
+started=""
+cleanup() {
+  if [ -n "$started" ]; then "$kafka" down || true; fi
+}
+trap cleanup EXIT
+if [ -z "${KAFKA_BOOTSTRAP:-}" ]; then
+  KAFKA_BOOTSTRAP="$("$kafka" up)"
+  started=1
+fi
+export KAFKA_BOOTSTRAP
+KAFKA_VERSION="$("$kafka" version)"
+export KAFKA_VERSION
+echo "== Kafka integration tests run against Apache Kafka $KAFKA_VERSION (KRaft) at $KAFKA_BOOTSTRAP"
+
+failed=0
+step() {
+  echo "== $*"
+  if ! "$@"; then
+    echo "!! failed: $*"
+    failed=1
+  fi
+}
+step cargo test --workspace
+step tools/xlang/run.sh
+step tools/vendor-clients/run.sh
+if [ "$failed" -ne 0 ]; then
+  echo "make test: FAILED"
+  exit 1
+fi
+echo "make test: all passed"
