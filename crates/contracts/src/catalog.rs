@@ -19,30 +19,17 @@ pub struct Catalog {
 }
 
 macro_rules! embedded_files {
-    ($dir:literal: $($name:literal),+ $(,)?) => {
-        &[$(($name, include_str!(concat!("../../../schemas/", $dir, $name, ".avsc")))),+]
+    ($dir:literal, $($name:ident),+) => {
+        &[
+            ("common", include_str!(concat!("../../../schemas/", $dir, "common.avsc"))),
+            $((stringify!($name), include_str!(concat!("../../../schemas/", $dir, stringify!($name), ".avsc")))),+
+        ]
     };
 }
 
 macro_rules! catalog_files {
     ($dir:literal) => {
-        embedded_files!($dir:
-    "common",
-    "LeadCaptured",
-    "OrderPlaced",
-    "SubscriptionCreated",
-    "SubscriptionAmended",
-    "SubscriptionRenewed",
-    "SubscriptionCancelled",
-    "AutoRenewChanged",
-    "PaymentDeclined",
-    "EulaAccepted",
-    "LicenseIssued",
-    "LicenseHeld",
-    "RenewalNoticeDue",
-    "EmailSent",
-    "UsageReported",
-        )
+        for_each_event!(embedded_files, $dir)
     };
 }
 

@@ -595,20 +595,11 @@ event!(
     }
 );
 
+macro_rules! names {
+    ($($name:ident),+) => {
+        &[$(stringify!($name)),+]
+    };
+}
+
 /// Names of every event in the catalog, in DESIGN.md's order.
-pub const EVENT_NAMES: &[&str] = &[
-    "LeadCaptured",
-    "OrderPlaced",
-    "SubscriptionCreated",
-    "SubscriptionAmended",
-    "SubscriptionRenewed",
-    "SubscriptionCancelled",
-    "AutoRenewChanged",
-    "PaymentDeclined",
-    "EulaAccepted",
-    "LicenseIssued",
-    "LicenseHeld",
-    "RenewalNoticeDue",
-    "EmailSent",
-    "UsageReported",
-];
+pub const EVENT_NAMES: &[&str] = for_each_event!(names);

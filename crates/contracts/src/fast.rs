@@ -137,63 +137,6 @@ impl AvroEncode for CountryCode {
     }
 }
 
-macro_rules! encode_enum {
-    ($($t:ty),+) => {$(
-        /// Variants are declared in schema symbol order.
-        impl AvroEncode for $t {
-            #[inline]
-            fn encode(&self, out: &mut Vec<u8>) {
-                write_long(out, *self as i64);
-            }
-        }
-    )+};
-}
-
-encode_enum!(
-    SourceSystem,
-    SalesChannel,
-    Deployment,
-    ZuoraEntity,
-    BillingBatch,
-    CommunicationProfile,
-    CancellationReason,
-    LeadSource,
-    OrderType,
-    LicenseHoldReason
-);
-
-macro_rules! encode_record {
-    ($($t:ty { $($f:ident),+ })+) => {$(
-        /// Fields in schema order.
-        impl AvroEncode for $t {
-            fn encode(&self, out: &mut Vec<u8>) {
-                $(self.$f.encode(out);)+
-            }
-        }
-    )+};
-}
-
-encode_record! {
-    Money { amount, currency }
-    Reseller { name, authorized }
-    OrderLine { sku, quantity, unit_price }
-    Envelope { event_id, occurred_at, source, correlation_id, causation_id }
-    LeadCaptured { envelope, lead_id, email, first_name, last_name, company, country, lead_source, marketing_opt_in, utm_campaign }
-    OrderPlaced { envelope, order_id, account_id, sales_channel, deployment, order_type, reseller, bill_to_country, sold_to_email, lines, total, term_start, term_end, auto_renew }
-    SubscriptionCreated { envelope, subscription_id, account_id, order_id, zuora_entity, billing_batch, deployment, plan_sku, seats, term_start, term_end, auto_renew, bill_to_country, amount, communication_profile }
-    SubscriptionAmended { envelope, subscription_id, account_id, previous_seats, seats, effective_date, amount }
-    SubscriptionRenewed { envelope, subscription_id, account_id, seats, term_start, term_end, amount, auto_renewed }
-    SubscriptionCancelled { envelope, subscription_id, account_id, reason, effective_date, refund }
-    AutoRenewChanged { envelope, subscription_id, account_id, flag_owner, auto_renew }
-    PaymentDeclined { envelope, subscription_id, account_id, invoice_id, amount, decline_code, on_auto_renewal }
-    EulaAccepted { envelope, account_id, subscription_id, eula_version, accepted_by_email, accepted_at }
-    LicenseIssued { envelope, license_id, account_id, subscription_id, plan_sku, seats, starts_on, expires_on, licensee_email, reseller_notified }
-    LicenseHeld { envelope, account_id, subscription_id, reason, communication_profile }
-    RenewalNoticeDue { envelope, subscription_id, account_id, days_before_term_end, term_end, sender, recipient_email }
-    EmailSent { envelope, message_id, recipient_email, template, subject, subscription_id }
-    UsageReported { envelope, subscription_id, account_id, measured_on, active_users, billable_users, seats }
-}
-
 /// Why the typed fast path could not read a payload (corrupt or truncated bytes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodeError(pub String);
@@ -386,8 +329,16 @@ impl AvroDecode for CountryCode {
     }
 }
 
-macro_rules! decode_enum {
+macro_rules! enum_codec {
     ($($t:ty),+) => {$(
+        /// Variants are declared in schema symbol order: the index is the discriminant.
+        impl AvroEncode for $t {
+            #[inline]
+            fn encode(&self, out: &mut Vec<u8>) {
+                write_long(out, *self as i64);
+            }
+        }
+
         impl AvroDecode for $t {
             #[inline]
             fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -401,7 +352,7 @@ macro_rules! decode_enum {
     )+};
 }
 
-decode_enum!(
+enum_codec!(
     SourceSystem,
     SalesChannel,
     Deployment,
@@ -414,8 +365,15 @@ decode_enum!(
     LicenseHoldReason
 );
 
-macro_rules! decode_record {
+macro_rules! record_codec {
     ($($t:ident { $($f:ident),+ })+) => {$(
+        /// Fields in schema order.
+        impl AvroEncode for $t {
+            fn encode(&self, out: &mut Vec<u8>) {
+                $(self.$f.encode(out);)+
+            }
+        }
+
         impl AvroDecode for $t {
             fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
                 Ok($t { $($f: AvroDecode::decode(r)?),+ })
@@ -424,7 +382,7 @@ macro_rules! decode_record {
     )+};
 }
 
-decode_record! {
+record_codec! {
     Money { amount, currency }
     Reseller { name, authorized }
     OrderLine { sku, quantity, unit_price }

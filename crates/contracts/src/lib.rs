@@ -8,6 +8,16 @@
 //! names the field and the value. Decoding accepts only writer schemas the reader can
 //! resolve by the Avro specification's rules ([`compat`]).
 
+/// Calls `$m!` with the name of every event, in DESIGN.md's order (after any leading
+/// arguments): the one list of the catalog's events.
+macro_rules! for_each_event {
+    ($m:ident $(, $arg:tt)*) => {
+        $m!($($arg,)* LeadCaptured, OrderPlaced, SubscriptionCreated, SubscriptionAmended,
+            SubscriptionRenewed, SubscriptionCancelled, AutoRenewChanged, PaymentDeclined,
+            EulaAccepted, LicenseIssued, LicenseHeld, RenewalNoticeDue, EmailSent, UsageReported)
+    };
+}
+
 pub mod catalog;
 pub mod codec;
 pub mod compat;
