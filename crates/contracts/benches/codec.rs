@@ -39,10 +39,45 @@ fn bench_event<E: Event>(c: &mut Criterion, codec: &Codec, event: E) {
     group.finish();
 }
 
+/// Schema resolution: a frame written with the released v1 schema, read into today's type
+/// through the schema-driven path (serde_avro_fast over the writer's schema).
+fn bench_resolution(c: &mut Criterion, codec: &Codec) {
+    let v1 = &l2f_contracts::Catalog::embedded_history()[0].1;
+    let schema = v1.get("LeadCaptured").expect("v1 has LeadCaptured");
+    let fast: serde_avro_fast::Schema = schema
+        .to_full_json()
+        .to_string()
+        .parse()
+        .expect("v1 parses");
+    let mut json = serde_json::to_value(lead_captured()).expect("golden serialises");
+    json.as_object_mut().expect("record").remove("utm_campaign");
+    let mut frame = vec![0xC3, 0x01];
+    frame.extend_from_slice(&schema.fingerprint().to_le_bytes());
+    let frame = serde_avro_fast::to_datum(
+        &json,
+        frame,
+        &mut serde_avro_fast::ser::SerializerConfig::new(&fast),
+    )
+    .expect("v1 frame");
+    let mut group = c.benchmark_group("LeadCaptured");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("avro_decode_v1_writer_resolved", |b| {
+        b.iter(|| {
+            black_box(
+                codec
+                    .decode::<LeadCaptured>(black_box(&frame))
+                    .expect("decodes"),
+            )
+        })
+    });
+    group.finish();
+}
+
 fn codec_benches(c: &mut Criterion) {
     let codec = Codec::new();
     bench_event::<LeadCaptured>(c, &codec, lead_captured());
     bench_event::<OrderPlaced>(c, &codec, order_placed());
+    bench_resolution(c, &codec);
 }
 
 criterion_group! {

@@ -288,6 +288,14 @@ impl Codec {
                 found: w.event.clone(),
             });
         }
+        // A registry id of the reader's own schema takes the typed path too.
+        let same_as_reader = self
+            .readers
+            .get(E::NAME)
+            .is_some_and(|r| r.typed && r.fingerprint == w.fingerprint);
+        if same_as_reader {
+            return decode_typed(payload);
+        }
         decode_payload(payload, &w.fast)
     }
 
