@@ -1,6 +1,6 @@
 //! The customers app (the portal where customers buy and manage subscriptions).
 //! Our own API, plain JSON, bearer token from configuration; errors are
-//! `{"error":{"code","message","field","value"}}` (see [`crate::own`]).
+//! `{"error":{"code","message","field","value"}}`, shared with the license service.
 //!
 //! | method and path | what |
 //! |---|---|
