@@ -559,3 +559,17 @@ mod tests {
             .contains("host:port"));
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_example_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/l2f.example.toml");
+        let cfg: BusConfig = load(Some(&path)).unwrap();
+        assert_eq!(cfg.kafka.security_protocol, SecurityProtocol::SaslSsl);
+        assert_eq!(cfg.retry.max_attempts, 8);
+        assert_eq!(cfg.kafka.sasl.unwrap().mechanism, SaslMechanism::ScramSha512);
+    }
+}
