@@ -65,6 +65,10 @@ async fn create_account(r: &Router, t: &str, extra: Value) -> String {
     v["accountNumber"].as_str().expect("number").to_string()
 }
 
+async fn post_order(r: &Router, t: &str, body: &Value) -> Value {
+    json(r, Method::POST, "/v1/orders", t, body).await.json()
+}
+
 fn create_order(account: &str, plan: &str, term_type: &str) -> Value {
     json!({
         "orderDate": "2026-01-01",
@@ -172,15 +176,12 @@ async fn order_creates_amends_renews_and_cancels_a_subscription() {
     let r = app(Config::default());
     let t = token(&r).await;
     let account = create_account(&r, &t, json!({})).await;
-    let created = json(
+    let created = post_order(
         &r,
-        Method::POST,
-        "/v1/orders",
         &t,
         &create_order(&account, "prp-premium-saas", "TERMED"),
     )
-    .await
-    .json();
+    .await;
     assert_eq!(created["success"], true, "{created}");
     assert_eq!(created["status"], "Completed");
     assert!(created["orderNumber"]
@@ -201,29 +202,23 @@ async fn order_creates_amends_renews_and_cancels_a_subscription() {
     assert_eq!(s["ratePlans"][0]["quantity"], 25.0);
 
     let amend = |action: Value| json!({ "orderDate": "2026-06-01", "existingAccountNumber": account, "subscriptions": [{ "subscriptionNumber": sub, "orderActions": [action] }] });
-    let add = json(&r, Method::POST, "/v1/orders", &t, &amend(json!({ "type": "AddProduct", "addProduct": { "productRatePlanId": "prp-ci-minutes" } }))).await.json();
+    let add = post_order(&r, &t, &amend(json!({ "type": "AddProduct", "addProduct": { "productRatePlanId": "prp-ci-minutes" } }))).await;
     assert_eq!(add["success"], true, "{add}");
-    let off = json(
+    let off = post_order(
         &r,
-        Method::POST,
-        "/v1/orders",
         &t,
         &amend(
             json!({ "type": "TermsAndConditions", "termsAndConditions": { "autoRenew": false } }),
         ),
     )
-    .await
-    .json();
+    .await;
     assert_eq!(off["success"], true, "{off}");
-    let renew = json(
+    let renew = post_order(
         &r,
-        Method::POST,
-        "/v1/orders",
         &t,
         &amend(json!({ "type": "RenewSubscription", "renewSubscription": {} })),
     )
-    .await
-    .json();
+    .await;
     assert_eq!(renew["success"], true, "{renew}");
     let s = get(&r, &format!("/v1/subscriptions/{sub}"), &t)
         .await
@@ -231,7 +226,7 @@ async fn order_creates_amends_renews_and_cancels_a_subscription() {
     assert_eq!(s["termEndDate"], "2028-01-01");
     assert_eq!(s["autoRenew"], false);
     assert_eq!(s["ratePlans"].as_array().map(Vec::len), Some(2));
-    let cancel = json(&r, Method::POST, "/v1/orders", &t, &amend(json!({ "type": "CancelSubscription", "cancelSubscription": { "cancellationPolicy": "SpecificDate", "cancellationEffectiveDate": "2026-07-01" } }))).await.json();
+    let cancel = post_order(&r, &t, &amend(json!({ "type": "CancelSubscription", "cancelSubscription": { "cancellationPolicy": "SpecificDate", "cancellationEffectiveDate": "2026-07-01" } }))).await;
     assert_eq!(cancel["subscriptions"][0]["status"], "Cancelled");
 
     let events = get(&r, "/__admin/events?after=0", &t).await.json();
@@ -454,15 +449,12 @@ async fn auto_renew_flips_through_the_subscription_update_call() {
     let r = app(Config::default());
     let t = token(&r).await;
     let account = create_account(&r, &t, json!({})).await;
-    let created = json(
+    let created = post_order(
         &r,
-        Method::POST,
-        "/v1/orders",
         &t,
         &create_order(&account, "prp-premium-saas", "TERMED"),
     )
-    .await
-    .json();
+    .await;
     let sub = created["subscriptionNumbers"][0]
         .as_str()
         .expect("sub")
