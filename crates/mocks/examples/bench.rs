@@ -215,16 +215,7 @@ async fn main() {
     cfg.marketo.rate_limit_calls = usize::MAX;
     cfg.marketo.max_concurrent = usize::MAX;
     cfg.marketo.daily_quota = u64::MAX;
-    for l in [
-        &mut cfg.salesforce.listen,
-        &mut cfg.zuora.listen,
-        &mut cfg.marketo.listen,
-        &mut cfg.mail.listen,
-        &mut cfg.customers.listen,
-        &mut cfg.license.listen,
-    ] {
-        l.https_port = None;
-    }
+    cfg.without_https();
     let running = server::start(&cfg).await.expect("start mocks");
     let base = |app: &str| running.endpoint(app).expect("endpoint").http.clone();
     let http = reqwest::Client::new();

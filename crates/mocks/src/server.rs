@@ -331,6 +331,25 @@ pub struct Overrides {
 }
 
 impl MocksConfig {
+    /// Every app's listener, in the order of [`APPS`].
+    fn listens(&mut self) -> [&mut Listen; 6] {
+        [
+            &mut self.salesforce.listen,
+            &mut self.zuora.listen,
+            &mut self.marketo.listen,
+            &mut self.mail.listen,
+            &mut self.customers.listen,
+            &mut self.license.listen,
+        ]
+    }
+
+    /// Serves plain HTTP only (no HTTPS listeners), e.g. for load tests.
+    pub fn without_https(&mut self) {
+        for l in self.listens() {
+            l.https_port = None;
+        }
+    }
+
     /// Applies command-line overrides.
     pub fn apply(&mut self, o: &Overrides) -> Result<()> {
         if !o.only.is_empty() {
@@ -343,15 +362,7 @@ impl MocksConfig {
             self.ca_file = o.ca_file.clone();
         }
         if let Some(base) = o.port_base {
-            let listens = [
-                &mut self.salesforce.listen,
-                &mut self.zuora.listen,
-                &mut self.marketo.listen,
-                &mut self.mail.listen,
-                &mut self.customers.listen,
-                &mut self.license.listen,
-            ];
-            for (i, l) in listens.into_iter().enumerate() {
+            for (i, l) in self.listens().into_iter().enumerate() {
                 let i = i as u16;
                 l.http_port = base
                     .checked_add(i)

@@ -12,16 +12,7 @@ use serde_json::json;
 
 async fn serve() -> (Running, reqwest::Client) {
     let mut cfg = MocksConfig::default();
-    for l in [
-        &mut cfg.salesforce.listen,
-        &mut cfg.zuora.listen,
-        &mut cfg.marketo.listen,
-        &mut cfg.mail.listen,
-        &mut cfg.customers.listen,
-        &mut cfg.license.listen,
-    ] {
-        l.https_port = None;
-    }
+    cfg.without_https();
     (
         server::start(&cfg).await.expect("start"),
         reqwest::Client::new(),
