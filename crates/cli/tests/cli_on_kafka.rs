@@ -1,0 +1,206 @@
+//! The `l2f` binary's Kafka commands against a real broker: `topics apply`, `dlq list`,
+//! `dlq redrive` and `run`.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use l2f_bus::dlq::DeadLetters;
+use l2f_bus::reader::read_all;
+use l2f_bus::record::OutRecord;
+use l2f_bus::{HandlerError, Producer, Record};
+use l2f_e2e::{client, create_topic, produce, require_kafka, unique};
+
+fn l2f(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_l2f"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env_remove("L2F_CONFIG")
+        .env("RUST_LOG", "warn")
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn config_file(dir: &tempfile::TempDir, bootstrap: &str, extra: &str) -> std::path::PathBuf {
+    let p = dir.path().join("l2f.toml");
+    std::fs::write(
+        &p,
+        format!("[kafka]\nbootstrap_servers = \"{bootstrap}\"\n{extra}"),
+    )
+    .unwrap();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_apply_twice_then_drift_exit_codes() {
+    let b = require_kafka!();
+    let dir = tempfile::tempdir().unwrap();
+    let t = unique("cli-cat");
+    let catalog = dir.path().join("topics.toml");
+    std::fs::write(
+        &catalog,
+        format!("[[topic]]\nname = \"{t}\"\npartitions = 2\nretention = \"1d\"\n"),
+    )
+    .unwrap();
+    let cfg = config_file(
+        &dir,
+        &b,
+        &format!(
+            "[topics]\ncatalog = \"{}\"\nreplication_factor = 1\n",
+            catalog.display()
+        ),
+    );
+    let (code, out, err) = l2f(&cfg, &["topics", "apply"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("created  {t} (partitions 2, replication 1)")),
+        "{out}"
+    );
+    let (code, out, _) = l2f(&cfg, &["topics", "apply"]);
+    assert_eq!(code, 0);
+    assert!(out.contains(&format!("in sync  {t}")), "{out}");
+    // The catalog now wants 3 partitions: drift reported, exit 2, nothing changed.
+    std::fs::write(
+        &catalog,
+        format!("[[topic]]\nname = \"{t}\"\npartitions = 3\nretention = \"1d\"\n"),
+    )
+    .unwrap();
+    let (code, out, _) = l2f(&cfg, &["topics", "apply"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("DRIFT") && out.contains("partitions 2 on the cluster, 3 in the catalog"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dlq_list_and_redrive_by_position() {
+    let b = require_kafka!();
+    let src = unique("cli-src");
+    let dlq_topic = unique("cli-dlq");
+    create_topic(&b, &src, 1).await;
+    create_topic(&b, &dlq_topic, 1).await;
+    // Two dead letters, written as the loop writes them.
+    let c = client(&b);
+    let producer = Producer::new(&c).unwrap();
+    let dl = DeadLetters::new(producer, &dlq_topic, "g-cli");
+    for (i, why) in [
+        "email: \"not-an-email\" is not an email address",
+        "seats: 0 must be > 0",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let rec = Record {
+            topic: src.clone(),
+            partition: 0,
+            offset: 40 + i as i64,
+            key: Some(format!("acct-{i}").into_bytes()),
+            payload: Some(format!("payload-{i}").into_bytes()),
+            headers: vec![("l2f.event-type".into(), Some(b"OrderPlaced".to_vec()))],
+            timestamp_ms: None,
+        };
+        dl.send(&rec, &HandlerError::permanent(*why), 1)
+            .await
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(
+        &dir,
+        &b,
+        &format!("[dead_letter]\ntopic = \"{dlq_topic}\"\n"),
+    );
+    let (code, out, err) = l2f(&cfg, &["dlq", "list"]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines[1]["error_message"], "seats: 0 must be > 0");
+    assert_eq!(lines[1]["source_offset"], 41);
+    assert_eq!(lines[1]["source_topic"], src.as_str());
+
+    let (code, _, err) = l2f(&cfg, &["dlq", "redrive"]);
+    assert_ne!(code, 0, "redrive without a selection must refuse");
+    assert!(err.contains("--position"), "{err}");
+
+    let (code, out, err) = l2f(&cfg, &["dlq", "redrive", "--position", "0:1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("redrove 1"), "{out}");
+    let back = read_all(&c, &src, Duration::from_secs(10)).unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].key.as_deref(), Some(&b"acct-1"[..]));
+    assert_eq!(back[0].payload.as_deref(), Some(&b"payload-1"[..]));
+    assert_eq!(back[0].header_str("l2f.event-type"), Some("OrderPlaced"));
+    assert_eq!(back[0].header_str("l2f.redrive-count"), Some("1"));
+    assert!(back[0].header("l2f.dlq.error-message").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_follows_topics_writes_the_audit_log_and_stops_on_sigterm() {
+    let b = require_kafka!();
+    let topic = unique("cli-run");
+    let dlq_topic = unique("cli-run-dlq");
+    create_topic(&b, &topic, 2).await;
+    create_topic(&b, &dlq_topic, 1).await;
+    let records: Vec<OutRecord> = (0..20)
+        .map(|i| {
+            OutRecord::new(&topic, format!("lead-{i}"), "{}")
+                .with_header("l2f.event-type", "LeadCaptured")
+        })
+        .collect();
+    produce(&b, &records).await;
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let cfg = config_file(
+        &dir,
+        &b,
+        &format!("[dead_letter]\ntopic = \"{dlq_topic}\"\n"),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_l2f"))
+        .args([
+            "run",
+            "--topics",
+            &topic,
+            "--group",
+            &unique("g-run"),
+            "--audit-out",
+        ])
+        .arg(&audit)
+        .arg("--config")
+        .arg(&cfg)
+        .env("RUST_LOG", "warn")
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = || {
+        std::fs::read_to_string(&audit)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let start = Instant::now();
+    while lines() < 20 && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "l2f run exits 0 on SIGTERM: {status:?}");
+    let text = std::fs::read_to_string(&audit).unwrap();
+    assert_eq!(text.lines().count(), 20, "{text}");
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first["event_type"], "LeadCaptured");
+    assert_eq!(first["trace_id"].as_str().map(str::len), Some(32));
+}
