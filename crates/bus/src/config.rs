@@ -570,6 +570,9 @@ mod example_tests {
         let cfg: BusConfig = load(Some(&path)).unwrap();
         assert_eq!(cfg.kafka.security_protocol, SecurityProtocol::SaslSsl);
         assert_eq!(cfg.retry.max_attempts, 8);
-        assert_eq!(cfg.kafka.sasl.unwrap().mechanism, SaslMechanism::ScramSha512);
+        assert_eq!(
+            cfg.kafka.sasl.unwrap().mechanism,
+            SaslMechanism::ScramSha512
+        );
     }
 }
