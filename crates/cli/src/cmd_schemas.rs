@@ -1,6 +1,7 @@
 //! `l2f schemas ...` — schema tooling for CI and for engineers changing the contracts.
 //! The behaviour lives in `l2f_contracts::tooling` (tested there); this file parses arguments
 //! and prints.
+use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Subcommand;
@@ -54,9 +55,14 @@ pub enum SchemasCmd {
     },
 }
 
+/// Prints the lines (stopping quietly if stdout is closed, e.g. piped into `head`) and
+/// returns the exit code.
 fn print(report: Report) -> i32 {
+    let mut out = std::io::stdout().lock();
     for line in &report.lines {
-        println!("{line}");
+        if writeln!(out, "{line}").is_err() {
+            break;
+        }
     }
     if report.ok {
         0
@@ -70,10 +76,11 @@ pub fn run(cmd: SchemasCmd) -> anyhow::Result<i32> {
     Ok(match cmd {
         SchemasCmd::List { schemas } => {
             let catalog = l2f_contracts::Catalog::load_dir(&schemas)?;
-            for (name, schema) in catalog.events() {
-                println!("{name}\t{}", schema.fingerprint() as i64);
-            }
-            0
+            let lines = catalog
+                .events()
+                .map(|(name, schema)| format!("{name}\t{}", schema.fingerprint() as i64))
+                .collect();
+            print(Report { lines, ok: true })
         }
         SchemasCmd::Check {
             baseline,
