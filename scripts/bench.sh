@@ -18,4 +18,5 @@ export KAFKA_BOOTSTRAP
 echo "== bus (Apache Kafka $("$kafka" version))"
 cargo bench -q -p l2f-bus --bench bus
 if [ -x scripts/bench-contracts.sh ]; then scripts/bench-contracts.sh; fi
-if [ -x scripts/bench-mocks.sh ]; then scripts/bench-mocks.sh; fi
+echo "== mocks (bounded loopback load; exits 1 if a mock serves < 10,000 req/s)"
+cargo run -q --release -p l2f-mocks --example bench

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use l2f_bus::reader::read_all;
 use l2f_bus::record::OutRecord;
-use l2f_e2e::{client, create_topic, produce, require_kafka, unique};
+use l2f_e2e::{client, create_topic, produce, require_kafka, unique, wait_until};
 
 fn testkit(bootstrap: &str, args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_l2f-testkit"))
@@ -53,17 +53,6 @@ fn handled(path: &Path) -> Vec<(i32, i64)> {
         .collect()
 }
 
-async fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumer_killed_mid_batch_and_restarted_loses_nothing() {
     let b = require_kafka!();
@@ -92,7 +81,7 @@ async fn consumer_killed_mid_batch_and_restarted_loses_nothing() {
 
     let mut first = testkit(&b, &args);
     assert!(
-        wait_for(Duration::from_secs(60), || handled(&out).len() >= 600).await,
+        wait_until(Duration::from_secs(60), || handled(&out).len() >= 600).await,
         "first consumer made no progress"
     );
     kill9(&mut first);
@@ -104,7 +93,7 @@ async fn consumer_killed_mid_batch_and_restarted_loses_nothing() {
 
     let mut second = testkit(&b, &args);
     let all_done = || handled(&out).into_iter().collect::<BTreeSet<_>>().len() == N;
-    let finished = wait_for(Duration::from_secs(120), all_done).await;
+    let finished = wait_until(Duration::from_secs(120), all_done).await;
     terminate(&mut second);
     assert!(
         finished,
@@ -161,7 +150,7 @@ async fn transactional_stage_killed_mid_transaction_leaves_no_duplicate_and_no_g
     // Wait until some transactions are committed, then kill while the next one is open
     // (each batch of 100 takes ~200 ms of transform time).
     assert!(
-        wait_for(Duration::from_secs(60), || output_hw() >= 700).await,
+        wait_until(Duration::from_secs(60), || output_hw() >= 700).await,
         "stage made no progress"
     );
     std::thread::sleep(Duration::from_millis(90));
@@ -173,7 +162,7 @@ async fn transactional_stage_killed_mid_transaction_leaves_no_duplicate_and_no_g
             .map(|r| r.len())
             .unwrap_or(0)
     };
-    let finished = wait_for(Duration::from_secs(120), || committed_count() >= N).await;
+    let finished = wait_until(Duration::from_secs(120), || committed_count() >= N).await;
     terminate(&mut second);
     assert!(finished, "output has {} of {N} records", committed_count());
 
