@@ -145,3 +145,37 @@ async fn compatibility_and_errors_follow_the_registry() {
     let down = RegistryClient::new("http://127.0.0.1:9");
     assert!(matches!(down.fetch(1).await, Err(Error::Registry(_))));
 }
+
+#[tokio::test]
+async fn a_frame_written_with_an_older_registered_version_is_resolved_by_id() {
+    let (url, _state) = serve().await;
+    let client = RegistryClient::new(&url);
+    let v1 = Catalog::embedded_history()[0]
+        .1
+        .get("LeadCaptured")
+        .unwrap()
+        .clone();
+    let v1_id = client.register(&v1).await.unwrap();
+
+    // A v1 producer's frame: 00 + id + Avro written with the v1 schema (no utm_campaign).
+    let fast: serde_avro_fast::Schema = v1.to_full_json().to_string().parse().unwrap();
+    let mut json = serde_json::to_value(lead_captured()).unwrap();
+    json.as_object_mut().unwrap().remove("utm_campaign");
+    let mut frame = vec![0];
+    frame.extend_from_slice(&v1_id.to_be_bytes());
+    let frame = serde_avro_fast::to_datum(
+        &json,
+        frame,
+        &mut serde_avro_fast::ser::SerializerConfig::new(&fast),
+    )
+    .unwrap();
+
+    let consumer = Codec::with_catalog(Catalog::embedded(), Framing::Confluent).unwrap();
+    RegistryClient::new(&url)
+        .learn(&consumer, v1_id)
+        .await
+        .unwrap();
+    let mut expected = lead_captured();
+    expected.utm_campaign = None;
+    assert_eq!(consumer.decode::<LeadCaptured>(&frame).unwrap(), expected);
+}
