@@ -402,3 +402,23 @@ fn truncated_or_corrupted_frames_fail_cleanly_for_every_event() {
         }
     }
 }
+
+#[test]
+fn the_codec_can_be_shared_between_tasks() {
+    fn shareable<T: Send + Sync + 'static>(_: &T) {}
+    let codec = std::sync::Arc::new(Codec::new());
+    shareable(&codec);
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let codec = codec.clone();
+            std::thread::spawn(move || {
+                codec
+                    .decode::<LeadCaptured>(&codec.encode(&examples::lead_captured()).unwrap())
+                    .unwrap()
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), examples::lead_captured());
+    }
+}
