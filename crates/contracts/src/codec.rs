@@ -340,7 +340,7 @@ impl Default for Codec {
 /// Whether the typed fast path writes, for the golden examples of `event` (all optional
 /// fields filled, then all empty), the same bytes as the schema-driven encoder.
 fn fast_path_agrees(event: &str, schema: &serde_avro_fast::Schema) -> bool {
-    fn agrees<E: Event>(schema: &serde_avro_fast::Schema) -> bool {
+    fn agrees<E: crate::examples::Golden>(schema: &serde_avro_fast::Schema) -> bool {
         let full = crate::examples::golden::<E>();
         let sparse = crate::examples::without_optionals(&full);
         [Some(full), sparse].into_iter().flatten().all(|e| {
