@@ -3,7 +3,7 @@
 
 use chrono::{NaiveDate, TimeZone, Utc};
 use l2f_contracts::events::*;
-use l2f_contracts::fast::{AvroDecode, AvroEncode, Reader};
+use l2f_contracts::fast::Reader;
 use l2f_contracts::Catalog;
 use proptest::prelude::*;
 use rust_decimal::Decimal;
