@@ -497,6 +497,33 @@ fn check_primitive(
     }
 }
 
+impl LeadCaptured {
+    /// The fields Marketo requires (handbook rule 2: email, first name, last name, company,
+    /// country, lead source) that this lead lacks, as paths; empty when it may be pushed.
+    /// The schema lets a lead be captured incomplete so that the Marketo connector, not the
+    /// form, decides to dead-letter it with these names.
+    pub fn missing_for_marketo(&self) -> Vec<&'static str> {
+        let blank = |s: &Option<String>| s.as_deref().is_none_or(|s| s.trim().is_empty());
+        let mut missing = Vec::new();
+        if !is_email(&self.email) {
+            missing.push("LeadCaptured.email");
+        }
+        if blank(&self.first_name) {
+            missing.push("LeadCaptured.first_name");
+        }
+        if blank(&self.last_name) {
+            missing.push("LeadCaptured.last_name");
+        }
+        if blank(&self.company) {
+            missing.push("LeadCaptured.company");
+        }
+        if self.country.is_none() {
+            missing.push("LeadCaptured.country");
+        }
+        missing
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::is_email;

@@ -422,3 +422,22 @@ fn the_codec_can_be_shared_between_tasks() {
         assert_eq!(h.join().unwrap(), examples::lead_captured());
     }
 }
+
+#[test]
+fn an_incomplete_lead_names_the_fields_marketo_still_needs() {
+    assert!(examples::lead_captured().missing_for_marketo().is_empty());
+    let mut lead = examples::lead_captured();
+    lead.company = Some("  ".into());
+    lead.country = None;
+    lead.first_name = None;
+    assert_eq!(
+        lead.missing_for_marketo(),
+        [
+            "LeadCaptured.first_name",
+            "LeadCaptured.company",
+            "LeadCaptured.country"
+        ]
+    );
+    // It is still a valid event on the leads topic.
+    assert!(Codec::new().encode(&lead).is_ok());
+}
