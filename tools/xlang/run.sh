@@ -20,7 +20,7 @@ echo "== setup: rust bridge, python venv, java (maven)"
 cargo build -q -p l2f-contracts --example xlang
 if [ ! -x build/xlang-venv/bin/python ]; then python3 -m venv build/xlang-venv; fi
 build/xlang-venv/bin/pip install -q --disable-pip-version-check -r tools/xlang/python/requirements.txt
-mvn -q -B -f tools/xlang/java/pom.xml package
+mvn -q -B -Dstyle.color=never -f tools/xlang/java/pom.xml package
 JAVA_CP="tools/xlang/java/target/l2f-xlang-0.1.0.jar:$(cat tools/xlang/java/target/classpath.txt)"
 
 set +e
