@@ -13,14 +13,18 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
 OUT=build/xlang
 HISTORY="$(ls -d schemas/history/v* | sort -V | head -n1)"
-rm -rf "$OUT/rust" "$OUT/java" "$OUT/python" "$OUT/results.txt"
+rm -rf "$OUT/rust" "$OUT/java" "$OUT/python" "$OUT/results.txt" "$OUT/maven.log"
 mkdir -p "$OUT"
 
 echo "== setup: rust bridge, python venv, java (maven)"
 cargo build -q -p l2f-contracts --example xlang
 if [ ! -x build/xlang-venv/bin/python ]; then python3 -m venv build/xlang-venv; fi
 build/xlang-venv/bin/pip install -q --disable-pip-version-check -r tools/xlang/python/requirements.txt
-mvn -q -B -Dstyle.color=never -f tools/xlang/java/pom.xml package
+if ! mvn -q -B -Dstyle.color=never -f tools/xlang/java/pom.xml package > "$OUT/maven.log" 2>&1; then
+  cat "$OUT/maven.log"
+  echo "xlang: 0 passed, 1 failed (maven build)"
+  exit 1
+fi
 JAVA_CP="tools/xlang/java/target/l2f-xlang-0.1.0.jar:$(cat tools/xlang/java/target/classpath.txt)"
 
 set +e
