@@ -300,3 +300,61 @@ async fn ten_thousand_keyed_records_survive_members_joining_and_leaving_in_order
     }
     assert_eq!(seen.len(), TOTAL as usize, "no record handled twice");
 }
+
+/// Panics on one record.
+struct PanicsOnce;
+
+impl Handler for PanicsOnce {
+    async fn handle(&self, r: &Record) -> Result<(), HandlerError> {
+        if r.payload.as_deref() == Some(&b"boom"[..]) {
+            panic!("unexpected null in lead {}", r.key_str());
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_dead_letters_the_record_and_the_partition_goes_on() {
+    let b = require_kafka!();
+    let topic = unique("panics");
+    let group = unique("g-panics");
+    create_topic(&b, &topic, 1).await;
+    create_topic(&b, &format!("{topic}.dlq"), 1).await;
+    let records: Vec<OutRecord> = ["a", "boom", "c", "d"]
+        .iter()
+        .map(|v| OutRecord::new(&topic, "lead-1", *v))
+        .collect();
+    produce(&b, &records).await;
+    let (token, stats, join) = spawn_loop(&b, &group, &topic, Arc::new(PanicsOnce));
+    assert!(
+        wait_until(Duration::from_secs(60), || stats.handled() == 3
+            && stats.dead_lettered() == 1)
+        .await
+    );
+    assert!(
+        wait_until(Duration::from_secs(15), || committed(&b, &group, &topic, 1)
+            .get(&0)
+            == Some(&4))
+        .await,
+        "the partition's offset moves past the panicking record"
+    );
+    token.cancel();
+    join.await.unwrap().unwrap();
+    let letters: Vec<DeadLetter> = read_all(
+        &client(&b),
+        &format!("{topic}.dlq"),
+        Duration::from_secs(10),
+    )
+    .unwrap()
+    .into_iter()
+    .filter_map(DeadLetter::parse)
+    .collect();
+    assert_eq!(letters.len(), 1);
+    assert!(
+        letters[0]
+            .error_message
+            .contains("handler panicked: unexpected null in lead lead-1"),
+        "{:?}",
+        letters[0]
+    );
+}

@@ -23,10 +23,12 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
@@ -237,11 +239,18 @@ struct Shared {
 }
 
 /// The offsets of `parts` that advanced since their last commit (marked as committed).
-fn advanced<'a>(parts: impl Iterator<Item = (&'a Tp, &'a mut Partition)>) -> TopicPartitionList {
+///
+/// With `all`, every partition with finished work is included whatever was committed before:
+/// an asynchronous interval commit may have failed during a rebalance (librdkafka does not
+/// retry those), and the final commit must not trust it.
+fn advanced<'a>(
+    parts: impl Iterator<Item = (&'a Tp, &'a mut Partition)>,
+    all: bool,
+) -> TopicPartitionList {
     let mut tpl = TopicPartitionList::new();
     for (tp, p) in parts {
         let done = p.done.load(Ordering::SeqCst);
-        if done > p.committed
+        if (done > p.committed || (all && done >= 0))
             && tpl
                 .add_partition_offset(&tp.0, tp.1, rdkafka::Offset::Offset(done))
                 .is_ok()
@@ -261,27 +270,27 @@ impl Shared {
     /// short), queued records are dropped uncommitted. Returns the workers' join handles.
     /// Also returns the offsets to commit for them: what their workers finished, including
     /// the record that was in flight.
+    ///
+    /// A worker still inside a record at the deadline is aborted (at its next await), so it
+    /// can never run beside a new worker of the same partition; that record is not committed
+    /// and goes to the partition's next owner, while everything finished before it is.
     fn retire(
         &self,
-        parts: Vec<(Tp, Partition)>,
+        mut parts: Vec<(Tp, Partition)>,
     ) -> (TopicPartitionList, Vec<tokio::task::JoinHandle<()>>) {
         let deadline = Instant::now() + self.drain_timeout;
-        let mut joins = Vec::new();
         for (_, p) in &parts {
             p.cancel.cancel();
         }
-        let mut finished = Vec::new();
-        for (tp, p) in parts {
-            if p.busy.wait_idle(deadline) {
-                finished.push((tp, p));
-            } else {
-                // Its offset is not committed: the record goes to the partition's next owner.
+        let mut joins = Vec::new();
+        for (tp, p) in &parts {
+            if !p.busy.wait_idle(deadline) {
                 warn!(topic = %tp.0, partition = tp.1, "in-flight record did not finish within the drain timeout; it will be redelivered");
-                joins.push(p.join);
+                p.join.abort();
             }
         }
-        let tpl = advanced(finished.iter_mut().map(|(tp, p)| (&*tp, p)));
-        joins.extend(finished.into_iter().map(|(_, p)| p.join));
+        let tpl = advanced(parts.iter_mut().map(|(tp, p)| (&*tp, p)), true);
+        joins.extend(parts.into_iter().map(|(_, p)| p.join));
         (tpl, joins)
     }
 }
@@ -355,7 +364,7 @@ fn poll_loop<H: Handler>(
     let mut last_commit = Instant::now();
     while !shutdown.is_cancelled() {
         if last_commit.elapsed() >= shared.commit_interval {
-            let offsets = advanced(shared.lock().iter_mut());
+            let offsets = advanced(shared.lock().iter_mut(), false);
             commit(&consumer, &offsets, CommitMode::Async, "interval");
             last_commit = Instant::now();
         }
@@ -376,7 +385,9 @@ fn poll_loop<H: Handler>(
                         }
                     }
                 }
-                if p.paused && p.stash.is_empty() {
+                // Resume only with room for half a queue: librdkafka drops its prefetched
+                // records on every pause, so resuming into a full queue would thrash.
+                if p.paused && p.stash.is_empty() && p.tx.capacity() >= p.tx.max_capacity() / 2 {
                     match consumer.resume(&one_partition(tp)) {
                         Ok(()) => p.paused = false,
                         Err(e) => debug!(error = %e, "resume"),
@@ -420,8 +431,15 @@ fn poll_loop<H: Handler>(
     let all: Vec<(Tp, Partition)> = shared.lock().drain().collect();
     let (offsets, joins) = shared.retire(all);
     for join in joins {
-        if let Err(e) = futures::executor::block_on(join) {
-            error!(error = %e, "partition worker panicked");
+        // Aborted workers end at their next await; one stuck in blocking code is not waited for.
+        match kit
+            .rt
+            .block_on(tokio::time::timeout(Duration::from_secs(5), join))
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) if e.is_cancelled() => {}
+            Ok(Err(e)) => error!(error = %e, "partition worker failed"),
+            Err(_) => warn!("a partition worker did not stop within 5 s of being aborted"),
         }
     }
     commit(&consumer, &offsets, CommitMode::Sync, "shutdown");
@@ -495,7 +513,18 @@ impl<H: Handler> Worker<H> {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            let err = match self.handler.handle(rec).await {
+            let outcome = AssertUnwindSafe(self.handler.handle(rec))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a non-text panic".into());
+                    Err(HandlerError::permanent(format!("handler panicked: {what}")))
+                });
+            let err = match outcome {
                 Ok(()) => {
                     LoopStats::bump(&self.stats.0.handled);
                     return true;

@@ -7,7 +7,7 @@
 //! instance fences its predecessor, whose open transaction the broker then aborts. Records the
 //! transform rejects permanently go to the dead-letter topic inside the same transaction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,6 +59,8 @@ pub struct StageSettings {
     pub transaction_timeout: Duration,
     /// Group session timeout: how soon a dead instance's partitions move on.
     pub session_timeout: Duration,
+    /// Tries of a record whose transform fails transiently before it is dead-lettered.
+    pub max_transform_attempts: u32,
 }
 
 impl StageSettings {
@@ -78,6 +80,7 @@ impl StageSettings {
             batch_linger: Duration::from_millis(100),
             transaction_timeout: Duration::from_secs(30),
             session_timeout: Duration::from_secs(10),
+            max_transform_attempts: 5,
         }
     }
 }
@@ -126,6 +129,7 @@ pub struct TransactionalStage<T> {
     settings: StageSettings,
     transform: T,
     stats: StageStats,
+    transient_failures: HashMap<(String, i32, i64), u32>,
 }
 
 enum TxnFailure {
@@ -143,6 +147,7 @@ impl<T: Transform> TransactionalStage<T> {
             settings,
             transform,
             stats: StageStats::default(),
+            transient_failures: HashMap::new(),
         }
     }
 
@@ -252,7 +257,26 @@ impl<T: Transform> TransactionalStage<T> {
                     &self.settings.dead_letter_topic,
                     &self.settings.group_id,
                 )],
-                Err(e) => return Err(TxnFailure::Abort(e.to_string())),
+                Err(e) => {
+                    // A record that keeps failing transiently must not stall its partition
+                    // forever: after `max_transform_attempts` it is dead-lettered like a
+                    // permanent failure.
+                    let pos = (rec.topic.clone(), rec.partition, rec.offset);
+                    let n = self.transient_failures.entry(pos.clone()).or_default();
+                    *n += 1;
+                    if *n < self.settings.max_transform_attempts {
+                        return Err(TxnFailure::Abort(e.to_string()));
+                    }
+                    let attempts = *n;
+                    self.transient_failures.remove(&pos);
+                    vec![letter(
+                        rec,
+                        &e,
+                        attempts,
+                        &self.settings.dead_letter_topic,
+                        &self.settings.group_id,
+                    )]
+                }
             };
             for out in &outs {
                 send(producer, out).map_err(classify)?;
@@ -269,21 +293,45 @@ impl<T: Transform> TransactionalStage<T> {
         let meta = consumer
             .group_metadata()
             .ok_or_else(|| TxnFailure::Abort("no group metadata yet".into()))?;
-        producer
-            .send_offsets_to_transaction(&offsets, &meta, timeout)
-            .map_err(classify)?;
-        producer.commit_transaction(timeout).map_err(classify)?;
+        retrying(|| producer.send_offsets_to_transaction(&offsets, &meta, timeout))?;
+        retrying(|| producer.commit_transaction(timeout))?;
+        self.transient_failures.clear();
         Ok(produced)
     }
 }
 
+/// Sorts a client error: fatal (fenced, broken producer) stops the stage; one that requires
+/// an abort aborts and retries the batch; any other transaction error — a retriable one that
+/// kept failing, whose outcome librdkafka will not let us abort — stops the stage too, and the
+/// restart's fencing settles it. Errors outside the transaction API (a rejected send) abort.
 fn classify(e: KafkaError) -> TxnFailure {
     match &e {
         KafkaError::Transaction(t) if t.is_fatal() => {
             TxnFailure::Fatal(BusError::kafka("transaction", e))
         }
+        KafkaError::Transaction(t) if t.txn_requires_abort() => TxnFailure::Abort(e.to_string()),
+        KafkaError::Transaction(_) => TxnFailure::Fatal(BusError::kafka("transaction", e)),
         _ => TxnFailure::Abort(e.to_string()),
     }
+}
+
+/// Calls a transaction API again while librdkafka says the same call may be retried
+/// (a coordinator timeout, say), as its documentation asks; aborting then would conflict.
+fn retrying(mut call: impl FnMut() -> Result<(), KafkaError>) -> Result<(), TxnFailure> {
+    const ATTEMPTS: u32 = 5;
+    for attempt in 1..=ATTEMPTS {
+        match call() {
+            Ok(()) => return Ok(()),
+            Err(KafkaError::Transaction(t))
+                if t.is_retriable() && !t.txn_requires_abort() && attempt < ATTEMPTS =>
+            {
+                warn!(error = %t, attempt, "transaction call failed transiently; retrying it");
+                std::thread::sleep(Duration::from_millis(200) * attempt);
+            }
+            Err(e) => return Err(classify(e)),
+        }
+    }
+    Err(TxnFailure::Abort("unreachable: retries exhausted".into()))
 }
 
 fn send(
