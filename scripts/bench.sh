@@ -17,6 +17,7 @@ fi
 export KAFKA_BOOTSTRAP
 echo "== bus (Apache Kafka $("$kafka" version))"
 cargo bench -q -p l2f-bus --bench bus
-if [ -x scripts/bench-contracts.sh ]; then scripts/bench-contracts.sh; fi
+echo "== contracts (Avro encode/decode vs serde_json on the same structs, one thread)"
+cargo bench -q -p l2f-contracts --bench codec
 echo "== mocks (bounded loopback load; exits 1 if a mock serves < 10,000 req/s)"
 cargo run -q --release -p l2f-mocks --example bench

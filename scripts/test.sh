@@ -28,6 +28,8 @@ step() {
   fi
 }
 step cargo test --workspace
+step cargo run -q -p l2f-cli -- schemas lint
+step cargo run -q -p l2f-cli -- schemas check
 step tools/xlang/run.sh
 step tools/vendor-clients/run.sh
 if [ "$failed" -ne 0 ]; then
