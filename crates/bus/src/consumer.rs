@@ -9,8 +9,12 @@
 //! **Order:** one worker task per assigned partition handles its records strictly in offset
 //! order; retries happen in place, so a key's later event never overtakes an earlier one.
 //!
-//! **Backpressure:** each partition has a bounded queue; when it is full the partition is
-//! paused (the poll thread keeps polling, so heartbeats and rebalances go on) and resumed
+//! **Throughput:** the poll thread drains what librdkafka has ready (up to [`DRAIN_MAX`]
+//! records) and hands each partition its records as one batch, so the cost of waking a
+//! worker is paid per batch, not per record.
+//!
+//! **Backpressure:** each partition has a bounded queue (about `max_in_flight_per_partition`
+//! records, counted in batches); when it is full the partition is paused (the poll thread keeps polling, so heartbeats and rebalances go on) and resumed
 //! when the worker catches up.
 //!
 //! **Rebalances:** on revocation the loop stops the revoked partitions' workers, lets the
@@ -149,6 +153,7 @@ impl<H: Handler> ConsumerLoop<H> {
             .set("enable.partition.eof", "false");
         let shared = Arc::new(Shared {
             parts: Mutex::new(HashMap::new()),
+            revocations: AtomicU64::new(0),
             drain_timeout: cc.drain_timeout,
             commit_interval: cc.commit_interval,
         });
@@ -167,7 +172,7 @@ impl<H: Handler> ConsumerLoop<H> {
             policy: RetryPolicy::new(self.settings.retry.clone()),
             dead_letters: self.dead_letters,
             stats: self.stats,
-            queue: cc.max_in_flight_per_partition.max(1),
+            queue: (cc.max_in_flight_per_partition / DRAIN_MAX).max(2),
             rt: Handle::current(),
         };
         let consumer = Arc::new(consumer);
@@ -189,15 +194,21 @@ struct WorkerKit<H> {
 
 type Tp = (String, i32);
 
+/// Most records the poll thread takes from librdkafka before dispatching them.
+pub const DRAIN_MAX: usize = 64;
+
+/// Records of one partition handed to its worker at once, in offset order.
+type Batch = Vec<Record>;
+
 struct Partition {
-    tx: mpsc::Sender<Record>,
+    tx: mpsc::Sender<Batch>,
     /// Next offset to read, as far as effects are done (-1: nothing done yet).
     done: Arc<AtomicI64>,
     /// What was last committed for this partition.
     committed: i64,
     cancel: CancellationToken,
     busy: Arc<Busy>,
-    stash: VecDeque<Record>,
+    stash: VecDeque<Batch>,
     paused: bool,
     join: tokio::task::JoinHandle<()>,
 }
@@ -234,6 +245,9 @@ impl Busy {
 
 struct Shared {
     parts: Mutex<HashMap<Tp, Partition>>,
+    /// Revocations so far: the poll thread checks it to drop records of partitions that were
+    /// revoked between their fetch and their dispatch.
+    revocations: AtomicU64,
     drain_timeout: Duration,
     commit_interval: Duration,
 }
@@ -314,6 +328,7 @@ impl ConsumerContext for Ctx {
                     })
                     .collect()
             };
+            self.shared.revocations.fetch_add(1, Ordering::SeqCst);
             info!(partitions = tpl.count(), "partitions revoked; draining");
             let (offsets, _joins) = self.shared.retire(revoked);
             commit(base, &offsets, CommitMode::Sync, "revocation");
@@ -396,7 +411,7 @@ fn poll_loop<H: Handler>(
             }
         }
         // The rebalance callback runs inside poll and takes the lock: never hold it here.
-        let msg = match consumer.poll(Duration::from_millis(100)) {
+        let first = match consumer.poll(Duration::from_millis(100)) {
             None => continue,
             Some(Err(e)) => {
                 warn!(error = %e, "consumer error");
@@ -404,27 +419,61 @@ fn poll_loop<H: Handler>(
             }
             Some(Ok(m)) => Record::from_message(&m),
         };
-        let tp = (msg.topic.clone(), msg.partition);
-        let mut parts = shared.lock();
-        let p = parts
-            .entry(tp.clone())
-            .or_insert_with(|| spawn_worker(&kit));
-        if !p.stash.is_empty() {
-            p.stash.push_back(msg);
-            continue;
+        let generation = shared.revocations.load(Ordering::SeqCst);
+        let mut fetched = vec![first];
+        while fetched.len() < DRAIN_MAX {
+            match consumer.poll(Duration::ZERO) {
+                Some(Ok(m)) => fetched.push(Record::from_message(&m)),
+                Some(Err(e)) => {
+                    warn!(error = %e, "consumer error");
+                    break;
+                }
+                None => break,
+            }
         }
-        match p.tx.try_send(msg) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(msg)) => {
-                p.stash.push_back(msg);
-                if !p.paused {
-                    match consumer.pause(&one_partition(&tp)) {
-                        Ok(()) => p.paused = true,
-                        Err(e) => debug!(error = %e, "pause"),
+        if shared.revocations.load(Ordering::SeqCst) != generation {
+            // A rebalance ran inside one of those polls: keep only what is still ours.
+            let assigned: std::collections::HashSet<Tp> = consumer
+                .assignment()
+                .map(|tpl| {
+                    tpl.elements()
+                        .iter()
+                        .map(|e| (e.topic().to_string(), e.partition()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            fetched.retain(|r| assigned.contains(&(r.topic.clone(), r.partition)));
+        }
+        let mut batches: Vec<(Tp, Batch)> = Vec::new();
+        for rec in fetched {
+            let tp = (rec.topic.clone(), rec.partition);
+            match batches.iter_mut().find(|(t, _)| *t == tp) {
+                Some((_, b)) => b.push(rec),
+                None => batches.push((tp, vec![rec])),
+            }
+        }
+        let mut parts = shared.lock();
+        for (tp, batch) in batches {
+            let p = parts
+                .entry(tp.clone())
+                .or_insert_with(|| spawn_worker(&kit));
+            if !p.stash.is_empty() {
+                p.stash.push_back(batch);
+                continue;
+            }
+            match p.tx.try_send(batch) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(batch)) => {
+                    p.stash.push_back(batch);
+                    if !p.paused {
+                        match consumer.pause(&one_partition(&tp)) {
+                            Ok(()) => p.paused = true,
+                            Err(e) => debug!(error = %e, "pause"),
+                        }
                     }
                 }
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
     info!("shutting down: finishing records in flight");
@@ -487,22 +536,25 @@ struct Worker<H> {
 }
 
 impl<H: Handler> Worker<H> {
-    async fn run(self, mut rx: mpsc::Receiver<Record>) {
+    async fn run(self, mut rx: mpsc::Receiver<Batch>) {
         loop {
-            let rec = tokio::select! {
+            let batch = tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => break,
-                r = rx.recv() => match r { Some(r) => r, None => break },
+                b = rx.recv() => match b { Some(b) => b, None => break },
             };
             self.busy.set(true);
-            if self.cancel.is_cancelled() {
-                self.busy.set(false);
-                break;
-            }
-            if self.process(&rec).await {
+            for rec in &batch {
+                // Stopped (revoked, shutting down): the rest of the batch is left uncommitted.
+                if self.cancel.is_cancelled() || !self.process(rec).await {
+                    break;
+                }
                 self.done.store(rec.offset + 1, Ordering::SeqCst);
             }
             self.busy.set(false);
+            if self.cancel.is_cancelled() {
+                break;
+            }
         }
     }
 
