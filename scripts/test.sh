@@ -12,6 +12,8 @@ cleanup() {
 trap cleanup EXIT
 if [ -z "${KAFKA_BOOTSTRAP:-}" ]; then
   KAFKA_BOOTSTRAP="$("$kafka" up)"
+  KAFKA_SASL_BOOTSTRAP="$("$kafka" sasl-bootstrap)"
+  export KAFKA_SASL_BOOTSTRAP
   started=1
 fi
 export KAFKA_BOOTSTRAP

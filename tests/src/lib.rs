@@ -35,6 +35,28 @@ pub fn bootstrap() -> Option<String> {
     None
 }
 
+/// The broker's SASL_PLAINTEXT listener (user `l2f`, password in `KAFKA_SASL_PASSWORD`,
+/// default `l2f-test-secret`, as the local broker is set up), with the same skip rule as
+/// [`bootstrap`].
+pub fn sasl_bootstrap() -> Option<(String, String)> {
+    bootstrap()?;
+    match std::env::var("KAFKA_SASL_BOOTSTRAP") {
+        Ok(b) if !b.is_empty() => Some((
+            b,
+            std::env::var("KAFKA_SASL_PASSWORD").unwrap_or_else(|_| "l2f-test-secret".into()),
+        )),
+        _ => {
+            if std::env::var("REQUIRE_KAFKA").is_ok() || std::env::var("CI").is_ok() {
+                panic!(
+                    "KAFKA_SASL_BOOTSTRAP is not set but CI/REQUIRE_KAFKA is (`make test` sets it)"
+                );
+            }
+            eprintln!("skipped: KAFKA_SASL_BOOTSTRAP is not set");
+            None
+        }
+    }
+}
+
 /// Skips the calling test (returns) when no broker is configured and none is required.
 #[macro_export]
 macro_rules! require_kafka {

@@ -12,8 +12,10 @@
 #   kafka.sh fetch    only resolve the jars
 #   kafka.sh tool CLASS ARGS...   run a Kafka tool class (e.g. org.apache.kafka.tools.ProducerPerformance)
 #   kafka.sh version  print the broker's version
+#   kafka.sh sasl-bootstrap  print the SASL_PLAINTEXT listener's address (user l2f)
 #
-# Environment: L2F_BUILD (default <repo>/build), KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093).
+# Environment: L2F_BUILD (default <repo>/build), KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093),
+# KAFKA_SASL_PORT (9094).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,9 +27,11 @@ logs="$build/logs"
 pidfile="$build/kafka.pid"
 port="${KAFKA_PORT:-9092}"
 cport="${KAFKA_CONTROLLER_PORT:-9093}"
+sport="${KAFKA_SASL_PORT:-9094}"
 pomsum="$(cksum <"$here/pom.xml" | cut -d" " -f1)"
 version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")"
 bootstrap="127.0.0.1:$port"
+sasl_bootstrap="127.0.0.1:$sport"
 
 log() { printf 'kafka.sh: %s\n' "$*" >&2; }
 
@@ -74,12 +78,14 @@ up() {
   if running_pid >/dev/null; then down; fi
   mkdir -p "$data"
   local props="$build/server.properties"
-  sed -e "s#@DATA@#$data#g" -e "s#@PORT@#$port#g" -e "s#@CPORT@#$cport#g" \
+  sed -e "s#@DATA@#$data#g" -e "s#@PORT@#$port#g" -e "s#@CPORT@#$cport#g" -e "s#@SPORT@#$sport#g" \
     "$here/server.properties" >"$props"
   if [ ! -f "$data/meta.properties" ]; then
     local cluster_id
     cluster_id="$(run_class kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)"
     run_class kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$props" \
+      --add-scram 'SCRAM-SHA-256=[name=l2f,password=l2f-test-secret]' \
+      --add-scram 'SCRAM-SHA-512=[name=l2f,password=l2f-test-secret]' \
       >"$logs/format.log" 2>&1 || { cat "$logs/format.log" >&2; exit 1; }
   fi
   log "starting Apache Kafka $version (KRaft, combined broker+controller) on $bootstrap"
@@ -121,6 +127,7 @@ case "${1:-}" in
   status) answers ;;
   fetch) fetch ;;
   version) echo "$version" ;;
+  sasl-bootstrap) echo "$sasl_bootstrap" ;;
   tool) shift; fetch; run_class "$@" ;;
   *) sed -n '2,16p' "$0" >&2; exit 2 ;;
 esac
