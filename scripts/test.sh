@@ -13,7 +13,9 @@ trap cleanup EXIT
 if [ -z "${KAFKA_BOOTSTRAP:-}" ]; then
   KAFKA_BOOTSTRAP="$("$kafka" up)"
   KAFKA_SASL_BOOTSTRAP="$("$kafka" sasl-bootstrap)"
-  export KAFKA_SASL_BOOTSTRAP
+  KAFKA_TLS_BOOTSTRAP="$("$kafka" tls-bootstrap)"
+  KAFKA_TLS_CA="$("$kafka" tls-ca)"
+  export KAFKA_SASL_BOOTSTRAP KAFKA_TLS_BOOTSTRAP KAFKA_TLS_CA
   started=1
 fi
 export KAFKA_BOOTSTRAP

@@ -57,6 +57,25 @@ pub fn sasl_bootstrap() -> Option<(String, String)> {
     }
 }
 
+/// The broker's TLS listener and the CA file that signed its certificate
+/// (`KAFKA_TLS_BOOTSTRAP`, `KAFKA_TLS_CA`), with the same skip rule as [`bootstrap`].
+pub fn tls_bootstrap() -> Option<(String, String)> {
+    bootstrap()?;
+    match (
+        std::env::var("KAFKA_TLS_BOOTSTRAP"),
+        std::env::var("KAFKA_TLS_CA"),
+    ) {
+        (Ok(b), Ok(ca)) if !b.is_empty() && !ca.is_empty() => Some((b, ca)),
+        _ => {
+            if std::env::var("REQUIRE_KAFKA").is_ok() || std::env::var("CI").is_ok() {
+                panic!("KAFKA_TLS_BOOTSTRAP/KAFKA_TLS_CA are not set but CI/REQUIRE_KAFKA is (`make test` sets them)");
+            }
+            eprintln!("skipped: KAFKA_TLS_BOOTSTRAP/KAFKA_TLS_CA are not set");
+            None
+        }
+    }
+}
+
 /// Skips the calling test (returns) when no broker is configured and none is required.
 #[macro_export]
 macro_rules! require_kafka {

@@ -1,11 +1,13 @@
 //! Client security settings against the real broker's SASL listener: every supported
 //! mechanism authenticates and moves a record; a wrong password fails fast, naming the
-//! cluster, without the password in the error.
+//! cluster, without the password in the error; TLS verifies the broker against the configured CA.
 
 use std::time::{Duration, Instant};
 
 use l2f_bus::admin::check_reachable;
-use l2f_bus::config::{KafkaConfig, SaslConfig, SaslMechanism, SecretRef, SecurityProtocol};
+use l2f_bus::config::{
+    KafkaConfig, SaslConfig, SaslMechanism, SecretRef, SecurityProtocol, TlsConfig,
+};
 use l2f_bus::reader::read_all;
 use l2f_bus::record::OutRecord;
 use l2f_bus::Producer;
@@ -84,4 +86,73 @@ async fn a_wrong_password_fails_fast_without_leaking_it() {
     );
     assert!(err.contains(&sasl), "{err}");
     assert!(!err.contains(wrong), "password leaked: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_the_configured_ca_connects_and_a_foreign_ca_is_refused() {
+    let Some((tls, ca)) = l2f_e2e::tls_bootstrap() else {
+        return;
+    };
+    let plain = l2f_e2e::bootstrap().unwrap();
+    let topic = unique("tls");
+    create_topic(&plain, &topic, 1).await;
+    let cfg = KafkaConfig {
+        bootstrap_servers: Some(tls.clone()),
+        security_protocol: SecurityProtocol::Ssl,
+        tls: Some(TlsConfig {
+            ca_location: Some(ca.into()),
+            ..TlsConfig::default()
+        }),
+        ..KafkaConfig::default()
+    };
+    let client = cfg.client_config(&tls).unwrap();
+    check_reachable(&client, Duration::from_secs(10)).unwrap();
+    Producer::new(&client)
+        .unwrap()
+        .send(&OutRecord::new(&topic, "acct-1", "over TLS"))
+        .await
+        .unwrap();
+    assert_eq!(
+        read_all(&client, &topic, Duration::from_secs(10))
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // A CA that did not sign the broker's certificate: the handshake must fail.
+    let dir = tempfile::tempdir().unwrap();
+    let other_ca = dir.path().join("other-ca.pem");
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=not the broker's CA",
+            "-keyout",
+        ])
+        .arg(dir.path().join("k.pem"))
+        .arg("-out")
+        .arg(&other_ca)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let wrong = KafkaConfig {
+        tls: Some(TlsConfig {
+            ca_location: Some(other_ca),
+            ..TlsConfig::default()
+        }),
+        connect_timeout: Duration::from_secs(4),
+        ..cfg
+    };
+    let start = Instant::now();
+    let err =
+        check_reachable(&wrong.client_config(&tls).unwrap(), wrong.connect_timeout).unwrap_err();
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert!(err.to_string().contains(&tls), "{err}");
 }

@@ -13,9 +13,10 @@
 #   kafka.sh tool CLASS ARGS...   run a Kafka tool class (e.g. org.apache.kafka.tools.ProducerPerformance)
 #   kafka.sh version  print the broker's version
 #   kafka.sh sasl-bootstrap  print the SASL_PLAINTEXT listener's address (user l2f)
+#   kafka.sh tls-bootstrap   print the SSL listener's address; tls-ca: its CA file
 #
 # Environment: L2F_BUILD (default <repo>/build), KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093),
-# KAFKA_SASL_PORT (9094).
+# KAFKA_SASL_PORT (9094), KAFKA_TLS_PORT (9095).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -28,10 +29,13 @@ pidfile="$build/kafka.pid"
 port="${KAFKA_PORT:-9092}"
 cport="${KAFKA_CONTROLLER_PORT:-9093}"
 sport="${KAFKA_SASL_PORT:-9094}"
+tport="${KAFKA_TLS_PORT:-9095}"
+tls="$build/tls"
 pomsum="$(cksum <"$here/pom.xml" | cut -d" " -f1)"
 version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")"
 bootstrap="127.0.0.1:$port"
 sasl_bootstrap="127.0.0.1:$sport"
+tls_bootstrap="127.0.0.1:$tport"
 
 log() { printf 'kafka.sh: %s\n' "$*" >&2; }
 
@@ -67,8 +71,27 @@ running_pid() {
   echo "$pid"
 }
 
+# A CA and a broker certificate for 127.0.0.1/localhost, made once (openssl).
+make_tls() {
+  [ -f "$tls/broker-keystore.pem" ] && return 0
+  command -v openssl >/dev/null || { log "openssl not found: needed for the TLS listener"; exit 1; }
+  mkdir -p "$tls"
+  (
+    cd "$tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=l2f local test CA" \
+      -keyout ca.key -out ca.pem 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout broker.key -out broker.csr 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >san.ext
+    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile san.ext -out broker.pem 2>/dev/null
+    openssl pkcs8 -topk8 -nocrypt -in broker.key -out broker.pk8
+    cat broker.pk8 broker.pem ca.pem >broker-keystore.pem
+  )
+}
+
 up() {
   fetch
+  make_tls
   mkdir -p "$logs"
   if running_pid >/dev/null && answers; then
     log "reusing running broker $version at $bootstrap"
@@ -79,6 +102,7 @@ up() {
   mkdir -p "$data"
   local props="$build/server.properties"
   sed -e "s#@DATA@#$data#g" -e "s#@PORT@#$port#g" -e "s#@CPORT@#$cport#g" -e "s#@SPORT@#$sport#g" \
+    -e "s#@TPORT@#$tport#g" -e "s#@TLS@#$tls#g" \
     "$here/server.properties" >"$props"
   if [ ! -f "$data/meta.properties" ]; then
     local cluster_id
@@ -128,6 +152,8 @@ case "${1:-}" in
   fetch) fetch ;;
   version) echo "$version" ;;
   sasl-bootstrap) echo "$sasl_bootstrap" ;;
+  tls-bootstrap) echo "$tls_bootstrap" ;;
+  tls-ca) echo "$tls/ca.pem" ;;
   tool) shift; fetch; run_class "$@" ;;
-  *) sed -n '2,16p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,20p' "$0" >&2; exit 2 ;;
 esac
