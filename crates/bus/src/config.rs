@@ -66,6 +66,16 @@ pub struct BusConfig {
     pub dead_letter: DeadLetterConfig,
     /// The topic catalog.
     pub topics: TopicsConfig,
+    /// The operations endpoint (metrics, health, readiness).
+    pub ops: OpsConfig,
+}
+
+/// Where `l2f run` serves `/metrics` (Prometheus text format), `/healthz` and `/readyz`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OpsConfig {
+    /// Address to listen on, e.g. `0.0.0.0:9464`; unset serves nothing.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// Where the topic catalog is and how it is applied.

@@ -18,6 +18,7 @@ use l2f_bus::{ConsumerLoop, Handler, HandlerError, Producer, Record};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::cluster::{config, connect};
+use crate::ops::Ops;
 use crate::ConfigArg;
 
 /// Options of `l2f run`.
@@ -133,9 +134,15 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         retry: cfg.retry.clone(),
     };
     let shutdown = shutdown_on_signals();
-    ConsumerLoop::new(&cluster.client, settings, handler, dlq)
-        .run(shutdown)
-        .await?;
+    let pipeline = ConsumerLoop::new(&cluster.client, settings, handler, dlq);
+    let ops = Ops::new(vec![(args.group.clone(), pipeline.stats())]);
+    if let Some(addr) = cfg.ops.listen {
+        ops.clone().serve(addr).await?;
+    }
+    ops.set_ready(true);
+    let result = pipeline.run(shutdown).await;
+    ops.set_ready(false);
+    result?;
     drop(cluster);
     Ok(0)
 }

@@ -144,7 +144,7 @@ async fn dlq_list_and_redrive_by_position() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn run_follows_topics_writes_the_audit_log_and_stops_on_sigterm() {
+async fn run_follows_topics_writes_the_audit_log_serves_metrics_and_stops_on_sigterm() {
     let b = require_kafka!();
     let topic = unique("cli-run");
     let dlq_topic = unique("cli-run-dlq");
@@ -159,20 +159,19 @@ async fn run_follows_topics_writes_the_audit_log_and_stops_on_sigterm() {
     produce(&b, &records).await;
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit.jsonl");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let cfg = config_file(
         &dir,
         &b,
-        &format!("[dead_letter]\ntopic = \"{dlq_topic}\"\n"),
+        &format!("[dead_letter]\ntopic = \"{dlq_topic}\"\n[ops]\nlisten = \"127.0.0.1:{port}\"\n"),
     );
+    let group = unique("g-run");
     let mut child = Command::new(env!("CARGO_BIN_EXE_l2f"))
-        .args([
-            "run",
-            "--topics",
-            &topic,
-            "--group",
-            &unique("g-run"),
-            "--audit-out",
-        ])
+        .args(["run", "--topics", &topic, "--group", &group, "--audit-out"])
         .arg(&audit)
         .arg("--config")
         .arg(&cfg)
@@ -191,6 +190,31 @@ async fn run_follows_topics_writes_the_audit_log_and_stops_on_sigterm() {
     while lines() < 20 && start.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(100));
     }
+    let http = reqwest::Client::new();
+    let ready = http
+        .get(format!("http://127.0.0.1:{port}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let metrics = http
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "l2f_records_handled_total{{group=\"{group}\"}} 20"
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(&format!("l2f_dead_letters_total{{group=\"{group}\"}} 0")),
+        "{metrics}"
+    );
     Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
