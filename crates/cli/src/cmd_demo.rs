@@ -1,26 +1,32 @@
-//! `l2f demo`: the bus's guarantees, shown on the embedded broker with nothing installed.
+//! `l2f demo`: the hub's lead flow, end to end, with nothing installed.
 //!
-//! Web-form leads flow into the `leads` topic; a stand-in for the Marketo push (rule 2 of the
-//! handbook: a lead goes to Marketo only with email, first and last name, company, country and
-//! lead source) handles them through the at-least-once loop. Marketo's rate limit answers
-//! some pushes with a transient error and a Retry-After hint, which the loop honours; leads
-//! missing required fields or carrying a non-ISO country are dead-lettered with the reason.
+//! Web-form leads with free-text countries are normalised at the edge (handbook rule 1: "UK"
+//! becomes GB; a country that cannot be mapped never becomes an event and is reported as
+//! rejected, naming the field and the value). The rest become Avro `LeadCaptured` events on the
+//! embedded broker's `leads` topic, and the real Marketo connector ([`MarketoSink`]) pushes
+//! them through the at-least-once loop, over HTTP, to the Marketo mock served in-process on a
+//! free loopback port. The demo spends Marketo's rate window first, so the first pushes are
+//! answered 606 and retried after the window; leads missing a required field (rule 2) are
+//! dead-lettered with the fields named. The summary accounts for every lead, checked against
+//! what the Marketo mock holds; anything unaccounted for ends the demo non-zero.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
-use l2f_bus::config::{ConsumerConfig, RetryConfig};
+use l2f_bus::config::{ConsumerConfig, RetryConfig, SecretRef};
 use l2f_bus::consumer::LoopSettings;
 use l2f_bus::dlq::{DeadLetter, DeadLetters};
-use l2f_bus::headers::EVENT_TYPE;
 use l2f_bus::reader::read_all;
 use l2f_bus::record::OutRecord;
 use l2f_bus::topics::Catalog;
-use l2f_bus::CancellationToken;
-use l2f_bus::{ConsumerLoop, Handler, HandlerError, Producer, Record};
+use l2f_bus::{CancellationToken, ConsumerLoop, LoopStats, Producer};
+use l2f_connector_marketo::{lead_record, MarketoConfig, MarketoSink};
+use l2f_contracts::events::{Envelope, LeadCaptured, LeadSource, SourceSystem};
+use l2f_contracts::{Codec, CountryCode};
+use l2f_mocks::server::{self, MocksConfig};
+use serde_json::Value;
 
 use crate::cluster::{config, connect};
 use crate::ConfigArg;
@@ -30,95 +36,143 @@ use crate::ConfigArg;
 pub struct DemoArgs {
     #[command(flatten)]
     config: ConfigArg,
-    /// How many leads to send.
+    /// How many web-form leads to send.
     #[arg(long, default_value_t = 24)]
     leads: usize,
 }
 
-const REQUIRED: [&str; 6] = [
-    "email",
-    "first_name",
-    "last_name",
-    "company",
-    "country",
-    "lead_source",
-];
+/// The Marketo mock's rate limit in the demo: calls per window.
+const RATE_CALLS: usize = 50;
+/// The Marketo mock's rate window in the demo (Marketo's own is 20 s).
+const RATE_WINDOW: Duration = Duration::from_secs(2);
+/// How long the demo waits for the loop before it calls the run stalled.
+const STALL: Duration = Duration::from_secs(60);
 
-/// The Marketo push, simulated in-process: every 5th first attempt is rate-limited.
-struct MarketoPush {
-    attempts: Mutex<BTreeMap<String, u32>>,
-    pushed: Mutex<Vec<String>>,
+/// What a web form hands the edge: free text, possibly incomplete.
+struct Form {
+    lead_id: String,
+    email: String,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    company: Option<String>,
+    country: String,
+    source: LeadSource,
 }
 
-impl Handler for MarketoPush {
-    async fn handle(&self, r: &Record) -> Result<(), HandlerError> {
-        let lead: serde_json::Value =
-            serde_json::from_slice(r.payload.as_deref().unwrap_or_default())
-                .map_err(|e| HandlerError::permanent(format!("payload is not a lead: {e}")))?;
-        let missing: Vec<&str> = REQUIRED
-            .iter()
-            .copied()
-            .filter(|f| {
-                lead.get(f)
-                    .and_then(|v| v.as_str())
-                    .is_none_or(|v| v.trim().is_empty())
-            })
-            .collect();
-        if !missing.is_empty() {
-            return Err(HandlerError::permanent(format!(
-                "lead {} is not ready for Marketo: missing required field(s) {}",
-                r.key_str(),
-                missing.join(", ")
-            )));
-        }
-        let country = lead["country"].as_str().unwrap_or_default();
-        if country.len() != 2 || !country.chars().all(|c| c.is_ascii_uppercase()) || country == "UK"
-        {
-            return Err(HandlerError::permanent(format!(
-                "country: {country:?} is not an ISO 3166-1 alpha-2 code"
-            )));
-        }
-        let n = {
-            let mut a = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
-            let n = a.entry(r.key_str()).or_default();
-            *n += 1;
-            *n
-        };
-        let idx: usize = r.key_str().trim_start_matches("lead-").parse().unwrap_or(0);
-        if n == 1 && idx % 5 == 0 {
-            return Err(HandlerError::retry_after(
-                "Marketo 606: max rate limit '100' exceeded with in '20' secs",
-                Duration::from_millis(500),
-            ));
-        }
-        self.pushed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(r.key_str());
-        Ok(())
+const COUNTRIES: [&str; 6] = ["UK", "Germany", "us", "Holland", "Australia", "France"];
+
+/// The `i`-th form: every 7th from the 4th lacks a company (dead-lettered by the connector),
+/// every 20th from the 12th names a country no one can map (rejected at the edge).
+fn form(i: usize) -> Form {
+    Form {
+        lead_id: format!("lead-{i}"),
+        email: format!("buyer{i}@example.com"),
+        first_name: Some("Ada".into()),
+        last_name: Some(format!("Lovelace-{i}")),
+        company: (i % 7 != 3).then(|| format!("Company {i}")),
+        country: if i % 20 == 11 {
+            "Narnia".into()
+        } else {
+            COUNTRIES[i % COUNTRIES.len()].into()
+        },
+        source: LeadSource::VARIANTS[i % LeadSource::VARIANTS.len()],
     }
 }
 
-const COUNTRIES: [&str; 6] = ["US", "DE", "NL", "GB", "AU", "FR"];
-const SOURCES: [&str; 4] = ["trial", "sign-up", "contact sales", "web form"];
+/// The edge: a form becomes an event only with a country that maps to an ISO code; the error
+/// names the field and the value.
+fn edge(f: Form) -> Result<LeadCaptured, String> {
+    let country =
+        CountryCode::normalise("LeadCaptured.country", &f.country).map_err(|v| v.to_string())?;
+    Ok(LeadCaptured {
+        envelope: Envelope {
+            event_id: uuid::Uuid::new_v4(),
+            occurred_at: chrono::Utc::now(),
+            source: SourceSystem::CustomersApp,
+            correlation_id: uuid::Uuid::new_v4(),
+            causation_id: None,
+        },
+        lead_id: f.lead_id,
+        email: f.email,
+        first_name: f.first_name,
+        last_name: f.last_name,
+        company: f.company,
+        country: Some(country),
+        lead_source: f.source,
+        marketing_opt_in: true,
+        utm_campaign: None,
+    })
+}
 
-fn lead(i: usize) -> serde_json::Value {
-    let mut l = serde_json::json!({
-        "event_id": uuid::Uuid::new_v4().to_string(),
-        "email": format!("buyer{i}@example.com"),
-        "first_name": "Ada",
-        "last_name": format!("Lovelace-{i}"),
-        "company": format!("Company {i}"),
-        "country": COUNTRIES[i % 6],
-        "lead_source": SOURCES[i % 4],
-    });
-    if i % 11 == 7 {
-        l.as_object_mut().map(|o| o.remove("company"));
+/// Spends what is left of the mock's rate window with reads, as a busy Marketo instance
+/// would have, so the next pushes are answered 606. Returns the reads made.
+async fn spend_rate_window(http: &reqwest::Client, base: &str, cfg: &MocksConfig) -> Result<usize> {
+    let t: Value = http
+        .get(format!("{base}/identity/oauth/token"))
+        .query(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", cfg.marketo.client_id.as_str()),
+            ("client_secret", cfg.marketo.client_secret.as_str()),
+        ])
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = t["access_token"]
+        .as_str()
+        .context("the Marketo mock issued no token")?;
+    let mut reads = 0;
+    loop {
+        let v: Value = http
+            .get(format!("{base}/rest/v1/leads.json"))
+            .query(&[
+                ("filterType", "email"),
+                ("filterValues", "nobody@example.com"),
+            ])
+            .bearer_auth(token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if v["success"] != true {
+            return Ok(reads);
+        }
+        reads += 1;
+        if reads > RATE_CALLS {
+            bail!("the Marketo mock's rate limit did not engage after {reads} reads");
+        }
     }
-    if i % 13 == 9 {
-        l["country"] = "UK".into();
+}
+
+/// Marketo's leads as its admin API shows them.
+async fn marketo_leads(http: &reqwest::Client, base: &str) -> Result<Vec<Value>> {
+    let state: Value = http
+        .get(format!("{base}/__admin/state"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(state["leads"]
+        .as_object()
+        .map(|m| m.values().cloned().collect())
+        .unwrap_or_default())
+}
+
+/// Waits until the loop has finished `n` records (handled or dead-lettered).
+async fn wait_for(stats: &LoopStats, n: u64, token: &CancellationToken) -> Result<()> {
+    let start = Instant::now();
+    while stats.handled() + stats.dead_lettered() < n {
+        if start.elapsed() > STALL {
+            token.cancel();
+            bail!(
+                "demo stalled: {} pushed, {} dead-lettered of {n}",
+                stats.handled(),
+                stats.dead_lettered()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    l
+    Ok(())
 }
 
 /// Runs the demo; returns the exit code.
@@ -130,7 +184,7 @@ pub async fn run(args: DemoArgs) -> Result<i32> {
     }
     let catalog = Catalog::load(&cfg.topics.catalog)?;
     let cluster = connect(&cfg, true, "demo")?;
-    let broker = cluster.embedded.as_ref().expect("demo runs embedded");
+    let broker = cluster.embedded.as_ref().context("demo runs embedded")?;
     for t in &catalog.topics {
         broker.create_topic(&t.name, catalog.partitions(t), 1)?;
     }
@@ -140,27 +194,70 @@ pub async fn run(args: DemoArgs) -> Result<i32> {
         catalog.topics.len()
     );
 
-    let producer = Producer::new(&cluster.client)?;
-    let records: Vec<OutRecord> = (0..args.leads)
-        .map(|i| {
-            OutRecord::new("leads", format!("lead-{i}"), lead(i).to_string())
-                .with_header(EVENT_TYPE, "LeadCaptured")
-        })
-        .collect();
-    producer.send_all(&records, 64).await?;
+    let mut mocks_cfg = MocksConfig::default();
+    mocks_cfg.only(&["marketo".to_string()])?;
+    mocks_cfg.without_https();
+    mocks_cfg.marketo.rate_limit_calls = RATE_CALLS;
+    mocks_cfg.marketo.rate_window_secs = RATE_WINDOW.as_secs();
+    let mocks = server::start(&mocks_cfg).await?;
+    let base = mocks
+        .endpoint("marketo")
+        .context("the Marketo mock did not start")?
+        .http
+        .clone();
     println!(
-        "produced {} LeadCaptured events to `leads` (keyed by lead id, idempotent, acks=all)",
-        records.len()
+        "Marketo mock at {base} (rate limit {RATE_CALLS} calls per {} s window)",
+        RATE_WINDOW.as_secs()
     );
 
-    let handler = Arc::new(MarketoPush {
-        attempts: Mutex::default(),
-        pushed: Mutex::default(),
-    });
-    let dlq = DeadLetters::new(producer.clone(), &cfg.dead_letter.topic, "l2f-demo-marketo");
+    // The edge: free-text forms → events, or a rejection naming field and value.
+    let codec = Arc::new(Codec::new());
+    println!(
+        "edge: {} web-form leads; free-text countries normalised to ISO 3166-1 alpha-2 (rule 1), e.g.:",
+        args.leads
+    );
+    let mut events = Vec::new();
+    let mut rejected = Vec::new();
+    for i in 0..args.leads {
+        let f = form(i);
+        let (id, text) = (f.lead_id.clone(), f.country.clone());
+        match edge(f).and_then(|l| {
+            lead_record("leads", &l, &codec)
+                .map(|r| (l, r))
+                .map_err(|e| e.to_string())
+        }) {
+            Ok((l, r)) => {
+                if i < COUNTRIES.len() {
+                    println!(
+                        "  {id}: country {text:?} → {}",
+                        l.country.map_or("", |c| c.as_str())
+                    );
+                }
+                events.push(r);
+            }
+            Err(e) => rejected.push((id, e)),
+        }
+    }
+    println!("edge: {} rejected, never made into events:", rejected.len());
+    for (id, e) in &rejected {
+        println!("  {id}: {e}");
+    }
+
+    let marketo = MarketoConfig {
+        rate_window: RATE_WINDOW,
+        ..MarketoConfig::new(
+            &base,
+            mocks_cfg.marketo.client_id.clone(),
+            SecretRef::Inline(mocks_cfg.marketo.client_secret.clone()),
+        )
+    };
+    let sink = Arc::new(MarketoSink::from_config(&marketo, codec.clone())?);
+    let sink_stats = sink.stats();
+    let producer = Producer::new(&cluster.client)?;
+    let dlq = DeadLetters::new(producer.clone(), &cfg.dead_letter.topic, &marketo.group);
     let settings = LoopSettings {
-        group_id: "l2f-demo-marketo".into(),
-        topics: vec!["leads".into()],
+        group_id: marketo.group.clone(),
+        topics: vec![marketo.topic.clone()],
         consumer: ConsumerConfig {
             commit_interval: Duration::from_millis(200),
             ..ConsumerConfig::default()
@@ -170,23 +267,27 @@ pub async fn run(args: DemoArgs) -> Result<i32> {
             ..RetryConfig::default()
         },
     };
-    let lp = ConsumerLoop::new(&cluster.client, settings, handler.clone(), dlq);
+    let lp = ConsumerLoop::new(&cluster.client, settings, sink, dlq);
     let stats = lp.stats();
     let token = CancellationToken::new();
     let join = tokio::spawn(lp.run(token.clone()));
-    let start = Instant::now();
-    while (stats.handled() + stats.dead_lettered()) < args.leads as u64 {
-        if start.elapsed() > Duration::from_secs(60) {
-            token.cancel();
-            bail!(
-                "demo stalled: {} handled, {} dead-lettered of {}",
-                stats.handled(),
-                stats.dead_lettered(),
-                args.leads
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+
+    // The first event alone, so the group has joined before Marketo's window is spent.
+    let (first, rest): (&[OutRecord], &[OutRecord]) = events.split_at(events.len().min(1));
+    producer.send_all(first, 1).await?;
+    wait_for(&stats, first.len() as u64, &token).await?;
+    let http = reqwest::Client::new();
+    let reads = spend_rate_window(&http, &base, &mocks_cfg).await?;
+    println!(
+        "Marketo's rate window spent by {reads} other reads: the next pushes are answered 606"
+    );
+    producer.send_all(rest, 64).await?;
+    println!(
+        "produced {} LeadCaptured events to `{}` (Avro single-object, l2f.event-type and l2f.schema-id headers, keyed by lead id, idempotent, acks=all)",
+        events.len(),
+        marketo.topic
+    );
+    wait_for(&stats, events.len() as u64, &token).await?;
     token.cancel();
     join.await??;
 
@@ -199,8 +300,12 @@ pub async fn run(args: DemoArgs) -> Result<i32> {
     .filter_map(DeadLetter::parse)
     .collect();
     println!(
-        "pushed {} leads to Marketo; {} retries after rate limits (Retry-After honoured); {} dead-lettered:",
+        "pushed {} leads to Marketo ({} created, {} updated); {} pushes answered 606 and retried after the {} s window ({} retries in all); {} dead-lettered:",
         stats.handled(),
+        sink_stats.created(),
+        sink_stats.updated(),
+        sink_stats.rate_limited(),
+        RATE_WINDOW.as_secs(),
         stats.retries(),
         letters.len()
     );
@@ -216,14 +321,29 @@ pub async fn run(args: DemoArgs) -> Result<i32> {
             if l.attempts == 1 { "" } else { "s" }
         );
     }
+    let in_marketo = marketo_leads(&http, &base).await?.len();
+    mocks.shutdown().await;
+    println!("Marketo holds {in_marketo} leads (read back over its API)");
+    let accounted = rejected.len() + in_marketo + letters.len();
+    let unaccounted = args.leads as i64 - accounted as i64;
     println!(
-        "summary: {} produced, {} handled, {} dead-lettered, 0 lost",
+        "summary: {} leads: {} rejected at the edge, {} produced, {} in Marketo, {} dead-lettered, {} unaccounted",
         args.leads,
-        stats.handled(),
-        letters.len()
+        rejected.len(),
+        events.len(),
+        in_marketo,
+        letters.len(),
+        unaccounted
     );
-    if stats.handled() as usize + letters.len() != args.leads {
-        bail!("records unaccounted for");
+    if unaccounted != 0 || stats.handled() as usize != in_marketo {
+        bail!(
+            "leads unaccounted for: {} from the forms, {} rejected, {} in Marketo ({} pushes), {} dead-lettered",
+            args.leads,
+            rejected.len(),
+            in_marketo,
+            stats.handled(),
+            letters.len()
+        );
     }
     Ok(0)
 }

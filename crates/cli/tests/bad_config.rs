@@ -101,31 +101,3 @@ fn environment_overrides_the_file_and_is_checked_too() {
     );
     assert_one_line_error(code, &err, t, &["no-port-here", "host:port"]);
 }
-
-#[test]
-fn demo_runs_on_the_embedded_broker_and_accounts_for_every_lead() {
-    let (code, err, t) = l2f("", &["demo", "--leads", "30"], &[]);
-    assert_eq!(code, 0, "{err}");
-    assert!(t < Duration::from_secs(60));
-    let out = Command::new(env!("CARGO_BIN_EXE_l2f"))
-        .args(["demo", "--leads", "12"])
-        .env("RUST_LOG", "off")
-        .env_remove("L2F_CONFIG")
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}");
-    assert!(
-        stdout.contains("summary: 12 produced, 10 handled, 2 dead-lettered, 0 lost"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("missing required field(s) company"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("\"UK\" is not an ISO 3166-1 alpha-2 code"),
-        "{stdout}"
-    );
-}

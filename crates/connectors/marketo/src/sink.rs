@@ -20,7 +20,7 @@ use l2f_contracts::events::LeadCaptured;
 use l2f_contracts::Codec;
 use l2f_mocks::client::{ClientError, MarketoClient};
 use serde_json::Value;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::config::{ConfigError, MarketoConfig};
 use crate::mapping::to_marketo;
@@ -145,7 +145,8 @@ impl MarketoSink {
         self.count(&out, rate_limited);
         match &out {
             Ok(p) => debug!(lead = %lead.lead_id, outcome = ?p, "pushed to Marketo"),
-            Err(e) => warn!(lead = %lead.lead_id, error = %e, "Marketo push failed"),
+            // The loop logs the failure with its position and the retry or dead letter.
+            Err(e) => debug!(lead = %lead.lead_id, error = %e, "Marketo push failed"),
         }
         out
     }
