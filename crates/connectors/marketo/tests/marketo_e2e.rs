@@ -13,8 +13,9 @@ use l2f_bus::reader::read_all;
 use l2f_bus::record::OutRecord;
 use l2f_bus::{CancellationToken, ConsumerLoop, Producer};
 use l2f_connector_marketo::{lead_record, MarketoConfig, MarketoSink};
-use l2f_contracts::events::{Envelope, LeadCaptured, LeadSource, SourceSystem};
-use l2f_contracts::{Codec, CountryCode};
+use l2f_contracts::events::LeadCaptured;
+use l2f_contracts::examples::lead_captured;
+use l2f_contracts::Codec;
 use l2f_e2e::{client, committed, create_topic, produce, require_kafka, unique, wait_until};
 use l2f_mocks::server::{self, MocksConfig};
 use serde_json::Value;
@@ -32,37 +33,28 @@ impl Drop for StopOnDrop {
 const RATE_CALLS: usize = 10;
 const RATE_WINDOW: Duration = Duration::from_secs(3);
 
+/// Lead `i` (the golden example with its own ids and email); an incomplete one lacks its first
+/// name and company.
 fn lead(i: usize, complete: bool) -> LeadCaptured {
-    LeadCaptured {
-        envelope: Envelope {
-            event_id: uuid::Uuid::new_v4(),
-            occurred_at: chrono::Utc::now(),
-            source: SourceSystem::CustomersApp,
-            correlation_id: uuid::Uuid::new_v4(),
-            causation_id: None,
-        },
-        lead_id: format!("lead-{i}"),
-        email: format!("person{i}@example.com"),
-        first_name: complete.then(|| format!("First{i}")),
-        last_name: Some(format!("Last{i}")),
-        company: complete.then(|| format!("Company {i}")),
-        country: CountryCode::from_code("DE"),
-        lead_source: LeadSource::Trial,
-        marketing_opt_in: true,
-        utm_campaign: None,
-    }
+    let mut l = lead_captured();
+    l.envelope.event_id = uuid::Uuid::new_v4();
+    l.envelope.correlation_id = uuid::Uuid::new_v4();
+    l.lead_id = format!("lead-{i}");
+    l.email = format!("person{i}@example.com");
+    l.first_name = complete.then(|| format!("First{i}"));
+    l.last_name = Some(format!("Last{i}"));
+    l.company = complete.then(|| format!("Company {i}"));
+    l
+}
+
+/// The JSON body of a GET.
+async fn get_json(req: reqwest::RequestBuilder) -> Value {
+    req.send().await.unwrap().json().await.unwrap()
 }
 
 /// The mock's leads: email → how many leads carry it.
 async fn leads_by_email(http: &reqwest::Client, base: &str) -> BTreeMap<String, usize> {
-    let state: Value = http
-        .get(format!("{base}/__admin/state"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state = get_json(http.get(format!("{base}/__admin/state"))).await;
     let mut out = BTreeMap::new();
     for l in state["leads"].as_object().unwrap().values() {
         *out.entry(l["email"].as_str().unwrap().to_string())
@@ -73,29 +65,19 @@ async fn leads_by_email(http: &reqwest::Client, base: &str) -> BTreeMap<String, 
 
 /// Uses up the rest of the mock's rate window with reads, so the next pushes get 606.
 async fn exhaust_rate_window(http: &reqwest::Client, base: &str, calls: usize) {
-    let t: Value = http
-        .get(format!(
-            "{base}/identity/oauth/token?grant_type=client_credentials&client_id=l2f-marketo-client&client_secret=l2f-marketo-secret"
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let t = get_json(http.get(format!(
+        "{base}/identity/oauth/token?grant_type=client_credentials&client_id=l2f-marketo-client&client_secret=l2f-marketo-secret"
+    )))
+    .await;
     let token = t["access_token"].as_str().unwrap();
     for _ in 0..calls {
-        let v: Value = http
-            .get(format!(
+        let v = get_json(
+            http.get(format!(
                 "{base}/rest/v1/leads.json?filterType=email&filterValues=nobody@example.com"
             ))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .bearer_auth(token),
+        )
+        .await;
         assert_eq!(v["success"], true, "{v}");
     }
 }
