@@ -44,7 +44,7 @@ pub struct DemoArgs {
 /// The Marketo mock's rate limit in the demo: calls per window.
 const RATE_CALLS: usize = 50;
 /// The Marketo mock's rate window in the demo (Marketo's own is 20 s).
-const RATE_WINDOW: Duration = Duration::from_secs(2);
+const RATE_WINDOW: Duration = Duration::from_secs(3);
 /// How long the demo waits for the loop before it calls the run stalled.
 const STALL: Duration = Duration::from_secs(60);
 
