@@ -176,6 +176,9 @@ impl<H: Handler> ConsumerLoop<H> {
             rt: Handle::current(),
         };
         let consumer = Arc::new(consumer);
+        // If this future is dropped (its task aborted, the runtime shut down, a test failed),
+        // the poll thread must not live on as a zombie group member: stop it.
+        let _stop_on_drop = shutdown.clone().drop_guard();
         tokio::task::spawn_blocking(move || poll_loop(consumer, shared, worker, shutdown))
             .await
             .map_err(|e| BusError::Config(format!("consumer poll thread failed: {e}")))?

@@ -158,6 +158,8 @@ impl<T: Transform> TransactionalStage<T> {
 
     /// Runs until `shutdown`; the open transaction (if any) is finished first.
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
+        // A dropped future stops the stage thread instead of leaving it running.
+        let _stop_on_drop = shutdown.clone().drop_guard();
         tokio::task::spawn_blocking(move || self.run_blocking(shutdown))
             .await
             .map_err(|e| BusError::Config(format!("stage thread failed: {e}")))?
