@@ -68,6 +68,10 @@ pub struct BusConfig {
     pub topics: TopicsConfig,
     /// The operations endpoint (metrics, health, readiness).
     pub ops: OpsConfig,
+    /// One section per connector `l2f run` starts (`[connectors.marketo]`, ...), kept raw
+    /// here because the bus knows no connector: each connector parses its own section,
+    /// refusing unknown keys, at start.
+    pub connectors: BTreeMap<String, serde_json::Value>,
 }
 
 /// Where `l2f run` serves `/metrics` (Prometheus text format), `/healthz` and `/readyz`.

@@ -1,20 +1,23 @@
 //! `l2f run`: the long-running hub process on a real cluster (or the embedded broker).
 //!
-//! Today it runs the audit-log pipeline: a consumer group over the catalog's event topics
-//! that writes every record, with its position, key, event type and trace id, as a JSON line
-//! — the trail auditors replay. Connectors register here as they land.
+//! It runs, side by side, each as its own consumer group:
+//! - the audit-log pipeline: every record of the catalog's event topics, with its position,
+//!   key, event type and trace id, as a JSON line — the trail auditors replay;
+//! - every connector configured under `[connectors.*]` (today: `marketo`).
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use l2f_bus::consumer::{shutdown_on_signals, LoopSettings};
 use l2f_bus::dlq::DeadLetters;
 use l2f_bus::headers::{TraceParent, EVENT_TYPE, TRACEPARENT};
 use l2f_bus::topics::Catalog;
 use l2f_bus::{ConsumerLoop, Handler, HandlerError, Producer, Record};
+use l2f_connector_marketo::{MarketoConfig, MarketoSink};
+use l2f_contracts::Codec;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::cluster::{config, connect};
@@ -64,10 +67,28 @@ impl Handler for AuditLog {
     }
 }
 
+/// Parses and checks the `[connectors.*]` sections before anything connects.
+fn connectors(cfg: &l2f_bus::BusConfig) -> Result<Option<MarketoConfig>> {
+    let mut marketo = None;
+    for (name, section) in &cfg.connectors {
+        match name.as_str() {
+            "marketo" => {
+                let mc: MarketoConfig = serde_json::from_value(section.clone())
+                    .map_err(|e| anyhow!("connectors.marketo: {e}"))?;
+                mc.validate().context("connectors.marketo")?;
+                marketo = Some(mc);
+            }
+            other => bail!("connectors.{other}: no such connector (known: marketo)"),
+        }
+    }
+    Ok(marketo)
+}
+
 /// Runs until SIGINT/SIGTERM; returns the exit code.
 pub async fn run(args: RunArgs) -> Result<i32> {
     let cfg = config(&args.config)?;
     let catalog = Catalog::load(&cfg.topics.catalog)?;
+    let marketo = connectors(&cfg)?;
     let cluster = connect(&cfg, true, "run")?;
     let topics: Vec<String> = if args.topics.is_empty() {
         catalog
@@ -96,6 +117,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
             .collect();
         let mut needed = topics.clone();
         needed.push(cfg.dead_letter.topic.clone());
+        needed.extend(marketo.iter().map(|m| m.topic.clone()));
         let missing: Vec<&String> = needed
             .iter()
             .filter(|t| !present.contains(&t.as_str()))
@@ -122,27 +144,95 @@ pub async fn run(args: RunArgs) -> Result<i32> {
                 .with_context(|| format!("opening audit output {}", args.audit_out))?,
         )
     };
-    let handler = Arc::new(AuditLog {
-        out: Mutex::new(out),
-    });
     let producer = Producer::new(&cluster.client)?;
-    let dlq = DeadLetters::new(producer, &cfg.dead_letter.topic, &args.group);
-    let settings = LoopSettings {
-        group_id: args.group.clone(),
+    let settings = |group: &str, topics: Vec<String>| LoopSettings {
+        group_id: group.to_string(),
         topics,
         consumer: cfg.consumer.clone(),
         retry: cfg.retry.clone(),
     };
+    let dlq = |group: &str| DeadLetters::new(producer.clone(), &cfg.dead_letter.topic, group);
+    let audit = ConsumerLoop::new(
+        &cluster.client,
+        settings(&args.group, topics),
+        Arc::new(AuditLog {
+            out: Mutex::new(out),
+        }),
+        dlq(&args.group),
+    );
+    let mut stats = vec![(args.group.clone(), audit.stats())];
     let shutdown = shutdown_on_signals();
-    let pipeline = ConsumerLoop::new(&cluster.client, settings, handler, dlq);
-    let ops = Ops::new(vec![(args.group.clone(), pipeline.stats())]);
+    let mut running = vec![tokio::spawn(audit.run(shutdown.clone()))];
+    if let Some(mc) = &marketo {
+        let sink =
+            MarketoSink::from_config(mc, Arc::new(Codec::new())).context("connectors.marketo")?;
+        let lp = ConsumerLoop::new(
+            &cluster.client,
+            settings(&mc.group, vec![mc.topic.clone()]),
+            Arc::new(sink),
+            dlq(&mc.group),
+        );
+        stats.push((mc.group.clone(), lp.stats()));
+        running.push(tokio::spawn(lp.run(shutdown.clone())));
+    }
+    let ops = Ops::new(stats);
     if let Some(addr) = cfg.ops.listen {
         ops.clone().serve(addr).await?;
     }
     ops.set_ready(true);
-    let result = pipeline.run(shutdown).await;
+    // The first pipeline to fail stops the others; all are awaited before exit.
+    let mut first_error = None;
+    for r in futures::future::join_all(running.into_iter().map(|h| {
+        let stop = shutdown.clone();
+        async move {
+            let r = h.await;
+            if !matches!(r, Ok(Ok(()))) {
+                stop.cancel();
+            }
+            r
+        }
+    }))
+    .await
+    {
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => first_error = first_error.or(Some(anyhow::Error::from(e))),
+            Err(e) => first_error = first_error.or(Some(anyhow!("pipeline task failed: {e}"))),
+        }
+    }
     ops.set_ready(false);
-    result?;
+    if let Some(e) = first_error {
+        return Err(e);
+    }
     drop(cluster);
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_declares_a_valid_marketo_connector() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/l2f.example.toml");
+        let cfg: l2f_bus::BusConfig = l2f_bus::config::load(Some(&path)).unwrap();
+        let mc = connectors(&cfg).unwrap().expect("marketo configured");
+        assert_eq!(mc.topic, "leads");
+        assert_eq!(mc.rate_window, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn an_unknown_key_in_a_connector_section_is_named() {
+        let mut cfg = l2f_bus::BusConfig::default();
+        cfg.connectors.insert(
+            "marketo".into(),
+            serde_json::json!({"base_url": "http://x", "client_id": "c", "client_secret": "s", "lookup": "email"}),
+        );
+        let err = connectors(&cfg).unwrap_err().to_string();
+        assert!(
+            err.contains("connectors.marketo") && err.contains("lookup"),
+            "{err}"
+        );
+    }
 }

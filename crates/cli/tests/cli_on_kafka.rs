@@ -228,3 +228,121 @@ async fn run_follows_topics_writes_the_audit_log_serves_metrics_and_stops_on_sig
     assert_eq!(first["event_type"], "LeadCaptured");
     assert_eq!(first["trace_id"].as_str().map(str::len), Some(32));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_starts_the_configured_marketo_connector() {
+    use l2f_connector_marketo::lead_record;
+    use l2f_contracts::{examples, Codec};
+    use l2f_mocks::server::{self, MocksConfig};
+
+    let b = require_kafka!();
+    let mut mc = MocksConfig::default();
+    mc.only(&["marketo".to_string()]).unwrap();
+    mc.without_https();
+    let mocks = server::start(&mc).await.unwrap();
+    let base = mocks.endpoint("marketo").unwrap().http.clone();
+
+    let topic = unique("cli-leads");
+    let dlq_topic = unique("cli-leads-dlq");
+    create_topic(&b, &topic, 2).await;
+    create_topic(&b, &dlq_topic, 1).await;
+    let codec = Codec::new();
+    let records: Vec<OutRecord> = (0..4)
+        .map(|i| {
+            let mut lead = examples::lead_captured();
+            lead.lead_id = format!("lead-{i}");
+            lead.email = format!("buyer{i}@example.com");
+            if i == 2 {
+                lead.company = None; // not ready for Marketo (handbook rule 2)
+            }
+            lead_record(&topic, &lead, &codec).unwrap()
+        })
+        .collect();
+    produce(&b, &records).await;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let group = unique("g-cli-marketo");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(
+        &dir,
+        &b,
+        &format!(
+            "[dead_letter]\ntopic = \"{dlq_topic}\"\n[ops]\nlisten = \"127.0.0.1:{port}\"\n\
+             [connectors.marketo]\nbase_url = \"{base}\"\nclient_id = \"l2f-marketo-client\"\n\
+             client_secret = {{ env = \"L2F_TEST_MARKETO_SECRET\" }}\ntopic = \"{topic}\"\ngroup = \"{group}\"\n"
+        ),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_l2f"))
+        .args([
+            "run",
+            "--topics",
+            &topic,
+            "--group",
+            &unique("g-audit"),
+            "--audit-out",
+            "/dev/null",
+            "--config",
+        ])
+        .arg(&cfg)
+        .env("RUST_LOG", "warn")
+        .env("L2F_TEST_MARKETO_SECRET", "l2f-marketo-secret")
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let handled = format!("l2f_records_handled_total{{group=\"{group}\"}} 3");
+    let dead = format!("l2f_dead_letters_total{{group=\"{group}\"}} 1");
+    let start = Instant::now();
+    let mut metrics = String::new();
+    while start.elapsed() < Duration::from_secs(60) {
+        if let Ok(r) = http
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+        {
+            metrics = r.text().await.unwrap_or_default();
+            if metrics.contains(&handled) && metrics.contains(&dead) {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(
+        metrics.contains(&handled) && metrics.contains(&dead),
+        "{metrics}"
+    );
+    let letters = read_all(&client(&b), &dlq_topic, Duration::from_secs(10)).unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].key.as_deref(), Some(&b"lead-2"[..]));
+    assert!(letters[0]
+        .header_str("l2f.dlq.error-message")
+        .unwrap()
+        .contains("company"));
+}
+
+#[test]
+fn an_unknown_connector_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(
+        &dir,
+        "127.0.0.1:1",
+        "[connectors.hubspot]\nbase_url = \"x\"\n",
+    );
+    let (code, _, err) = l2f(&cfg, &["run"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("connectors.hubspot: no such connector"),
+        "{err}"
+    );
+}
