@@ -11,8 +11,8 @@ started=""
 cleanup() { if [ -n "$started" ]; then "$kafka" down || true; fi; }
 trap cleanup EXIT
 if [ -z "${KAFKA_BOOTSTRAP:-}" ]; then
+  if ! "$kafka" status; then started=1; fi
   KAFKA_BOOTSTRAP="$("$kafka" up)"
-  started=1
 fi
 export KAFKA_BOOTSTRAP
 echo "== bus (Apache Kafka $("$kafka" version))"

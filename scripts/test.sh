@@ -11,12 +11,13 @@ cleanup() {
 }
 trap cleanup EXIT
 if [ -z "${KAFKA_BOOTSTRAP:-}" ]; then
+  # Stop the broker afterwards only if this run started it.
+  if ! "$kafka" status; then started=1; fi
   KAFKA_BOOTSTRAP="$("$kafka" up)"
   KAFKA_SASL_BOOTSTRAP="$("$kafka" sasl-bootstrap)"
   KAFKA_TLS_BOOTSTRAP="$("$kafka" tls-bootstrap)"
   KAFKA_TLS_CA="$("$kafka" tls-ca)"
   export KAFKA_SASL_BOOTSTRAP KAFKA_TLS_BOOTSTRAP KAFKA_TLS_CA
-  started=1
 fi
 export KAFKA_BOOTSTRAP
 KAFKA_VERSION="$("$kafka" version)"
