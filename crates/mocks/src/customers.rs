@@ -32,8 +32,8 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::kit::{FaultRule, Feed, MockApp, Shared};
-use crate::own::{self, ApiError, FeedParams};
+use crate::kit::{FaultRule, Feed};
+use crate::own::{self, ApiError, FeedParams, OwnApp};
 use crate::store::Store;
 use crate::Listen;
 
@@ -170,32 +170,17 @@ pub struct Data {
 }
 
 /// The running customers app.
-pub struct Customers {
-    cfg: Config,
-    shared: Shared<Data>,
-}
+pub type Customers = OwnApp<Data>;
 
 impl Customers {
     /// Builds the app, loading saved state from `store` if given.
     pub fn new(cfg: Config, store: Option<Arc<Store>>) -> crate::Result<Arc<Self>> {
-        let shared = Shared::new("customers", store, cfg.faults.clone())?;
-        Ok(Arc::new(Self { cfg, shared }))
-    }
-}
-
-impl MockApp for Customers {
-    type Data = Data;
-    fn shared(&self) -> &Shared<Data> {
-        &self.shared
-    }
-    fn render(&self, status: StatusCode) -> Response {
-        own::render_status(status)
+        OwnApp::build("customers", cfg.api_token, cfg.faults, store)
     }
 }
 
 /// The router: the API above and `/__admin`.
 pub fn router(app: Arc<Customers>) -> Router {
-    let token = app.cfg.api_token.clone();
     let routes = Router::new()
         .route("/api/v1/accounts", post(create_account))
         .route("/api/v1/accounts/{id}", get(get_account))
@@ -223,7 +208,7 @@ pub fn router(app: Arc<Customers>) -> Router {
         .route("/api/v1/subscriptions/{id}/license", put(set_license))
         .route("/api/v1/subscriptions/{id}/usage", post(report_usage))
         .route("/api/v1/events", get(events));
-    own::finish(routes, app, token)
+    own::finish(routes, app)
 }
 
 fn now() -> String {

@@ -18,15 +18,13 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::kit::{self, FaultRule, Feed, MockApp, Shared};
-use crate::own::{self, ApiError, FeedParams};
+use crate::kit::{self, FaultRule, Feed};
+use crate::own::{self, ApiError, FeedParams, OwnApp};
 use crate::store::Store;
 use crate::Listen;
 
@@ -134,32 +132,17 @@ pub struct Data {
 }
 
 /// The running license service.
-pub struct License {
-    cfg: Config,
-    shared: Shared<Data>,
-}
+pub type License = OwnApp<Data>;
 
 impl License {
     /// Builds the service, loading saved state from `store` if given.
     pub fn new(cfg: Config, store: Option<Arc<Store>>) -> crate::Result<Arc<Self>> {
-        let shared = Shared::new("license", store, cfg.faults.clone())?;
-        Ok(Arc::new(Self { cfg, shared }))
-    }
-}
-
-impl MockApp for License {
-    type Data = Data;
-    fn shared(&self) -> &Shared<Data> {
-        &self.shared
-    }
-    fn render(&self, status: StatusCode) -> Response {
-        own::render_status(status)
+        OwnApp::build("license", cfg.api_token, cfg.faults, store)
     }
 }
 
 /// The router: the API above and `/__admin`.
 pub fn router(app: Arc<License>) -> Router {
-    let token = app.cfg.api_token.clone();
     let routes = Router::new()
         .route("/api/v1/subscriptions/{id}", put(register))
         .route(
@@ -172,7 +155,7 @@ pub fn router(app: Arc<License>) -> Router {
         )
         .route("/api/v1/licenses/{id}", get(get_license))
         .route("/api/v1/events", get(events));
-    own::finish(routes, app, token)
+    own::finish(routes, app)
 }
 
 #[derive(Deserialize)]

@@ -16,8 +16,10 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 use axum::Router;
+use serde::Serialize;
 
-use crate::kit::{self, Feed, MockApp};
+use crate::kit::{self, FaultRule, Feed, MockApp, Shared};
+use crate::store::Store;
 
 /// The error of the customers app and the license service.
 #[derive(Debug, thiserror::Error)]
@@ -125,9 +127,43 @@ async fn require_token(token: String, req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
+/// One of our own APIs running: the bearer token clients must send and the app's data.
+pub struct OwnApp<D> {
+    token: String,
+    /// The app's state.
+    pub(crate) shared: Shared<D>,
+}
+
+impl<D: Serialize + DeserializeOwned + Default + Send + 'static> OwnApp<D> {
+    /// Builds the app `name`, loading saved state from `store` if given.
+    pub(crate) fn build(
+        name: &'static str,
+        token: String,
+        faults: Vec<FaultRule>,
+        store: Option<Arc<Store>>,
+    ) -> crate::Result<Arc<Self>> {
+        let shared = Shared::new(name, store, faults)?;
+        Ok(Arc::new(Self { token, shared }))
+    }
+}
+
+impl<D: Serialize + DeserializeOwned + Default + Send + 'static> MockApp for OwnApp<D> {
+    type Data = D;
+    fn shared(&self) -> &Shared<D> {
+        &self.shared
+    }
+    fn render(&self, status: StatusCode) -> Response {
+        render_status(status)
+    }
+}
+
 /// Completes one of our own APIs' router: not-found in the shared shape, the bearer
 /// token check (not on `/__admin`), then [`kit::finish`].
-pub fn finish<S: MockApp>(routes: Router<Arc<S>>, app: Arc<S>, token: String) -> Router {
+pub fn finish<D>(routes: Router<Arc<OwnApp<D>>>, app: Arc<OwnApp<D>>) -> Router
+where
+    OwnApp<D>: MockApp,
+{
+    let token = app.token.clone();
     let routes = routes
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(axum::middleware::from_fn(move |req, next| {
