@@ -105,6 +105,29 @@ impl<T: Clone> TokenSlot<T> {
     async fn invalidate(&self) {
         *self.0.lock().await = None;
     }
+
+    /// Runs `call` with the token, fetched by `fetch` when missing or stale. When `call`
+    /// finds the token refused (answers `None`), the token is dropped and `call` runs
+    /// once more with a fresh one, told it is the last try (`true`) so that it answers a
+    /// refusal itself.
+    async fn with_token<R, F, C>(
+        &self,
+        fetch: impl Fn() -> F,
+        call: impl Fn(T, bool) -> C,
+    ) -> Result<R>
+    where
+        F: Future<Output = Result<(T, Option<Duration>)>>,
+        C: Future<Output = Result<Option<R>>>,
+    {
+        for last in [false, true] {
+            let token = self.get(&fetch).await?;
+            if let Some(r) = call(token, last).await? {
+                return Ok(r);
+            }
+            self.invalidate().await;
+        }
+        Err(ClientError::Auth("token refused after a fresh one".into()))
+    }
 }
 
 fn retry_after(resp: &Response) -> Option<u64> {
@@ -129,6 +152,33 @@ fn transient(api: &'static str, resp: &Response) -> Option<ClientError> {
         status: s.as_u16(),
         retry_after: retry_after(resp),
     })
+}
+
+/// Sends `req`, with `body` as JSON if there is one.
+async fn send(req: RequestBuilder, body: Option<&Value>) -> Result<Response> {
+    let req = match body {
+        Some(b) => req.json(b),
+        None => req,
+    };
+    Ok(req.send().await?)
+}
+
+/// The status and JSON body of an answer; a transient status (429, 5xx) is an error.
+async fn answer(api: &'static str, resp: Response) -> Result<(StatusCode, Value)> {
+    if let Some(e) = transient(api, &resp) {
+        return Err(e);
+    }
+    let status = resp.status();
+    Ok((status, body_json(resp).await?))
+}
+
+/// The API's refusal, with its status and error body.
+fn refused(api: &'static str, status: StatusCode, body: Value) -> ClientError {
+    ClientError::Api {
+        api,
+        status: status.as_u16(),
+        body,
+    }
 }
 
 /// Salesforce REST with the OAuth username-password (or client-credentials) flow.
@@ -207,35 +257,24 @@ impl SalesforceClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value)> {
-        for attempt in 0..2 {
-            let (token, instance) = self.session.get(|| self.login()).await?;
-            let url = format!("{instance}/services/data/{}{path}", self.version);
-            let mut req = self.http.request(method.clone(), url).bearer_auth(&token);
-            if let Some(b) = body {
-                req = req.json(b);
-            }
-            let resp = req.send().await?;
-            if resp.status() == StatusCode::UNAUTHORIZED && attempt == 0 {
-                self.session.invalidate().await;
-                continue;
-            }
-            if let Some(e) = transient("salesforce", &resp) {
-                return Err(e);
-            }
-            let status = resp.status();
-            let json = body_json(resp).await?;
-            if status.is_success() {
-                return Ok((status, json));
-            }
-            return Err(ClientError::Api {
-                api: "salesforce",
-                status: status.as_u16(),
-                body: json,
-            });
-        }
-        Err(ClientError::Auth(
-            "session refused after a fresh login".into(),
-        ))
+        let method = &method;
+        self.session
+            .with_token(
+                || self.login(),
+                |(token, instance), last| async move {
+                    let url = format!("{instance}/services/data/{}{path}", self.version);
+                    let req = self.http.request(method.clone(), url).bearer_auth(&token);
+                    let resp = send(req, body).await?;
+                    if resp.status() == StatusCode::UNAUTHORIZED && !last {
+                        return Ok(None);
+                    }
+                    match answer("salesforce", resp).await? {
+                        (status, json) if status.is_success() => Ok(Some((status, json))),
+                        (status, json) => Err(refused("salesforce", status, json)),
+                    }
+                },
+            )
+            .await
     }
 
     /// Creates a record; returns its id.
@@ -282,11 +321,7 @@ impl SalesforceClient {
             )
             .await?;
         if status == StatusCode::MULTIPLE_CHOICES {
-            return Err(ClientError::Api {
-                api: "salesforce",
-                status: 300,
-                body: v,
-            });
+            return Err(refused("salesforce", status, v));
         }
         match (status, v["created"].as_bool()) {
             (StatusCode::CREATED, _) | (_, Some(true)) => Ok(Upserted::Created(
@@ -322,16 +357,25 @@ struct ClientCredentials {
     base: String,
     client_id: String,
     client_secret: Secret,
+    /// The API's token call.
+    token_request: fn(&ClientCredentials) -> RequestBuilder,
     token: TokenSlot<String>,
 }
 
 impl ClientCredentials {
-    fn new(http: reqwest::Client, base: String, client_id: String, client_secret: Secret) -> Self {
+    fn new(
+        http: reqwest::Client,
+        base: impl Into<String>,
+        client_id: impl Into<String>,
+        client_secret: Secret,
+        token_request: fn(&ClientCredentials) -> RequestBuilder,
+    ) -> Self {
         Self {
             http,
-            base: base.trim_end_matches('/').to_string(),
-            client_id,
+            base: base.into().trim_end_matches('/').to_string(),
+            client_id: client_id.into(),
             client_secret,
+            token_request,
             token: TokenSlot::new(),
         }
     }
@@ -345,23 +389,26 @@ impl ClientCredentials {
         ]
     }
 
-    /// The current token; when missing or stale, sends `request` (the API's token call)
-    /// and keeps its `access_token` for `expires_in` seconds.
-    async fn token(&self, request: impl FnOnce(&Self) -> RequestBuilder) -> Result<String> {
-        self.token
-            .get(|| async {
-                let resp = request(self).send().await?;
-                let status = resp.status();
-                let v = body_json(resp).await?;
-                match v["access_token"].as_str() {
-                    Some(t) if status.is_success() => Ok((
-                        t.to_string(),
-                        v["expires_in"].as_u64().map(Duration::from_secs),
-                    )),
-                    _ => Err(ClientError::Auth(format!("{status}: {v}"))),
-                }
-            })
-            .await
+    /// Sends the token call; its `access_token` is good for `expires_in` seconds.
+    async fn fetch_token(&self) -> Result<(String, Option<Duration>)> {
+        let resp = (self.token_request)(self).send().await?;
+        let status = resp.status();
+        let v = body_json(resp).await?;
+        match v["access_token"].as_str() {
+            Some(t) if status.is_success() => Ok((
+                t.to_string(),
+                v["expires_in"].as_u64().map(Duration::from_secs),
+            )),
+            _ => Err(ClientError::Auth(format!("{status}: {v}"))),
+        }
+    }
+
+    /// Runs `call` with the current token; see [`TokenSlot::with_token`].
+    async fn with_token<R, C>(&self, call: impl Fn(String, bool) -> C) -> Result<R>
+    where
+        C: Future<Output = Result<Option<R>>>,
+    {
+        self.token.with_token(|| self.fetch_token(), call).await
     }
 }
 
@@ -379,18 +426,12 @@ impl ZuoraClient {
         client_secret: Secret,
     ) -> Self {
         Self {
-            cc: ClientCredentials::new(http, base.into(), client_id.into(), client_secret),
-        }
-    }
-
-    async fn fetch_token(&self) -> Result<String> {
-        self.cc
-            .token(|cc| {
+            cc: ClientCredentials::new(http, base, client_id, client_secret, |cc| {
                 cc.http
                     .post(format!("{}/oauth/token", cc.base))
                     .form(&cc.grant())
-            })
-            .await
+            }),
+        }
     }
 
     /// One call; `success:false` bodies become [`ClientError::Api`].
@@ -401,39 +442,29 @@ impl ZuoraClient {
         body: Option<&Value>,
         idempotency_key: Option<&str>,
     ) -> Result<Value> {
-        for attempt in 0..2 {
-            let token = self.fetch_token().await?;
-            let mut req: RequestBuilder = self
-                .cc
-                .http
-                .request(method.clone(), format!("{}{path}", self.cc.base))
-                .bearer_auth(&token);
-            if let Some(k) = idempotency_key {
-                req = req.header("Idempotency-Key", k);
-            }
-            if let Some(b) = body {
-                req = req.json(b);
-            }
-            let resp = req.send().await?;
-            if resp.status() == StatusCode::UNAUTHORIZED && attempt == 0 {
-                self.cc.token.invalidate().await;
-                continue;
-            }
-            if let Some(e) = transient("zuora", &resp) {
-                return Err(e);
-            }
-            let status = resp.status();
-            let v = body_json(resp).await?;
-            if status.is_success() && v["success"] != json!(false) {
-                return Ok(v);
-            }
-            return Err(ClientError::Api {
-                api: "zuora",
-                status: status.as_u16(),
-                body: v,
-            });
-        }
-        Err(ClientError::Auth("token refused after a fresh one".into()))
+        let method = &method;
+        self.cc
+            .with_token(|token, last| async move {
+                let mut req: RequestBuilder = self
+                    .cc
+                    .http
+                    .request(method.clone(), format!("{}{path}", self.cc.base))
+                    .bearer_auth(&token);
+                if let Some(k) = idempotency_key {
+                    req = req.header("Idempotency-Key", k);
+                }
+                let resp = send(req, body).await?;
+                if resp.status() == StatusCode::UNAUTHORIZED && !last {
+                    return Ok(None);
+                }
+                match answer("zuora", resp).await? {
+                    (status, v) if status.is_success() && v["success"] != json!(false) => {
+                        Ok(Some(v))
+                    }
+                    (status, v) => Err(refused("zuora", status, v)),
+                }
+            })
+            .await
     }
 
     /// `POST /v1/accounts`.
@@ -474,18 +505,12 @@ impl MarketoClient {
         client_secret: Secret,
     ) -> Self {
         Self {
-            cc: ClientCredentials::new(http, base.into(), client_id.into(), client_secret),
-        }
-    }
-
-    async fn fetch_token(&self) -> Result<String> {
-        self.cc
-            .token(|cc| {
+            cc: ClientCredentials::new(http, base, client_id, client_secret, |cc| {
                 cc.http
                     .get(format!("{}/identity/oauth/token", cc.base))
                     .query(&cc.grant())
-            })
-            .await
+            }),
+        }
     }
 
     /// Pushes up to 300 leads (`createOrUpdate` by `lookup_field`); answers the per-record
@@ -494,36 +519,28 @@ impl MarketoClient {
     pub async fn push_leads(&self, leads: &[Value], lookup_field: &str) -> Result<Vec<Value>> {
         let body =
             json!({ "action": "createOrUpdate", "lookupField": lookup_field, "input": leads });
-        for attempt in 0..2 {
-            let token = self.fetch_token().await?;
-            let resp = self
-                .cc
-                .http
-                .post(format!("{}/rest/v1/leads.json", self.cc.base))
-                .bearer_auth(&token)
-                .json(&body)
-                .send()
-                .await?;
-            if let Some(e) = transient("marketo", &resp) {
-                return Err(e);
-            }
-            let status = resp.status();
-            let v = body_json(resp).await?;
-            if v["success"] == json!(true) {
-                return Ok(v["result"].as_array().cloned().unwrap_or_default());
-            }
-            let code = v["errors"][0]["code"].as_str().unwrap_or("");
-            if (code == "601" || code == "602") && attempt == 0 {
-                self.cc.token.invalidate().await;
-                continue;
-            }
-            return Err(ClientError::Api {
-                api: "marketo",
-                status: status.as_u16(),
-                body: v,
-            });
-        }
-        Err(ClientError::Auth("token refused after a fresh one".into()))
+        let body = &body;
+        self.cc
+            .with_token(|token, last| async move {
+                let resp = self
+                    .cc
+                    .http
+                    .post(format!("{}/rest/v1/leads.json", self.cc.base))
+                    .bearer_auth(&token)
+                    .json(body)
+                    .send()
+                    .await?;
+                let (status, v) = answer("marketo", resp).await?;
+                if v["success"] == json!(true) {
+                    return Ok(Some(v["result"].as_array().cloned().unwrap_or_default()));
+                }
+                let code = v["errors"][0]["code"].as_str().unwrap_or("");
+                if (code == "601" || code == "602") && !last {
+                    return Ok(None);
+                }
+                Err(refused("marketo", status, v))
+            })
+            .await
     }
 }
 
@@ -563,21 +580,13 @@ impl MailClient {
             .form(&form)
             .send()
             .await?;
-        if let Some(e) = transient("mail", &resp) {
-            return Err(e);
-        }
-        let status = resp.status();
-        let v = body_json(resp).await?;
+        let (status, v) = answer("mail", resp).await?;
         if status == StatusCode::UNAUTHORIZED {
             return Err(ClientError::Auth("mail key refused".into()));
         }
         match v["id"].as_str() {
             Some(id) if status.is_success() => Ok(id.to_string()),
-            _ => Err(ClientError::Api {
-                api: "mail",
-                status: status.as_u16(),
-                body: v,
-            }),
+            _ => Err(refused("mail", status, v)),
         }
     }
 }
@@ -608,29 +617,18 @@ impl OwnApiClient {
 
     /// One JSON call; non-2xx answers become [`ClientError::Api`] with the error body.
     pub async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
-        let mut req = self
+        let req = self
             .http
             .request(method, format!("{}{path}", self.base))
             .bearer_auth(self.token.expose());
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await?;
-        if let Some(e) = transient(self.api, &resp) {
-            return Err(e);
-        }
-        let status = resp.status();
-        let v = body_json(resp).await?;
+        let resp = send(req, body).await?;
+        let (status, v) = answer(self.api, resp).await?;
         if status.is_success() {
             Ok(v)
         } else if status == StatusCode::UNAUTHORIZED {
             Err(ClientError::Auth(format!("{} token refused", self.api)))
         } else {
-            Err(ClientError::Api {
-                api: self.api,
-                status: status.as_u16(),
-                body: v,
-            })
+            Err(refused(self.api, status, v))
         }
     }
 
