@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::{Method, StatusCode};
-use common::{form, get, json, send};
+use common::{form, form_token, get, json, send, zuora_token};
 use l2f_mocks::kit::{FaultAction, FaultRule};
 use l2f_mocks::server::{self, MocksConfig};
 use l2f_mocks::store::Store;
@@ -161,7 +161,7 @@ async fn state_survives_a_restart_when_sqlite_is_configured() {
             salesforce::Salesforce::new(Default::default(), store.clone()).expect("mock"),
         );
         let c = salesforce::Config::default();
-        let tok = form(
+        let tok = form_token(
             &sf,
             "/services/oauth2/token",
             &[
@@ -170,11 +170,7 @@ async fn state_survives_a_restart_when_sqlite_is_configured() {
                 ("client_secret", &c.client_secret),
             ],
         )
-        .await
-        .json()["access_token"]
-            .as_str()
-            .expect("t")
-            .to_string();
+        .await;
         sf_id = json(
             &sf,
             Method::POST,
@@ -189,21 +185,7 @@ async fn state_survives_a_restart_when_sqlite_is_configured() {
             .to_string();
 
         let z = zuora::router(zuora::Zuora::new(Default::default(), store.clone()).expect("mock"));
-        let zc = zuora::Config::default();
-        let zt = form(
-            &z,
-            "/oauth/token",
-            &[
-                ("client_id", &zc.client_id),
-                ("client_secret", &zc.client_secret),
-                ("grant_type", "client_credentials"),
-            ],
-        )
-        .await
-        .json()["access_token"]
-            .as_str()
-            .expect("t")
-            .to_string();
+        let zt = zuora_token(&z, &zuora::Config::default()).await;
         account_number = json(&z, Method::POST, "/v1/accounts", &zt, &json!({ "name": "Durable", "billToContact": { "firstName": "A", "lastName": "B", "country": "NL" } })).await.json()["accountNumber"].as_str().expect("n").to_string();
 
         let l = license::router(license::License::new(Default::default(), store).expect("app"));

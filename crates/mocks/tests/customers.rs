@@ -3,7 +3,7 @@ mod common;
 
 use axum::http::{Method, StatusCode};
 use axum::Router;
-use common::{get, json, send};
+use common::{get, json, raw, send};
 use l2f_mocks::customers::{self, Config, Customers};
 use serde_json::{json, Value};
 
@@ -182,15 +182,7 @@ async fn client_mistakes_get_the_one_error_shape() {
     let unauth = send(&r, Method::GET, "/api/v1/events", &[], "").await;
     assert_eq!(unauth.status, StatusCode::UNAUTHORIZED);
     assert_eq!(unauth.json()["error"]["code"], "unauthorized");
-    let auth = format!("Bearer {T}");
-    let broken = send(
-        &r,
-        Method::POST,
-        "/api/v1/accounts",
-        &[("authorization", &auth)],
-        "{oops",
-    )
-    .await;
+    let broken = raw(&r, Method::POST, "/api/v1/accounts", T, "{oops").await;
     assert_eq!(broken.status, StatusCode::BAD_REQUEST);
     assert_eq!(broken.json()["error"]["code"], "invalid_json");
     let missing = json(

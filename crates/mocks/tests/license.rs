@@ -3,7 +3,7 @@ mod common;
 
 use axum::http::{Method, StatusCode};
 use axum::Router;
-use common::{get, json, send};
+use common::{get, json, raw, send};
 use l2f_mocks::license::{self, Config, License};
 use serde_json::json;
 
@@ -117,15 +117,7 @@ async fn client_mistakes_get_the_one_error_shape() {
         get(&r, "/api/v1/licenses/nope", T).await.status,
         StatusCode::NOT_FOUND
     );
-    let auth = format!("Bearer {T}");
-    let broken = send(
-        &r,
-        Method::PUT,
-        "/api/v1/subscriptions/s",
-        &[("authorization", &auth)],
-        "nope",
-    )
-    .await;
+    let broken = raw(&r, Method::PUT, "/api/v1/subscriptions/s", T, "nope").await;
     assert_eq!(broken.status, StatusCode::BAD_REQUEST);
     let extra = json(
         &r,

@@ -4,7 +4,7 @@ mod common;
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
 use axum::Router;
-use common::{get, json, send};
+use common::{get, json, raw, send};
 use l2f_mocks::kit::{FaultAction, FaultRule};
 use l2f_mocks::marketo::{self, Config, Marketo};
 use serde_json::{json, Value};
@@ -294,22 +294,14 @@ async fn bad_batches_get_1003_1006_and_609() {
     )
     .await;
     assert_eq!(v["errors"][0]["code"], "1003");
-    let auth = format!("Bearer {t}");
-    let broken = send(
-        &r,
-        Method::POST,
-        "/rest/v1/leads.json",
-        &[("authorization", &auth)],
-        "[{",
-    )
-    .await;
+    let broken = raw(&r, Method::POST, "/rest/v1/leads.json", &t, "[{").await;
     assert_eq!(broken.status, StatusCode::OK);
     assert_eq!(broken.json()["errors"][0]["code"], "609");
-    let huge = send(
+    let huge = raw(
         &r,
         Method::POST,
         "/rest/v1/leads.json",
-        &[("authorization", &auth)],
+        &t,
         vec![b' '; (1 << 20) + 1],
     )
     .await;

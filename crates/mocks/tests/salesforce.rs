@@ -3,7 +3,7 @@ mod common;
 
 use axum::http::{Method, StatusCode};
 use axum::Router;
-use common::{form, get, json, send};
+use common::{form, form_token, get, json, raw, send};
 use l2f_mocks::salesforce::{self, Config, Salesforce};
 use serde_json::json;
 
@@ -13,7 +13,7 @@ fn app(cfg: Config) -> Router {
 
 async fn login(r: &Router) -> String {
     let c = Config::default();
-    let reply = form(
+    form_token(
         r,
         "/services/oauth2/token",
         &[
@@ -24,12 +24,7 @@ async fn login(r: &Router) -> String {
             ("password", &c.password),
         ],
     )
-    .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-    reply.json()["access_token"]
-        .as_str()
-        .expect("token")
-        .to_string()
+    .await
 }
 
 /// Username-password OAuth flow, response fields as documented:
@@ -440,12 +435,11 @@ async fn a_bad_session_is_refused_with_invalid_session_id() {
 async fn client_mistakes_get_the_documented_error_bodies_not_500s() {
     let r = app(Config::default());
     let t = login(&r).await;
-    let auth = format!("Bearer {t}");
-    let broken = send(
+    let broken = raw(
         &r,
         Method::POST,
         "/services/data/v62.0/sobjects/Account",
-        &[("authorization", &auth)],
+        &t,
         "{not json",
     )
     .await;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use axum::Router;
-use common::{form, get, json, send};
+use common::{form, get, json, raw, send, zuora_token};
 use l2f_mocks::kit::{FaultAction, FaultRule};
 use l2f_mocks::zuora::{self, Config, Zuora};
 use serde_json::{json, Value};
@@ -15,22 +15,7 @@ fn app(cfg: Config) -> Router {
 }
 
 async fn token(r: &Router) -> String {
-    let c = Config::default();
-    let reply = form(
-        r,
-        "/oauth/token",
-        &[
-            ("client_id", &c.client_id),
-            ("client_secret", &c.client_secret),
-            ("grant_type", "client_credentials"),
-        ],
-    )
-    .await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-    reply.json()["access_token"]
-        .as_str()
-        .expect("token")
-        .to_string()
+    zuora_token(r, &Config::default()).await
 }
 
 /// The "Create an account" request sample (name, autoPay, billCycleDay, billToContact with
@@ -392,15 +377,7 @@ async fn bad_credentials_and_bad_bodies_get_zuora_errors_not_500s() {
     assert_eq!(unauth.status, StatusCode::UNAUTHORIZED);
     assert_eq!(unauth.json()["reasons"][0]["code"], 90000011);
     let t = token(&r).await;
-    let auth = format!("Bearer {t}");
-    let broken = send(
-        &r,
-        Method::POST,
-        "/v1/accounts",
-        &[("authorization", &auth)],
-        "{",
-    )
-    .await;
+    let broken = raw(&r, Method::POST, "/v1/accounts", &t, "{").await;
     assert_eq!(broken.status, StatusCode::OK);
     assert_eq!(broken.json()["reasons"][0]["code"], 50000090);
     let missing = json(

@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::http::{Method, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
-use common::{form, json};
+use common::{json, zuora_token};
 use l2f_mocks::zuora::{self, Config, Zuora};
 use serde_json::{json, Value};
 
@@ -43,20 +43,7 @@ async fn callouts_are_retried_until_the_receiver_accepts() {
         ..Config::default()
     };
     let r = zuora::router(Zuora::new(cfg.clone(), None).expect("mock"));
-    let t = form(
-        &r,
-        "/oauth/token",
-        &[
-            ("client_id", &cfg.client_id),
-            ("client_secret", &cfg.client_secret),
-            ("grant_type", "client_credentials"),
-        ],
-    )
-    .await
-    .json()["access_token"]
-        .as_str()
-        .expect("t")
-        .to_string();
+    let t = zuora_token(&r, &cfg).await;
     let acct = json(&r, Method::POST, "/v1/accounts", &t, &json!({ "name": "Hooked", "billToContact": { "firstName": "A", "lastName": "B", "country": "US" } })).await.json();
     let order = json!({
         "orderDate": "2026-01-01", "existingAccountNumber": acct["accountNumber"],

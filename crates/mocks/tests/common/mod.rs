@@ -96,3 +96,40 @@ pub async fn form(router: &Router, uri: &str, pairs: &[(&str, &str)]) -> Reply {
     )
     .await
 }
+
+/// Sends a body as it is (no content type) with a bearer token: for bodies that are
+/// not what the route expects.
+pub async fn raw(
+    router: &Router,
+    method: Method,
+    uri: &str,
+    token: &str,
+    body: impl Into<Body>,
+) -> Reply {
+    let auth = format!("Bearer {token}");
+    send(router, method, uri, &[("authorization", &auth)], body).await
+}
+
+/// The `access_token` a form-encoded token endpoint grants; the grant must succeed.
+pub async fn form_token(router: &Router, uri: &str, pairs: &[(&str, &str)]) -> String {
+    let reply = form(router, uri, pairs).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    reply.json()["access_token"]
+        .as_str()
+        .expect("token")
+        .to_string()
+}
+
+/// A Zuora OAuth token for `cfg`'s client credentials.
+pub async fn zuora_token(router: &Router, cfg: &l2f_mocks::zuora::Config) -> String {
+    form_token(
+        router,
+        "/oauth/token",
+        &[
+            ("client_id", &cfg.client_id),
+            ("client_secret", &cfg.client_secret),
+            ("grant_type", "client_credentials"),
+        ],
+    )
+    .await
+}
