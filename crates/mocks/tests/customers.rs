@@ -3,7 +3,7 @@ mod common;
 
 use axum::http::{Method, StatusCode};
 use axum::Router;
-use common::{get, json, raw, send};
+use common::{get, json, kinds, raw, send};
 use l2f_mocks::customers::{self, Config, Customers};
 use serde_json::{json, Value};
 
@@ -30,15 +30,6 @@ async fn purchase(r: &Router, body: Value) -> Value {
     let reply = json(r, Method::POST, "/api/v1/purchases", T, &body).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
     reply.json()
-}
-
-fn kinds(feed: &Value) -> Vec<String> {
-    feed["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .map(|e| e["type"].as_str().unwrap_or("").to_string())
-        .collect()
 }
 
 /// Handbook rule 1: "UK" is not an ISO code; the form edge maps it to GB and refuses what it

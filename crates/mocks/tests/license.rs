@@ -3,7 +3,7 @@ mod common;
 
 use axum::http::{Method, StatusCode};
 use axum::Router;
-use common::{get, json, raw, send};
+use common::{get, json, kinds, raw, send};
 use l2f_mocks::license::{self, Config, License};
 use serde_json::json;
 
@@ -72,14 +72,8 @@ async fn license_waits_for_terms_is_held_while_silent_and_keeps_its_key() {
     );
 
     let feed = get(&r, "/api/v1/events", T).await.json();
-    let kinds: Vec<&str> = feed["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .filter_map(|e| e["type"].as_str())
-        .collect();
     assert_eq!(
-        kinds,
+        kinds(&feed),
         [
             "LicenseHeld",
             "LicenseIssued",

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use axum::Router;
-use common::{form, get, json, raw, send, zuora_token};
+use common::{form, get, json, kinds, raw, send, zuora_token};
 use l2f_mocks::kit::{FaultAction, FaultRule};
 use l2f_mocks::zuora::{self, Config, Zuora};
 use serde_json::{json, Value};
@@ -215,14 +215,8 @@ async fn order_creates_amends_renews_and_cancels_a_subscription() {
     assert_eq!(cancel["subscriptions"][0]["status"], "Cancelled");
 
     let events = get(&r, "/__admin/events?after=0", &t).await.json();
-    let kinds: Vec<&str> = events["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .filter_map(|e| e["type"].as_str())
-        .collect();
     assert_eq!(
-        kinds,
+        kinds(&events),
         [
             "SubscriptionCreated",
             "SubscriptionAmended",

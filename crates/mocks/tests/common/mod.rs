@@ -133,3 +133,13 @@ pub async fn zuora_token(router: &Router, cfg: &l2f_mocks::zuora::Config) -> Str
     )
     .await
 }
+
+/// The event types of a feed page (`{"events":[{"type":...},...]}`), in order.
+pub fn kinds(feed: &Value) -> Vec<String> {
+    feed["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["type"].as_str().unwrap_or("").to_string())
+        .collect()
+}
