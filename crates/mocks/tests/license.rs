@@ -3,7 +3,7 @@ mod common;
 
 use axum::http::{Method, StatusCode};
 use axum::Router;
-use common::{get, json, kinds, raw, send};
+use common::{get, json, kinds, raw, send, Reply};
 use l2f_mocks::license::{self, Config, License};
 use serde_json::json;
 
@@ -11,6 +11,18 @@ const T: &str = "l2f-license-token";
 
 fn app() -> Router {
     license::router(License::new(Config::default(), None).expect("app"))
+}
+
+/// Sets the communication profile of `sub_1`.
+async fn set_profile(r: &Router, profile: &str) -> Reply {
+    json(
+        r,
+        Method::PUT,
+        "/api/v1/subscriptions/sub_1/communication-profile",
+        T,
+        &json!({ "communication_profile": profile }),
+    )
+    .await
 }
 
 /// Handbook rules 6 and 8: no license before the terms are accepted; Silent holds it; the
@@ -35,36 +47,13 @@ async fn license_waits_for_terms_is_held_while_silent_and_keeps_its_key() {
     assert_eq!(accepted["status"], "held");
     assert_eq!(accepted["key"], serde_json::Value::Null);
 
-    let lifted = json(
-        &r,
-        Method::PUT,
-        "/api/v1/subscriptions/sub_1/communication-profile",
-        T,
-        &json!({ "communication_profile": "Default" }),
-    )
-    .await
-    .json();
+    let lifted = set_profile(&r, "Default").await.json();
     assert_eq!(lifted["status"], "issued");
     let key = lifted["key"].as_str().expect("key").to_string();
     assert!(key.starts_with("L2F-"));
 
-    json(
-        &r,
-        Method::PUT,
-        "/api/v1/subscriptions/sub_1/communication-profile",
-        T,
-        &json!({ "communication_profile": "Silent" }),
-    )
-    .await;
-    let again = json(
-        &r,
-        Method::PUT,
-        "/api/v1/subscriptions/sub_1/communication-profile",
-        T,
-        &json!({ "communication_profile": "Default" }),
-    )
-    .await
-    .json();
+    set_profile(&r, "Silent").await;
+    let again = set_profile(&r, "Default").await.json();
     assert_eq!(again["key"], key.as_str());
     assert_eq!(
         get(&r, "/api/v1/licenses/sub_1", T).await.json()["key"],

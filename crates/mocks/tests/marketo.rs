@@ -37,6 +37,9 @@ async fn token(r: &Router) -> String {
     v["access_token"].as_str().expect("token").to_string()
 }
 
+/// A cheap API call that every limit counts: a lead query.
+const LEAD_QUERY: &str = "/rest/v1/leads.json?filterType=email&filterValues=a@b.example";
+
 async fn push(r: &Router, t: &str, body: &Value) -> Value {
     let reply = json(r, Method::POST, "/rest/v1/leads.json", t, body).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
@@ -183,22 +186,10 @@ async fn the_101st_call_in_20_seconds_gets_606() {
     let r = app(lenient());
     let t = token(&r).await;
     for _ in 0..100 {
-        let v = get(
-            &r,
-            "/rest/v1/leads.json?filterType=email&filterValues=a@b.example",
-            &t,
-        )
-        .await
-        .json();
+        let v = get(&r, LEAD_QUERY, &t).await.json();
         assert_eq!(v["success"], true, "{v}");
     }
-    let v = get(
-        &r,
-        "/rest/v1/leads.json?filterType=email&filterValues=a@b.example",
-        &t,
-    )
-    .await
-    .json();
+    let v = get(&r, LEAD_QUERY, &t).await.json();
     assert_eq!(v["success"], false);
     assert_eq!(v["errors"][0]["code"], "606");
 }
@@ -211,24 +202,9 @@ async fn past_the_daily_quota_calls_get_607() {
     });
     let t = token(&r).await;
     for _ in 0..2 {
-        assert_eq!(
-            get(
-                &r,
-                "/rest/v1/leads.json?filterType=email&filterValues=a@b.example",
-                &t
-            )
-            .await
-            .json()["success"],
-            true
-        );
+        assert_eq!(get(&r, LEAD_QUERY, &t).await.json()["success"], true);
     }
-    let v = get(
-        &r,
-        "/rest/v1/leads.json?filterType=email&filterValues=a@b.example",
-        &t,
-    )
-    .await
-    .json();
+    let v = get(&r, LEAD_QUERY, &t).await.json();
     assert_eq!(v["errors"][0]["code"], "607");
 }
 
@@ -248,13 +224,7 @@ async fn the_11th_concurrent_call_gets_615() {
     };
     let r = app(cfg);
     let t = token(&r).await;
-    let calls = (0..11).map(|_| {
-        get(
-            &r,
-            "/rest/v1/leads.json?filterType=email&filterValues=a@b.example",
-            &t,
-        )
-    });
+    let calls = (0..11).map(|_| get(&r, LEAD_QUERY, &t));
     let replies = futures::future::join_all(calls).await;
     let codes: Vec<Value> = replies
         .iter()
