@@ -184,16 +184,9 @@ async fn post(http: &reqwest::Client, url: String, auth: &str, body: Value) -> V
         .expect("setup json")
 }
 
-async fn form_token(http: &reqwest::Client, url: String, form: &[(&str, &str)]) -> String {
-    let v: Value = http
-        .post(url)
-        .form(form)
-        .send()
-        .await
-        .expect("token")
-        .json()
-        .await
-        .expect("json");
+/// The `access_token` a token request is granted.
+async fn token(req: reqwest::RequestBuilder) -> String {
+    let v: Value = req.send().await.expect("token").json().await.expect("json");
     v["access_token"]
         .as_str()
         .expect("access_token")
@@ -223,15 +216,11 @@ async fn main() {
     // One record per app to read back, and the credentials to read it with.
     let sf = base("salesforce");
     let c = &cfg.salesforce;
-    let sf_token = form_token(
-        &http,
-        format!("{sf}/services/oauth2/token"),
-        &[
-            ("grant_type", "client_credentials"),
-            ("client_id", &c.client_id),
-            ("client_secret", &c.client_secret),
-        ],
-    )
+    let sf_token = token(http.post(format!("{sf}/services/oauth2/token")).form(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", &c.client_id),
+        ("client_secret", &c.client_secret),
+    ]))
     .await;
     let sf_auth = format!("Bearer {sf_token}");
     let sf_id = post(
@@ -249,33 +238,23 @@ async fn main() {
     let z = &cfg.zuora;
     let z_auth = format!(
         "Bearer {}",
-        form_token(
-            &http,
-            format!("{zu}/oauth/token"),
-            &[
-                ("grant_type", "client_credentials"),
-                ("client_id", &z.client_id),
-                ("client_secret", &z.client_secret)
-            ]
-        )
+        token(http.post(format!("{zu}/oauth/token")).form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &z.client_id),
+            ("client_secret", &z.client_secret)
+        ]))
         .await
     );
     let z_acct = post(&http, format!("{zu}/v1/accounts"), &z_auth, json!({ "name": "Bench", "billToContact": { "firstName": "B", "lastName": "B", "country": "US" } })).await["accountNumber"].as_str().expect("n").to_string();
 
     let mk = base("marketo");
     let m = &cfg.marketo;
-    let mv: Value = http
-        .get(format!(
-            "{mk}/identity/oauth/token?grant_type=client_credentials&client_id={}&client_secret={}",
-            m.client_id, m.client_secret
-        ))
-        .send()
-        .await
-        .expect("token")
-        .json()
-        .await
-        .expect("json");
-    let m_auth = format!("Bearer {}", mv["access_token"].as_str().expect("t"));
+    let m_token = token(http.get(format!(
+        "{mk}/identity/oauth/token?grant_type=client_credentials&client_id={}&client_secret={}",
+        m.client_id, m.client_secret
+    )))
+    .await;
+    let m_auth = format!("Bearer {m_token}");
 
     let cu = base("customers");
     let cu_auth = format!("Bearer {}", cfg.customers.api_token);
