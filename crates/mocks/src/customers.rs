@@ -246,6 +246,28 @@ fn check_email(email: &str) -> Result<(), ApiError> {
     }
 }
 
+/// 422 naming the field and value unless `value` is one of `allowed` ("plan must be
+/// premium or ultimate").
+fn one_of<T>(field: &str, value: T, allowed: &[T]) -> Result<(), ApiError>
+where
+    T: PartialEq + std::fmt::Display + Serialize,
+{
+    if allowed.contains(&value) {
+        return Ok(());
+    }
+    let names: Vec<String> = allowed.iter().map(T::to_string).collect();
+    let choices = match names.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    };
+    Err(ApiError::invalid(
+        field,
+        json!(value),
+        format!("{field} must be {choices}"),
+    ))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewAccount {
@@ -378,20 +400,12 @@ fn web_store() -> String {
 
 async fn purchase(State(app): State<Arc<Customers>>, body: Bytes) -> Result<Response, ApiError> {
     let p: Purchase = own::parse(&body)?;
-    if !["saas", "self_managed"].contains(&p.deployment.as_str()) {
-        return Err(ApiError::invalid(
-            "deployment",
-            json!(p.deployment),
-            "deployment must be saas or self_managed",
-        ));
-    }
-    if !["premium", "ultimate"].contains(&p.plan.as_str()) {
-        return Err(ApiError::invalid(
-            "plan",
-            json!(p.plan),
-            "plan must be premium or ultimate",
-        ));
-    }
+    one_of(
+        "deployment",
+        p.deployment.as_str(),
+        &["saas", "self_managed"],
+    )?;
+    one_of("plan", p.plan.as_str(), &["premium", "ultimate"])?;
     if p.seats == 0 {
         return Err(ApiError::invalid(
             "seats",
@@ -399,13 +413,7 @@ async fn purchase(State(app): State<Arc<Customers>>, body: Bytes) -> Result<Resp
             "seats must be at least 1",
         ));
     }
-    if ![12, 24, 36].contains(&p.term_months) {
-        return Err(ApiError::invalid(
-            "term_months",
-            json!(p.term_months),
-            "term_months must be 12, 24 or 36",
-        ));
-    }
+    one_of("term_months", p.term_months, &[12, 24, 36])?;
     if let Some(a) = p
         .add_ons
         .iter()
@@ -417,13 +425,11 @@ async fn purchase(State(app): State<Arc<Customers>>, body: Bytes) -> Result<Resp
             "the only add-on is ci_minutes, with a quantity of at least 1",
         ));
     }
-    if !["web_store", "sales_assisted", "reseller"].contains(&p.channel.as_str()) {
-        return Err(ApiError::invalid(
-            "channel",
-            json!(p.channel),
-            "channel must be web_store, sales_assisted or reseller",
-        ));
-    }
+    one_of(
+        "channel",
+        p.channel.as_str(),
+        &["web_store", "sales_assisted", "reseller"],
+    )?;
     let sub = app.shared.write(|d| {
         if !d.accounts.contains_key(&p.account_id) {
             return Err(ApiError::invalid(
@@ -595,13 +601,11 @@ async fn set_license(
     body: Bytes,
 ) -> Result<Json<Subscription>, ApiError> {
     let l: LicenseView = own::parse(&body)?;
-    if !["issued", "held", "pending_terms"].contains(&l.status.as_str()) {
-        return Err(ApiError::invalid(
-            "status",
-            json!(l.status),
-            "status must be issued, held or pending_terms",
-        ));
-    }
+    one_of(
+        "status",
+        l.status.as_str(),
+        &["issued", "held", "pending_terms"],
+    )?;
     if (l.status == "issued") != l.key.is_some() {
         return Err(ApiError::invalid(
             "key",
