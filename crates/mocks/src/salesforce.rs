@@ -645,6 +645,13 @@ fn record_url(version: &str, sobject: &str, id: &str) -> String {
     format!("/services/data/{version}/sobjects/{sobject}/{id}")
 }
 
+/// The URLs of several records, for a 300 Multiple Choices answer.
+fn record_urls(version: &str, sobject: &str, ids: &[String]) -> Vec<String> {
+    ids.iter()
+        .map(|id| record_url(version, sobject, id))
+        .collect()
+}
+
 fn derive_fields(t: &SObjectType, fields: &mut Map<String, Value>) {
     if t.name == "Opportunity" {
         let stage = fields
@@ -848,11 +855,9 @@ async fn fetch_by_external(
         match ids.as_slice() {
             [] => Err(SfError::NotFound),
             [id] => Ok(Json(render_record(&version, &d.records[id], None)).into_response()),
-            many => Err(SfError::MultipleChoices(
-                many.iter()
-                    .map(|id| record_url(&version, t.name, id))
-                    .collect(),
-            )),
+            many => Err(SfError::MultipleChoices(record_urls(
+                &version, t.name, many,
+            ))),
         }
     })
 }
@@ -906,11 +911,9 @@ async fn upsert(
                     Ok(StatusCode::NO_CONTENT.into_response())
                 }
             }
-            many => Err(SfError::MultipleChoices(
-                many.iter()
-                    .map(|id| record_url(&version, t.name, id))
-                    .collect(),
-            )),
+            many => Err(SfError::MultipleChoices(record_urls(
+                &version, t.name, many,
+            ))),
         }
     })
 }
