@@ -174,29 +174,35 @@ fn request_id() -> String {
     format!("{}#{:x}", &kit::random_hex(2), kit::now_ms())
 }
 
+/// Marketo's answer to a call that went through: its `result` records.
+fn success(result: Vec<Value>) -> Json<Value> {
+    Json(json!({
+        "requestId": request_id(),
+        "success": true,
+        "result": result
+    }))
+}
+
+/// Marketo's answer to a call that failed: one error code and message.
+fn failure(code: &str, message: &str) -> Json<Value> {
+    Json(json!({
+        "requestId": request_id(),
+        "success": false,
+        "errors": [{ "code": code, "message": message }]
+    }))
+}
+
 impl IntoResponse for MktError {
     fn into_response(self) -> Response {
         match self {
-            MktError::Api(code, message) => Json(json!({
-                "requestId": request_id(),
-                "success": false,
-                "errors": [{ "code": code, "message": message }]
-            }))
-            .into_response(),
+            MktError::Api(code, message) => failure(code, &message).into_response(),
             MktError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large").into_response(),
             MktError::BadClient => (
                 StatusCode::UNAUTHORIZED,
                 Json(json!({ "error": "unauthorized", "error_description": "Bad client credentials" })),
             )
                 .into_response(),
-            MktError::Status(s) => {
-                let body = json!({
-                    "requestId": request_id(),
-                    "success": false,
-                    "errors": [{ "code": "604", "message": "Request time-out" }]
-                });
-                (s, Json(body)).into_response()
-            }
+            MktError::Status(s) => (s, failure("604", "Request time-out")).into_response(),
         }
     }
 }
@@ -402,11 +408,7 @@ async fn sync_leads(State(app): State<Arc<Marketo>>, body: Bytes) -> Result<Json
             .map(|rec| sync_one(d, &action, &lookup, &required, rec))
             .collect::<Vec<_>>()
     });
-    Ok(Json(json!({
-        "requestId": request_id(),
-        "success": true,
-        "result": result
-    })))
+    Ok(success(result))
 }
 
 fn skipped(code: &str, message: String) -> Value {
@@ -555,9 +557,5 @@ async fn get_leads(
             })
             .collect::<Vec<_>>()
     });
-    Ok(Json(json!({
-        "requestId": request_id(),
-        "success": true,
-        "result": result
-    })))
+    Ok(success(result))
 }
