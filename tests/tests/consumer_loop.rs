@@ -358,3 +358,58 @@ async fn a_panicking_handler_dead_letters_the_record_and_the_partition_goes_on()
         letters[0]
     );
 }
+
+/// A slow effect: 1 ms per record.
+struct Slow;
+
+impl Handler for Slow {
+    async fn handle(&self, _r: &Record) -> Result<(), HandlerError> {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_handler_pauses_the_partition_instead_of_buffering_the_topic() {
+    let b = require_kafka!();
+    let topic = unique("backpressure");
+    let group = unique("g-backpressure");
+    create_topic(&b, &topic, 1).await;
+    const N: usize = 3000;
+    let payload = "x".repeat(512);
+    let records: Vec<OutRecord> = (0..N)
+        .map(|i| OutRecord::new(&topic, format!("k{i}"), payload.clone()))
+        .collect();
+    produce(&b, &records).await;
+
+    let c = client(&b);
+    let mut s = settings(&group, &topic);
+    s.consumer.max_in_flight_per_partition = 128;
+    let dlq = DeadLetters::new(Producer::new(&c).unwrap(), format!("{topic}.dlq"), &group);
+    let lp = ConsumerLoop::new(&c, s, Arc::new(Slow), dlq);
+    let stats = lp.stats();
+    let token = CancellationToken::new();
+    let join = tokio::spawn(lp.run(token.clone()));
+    let mut peak = 0;
+    let start = std::time::Instant::now();
+    while stats.handled() < N as u64 && start.elapsed() < Duration::from_secs(90) {
+        peak = peak.max(stats.in_memory());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(stats.handled(), N as u64);
+    token.cancel();
+    join.await.unwrap().unwrap();
+    // Queue (2 batches of up to 64), the batch in hand and at most one stashed batch.
+    let bound = 2 * 128 + l2f_bus::consumer::DRAIN_MAX as i64;
+    eprintln!("backpressure: peak {peak} records in memory (bound {bound})");
+    assert!(peak > 0, "the gauge saw records in memory");
+    assert!(
+        peak <= bound,
+        "peak {peak} records in memory, bound {bound}: backpressure failed"
+    );
+    assert_eq!(
+        stats.in_memory(),
+        0,
+        "every record taken was finished or released"
+    );
+}

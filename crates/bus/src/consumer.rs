@@ -67,6 +67,7 @@ struct StatsInner {
     retries: AtomicU64,
     dead_lettered: AtomicU64,
     abandoned: AtomicU64,
+    in_memory: AtomicI64,
 }
 
 impl LoopStats {
@@ -87,8 +88,55 @@ impl LoopStats {
     pub fn abandoned(&self) -> u64 {
         self.0.abandoned.load(Ordering::Relaxed)
     }
+    /// Records taken from librdkafka and not yet finished or dropped: what the loop holds in
+    /// its own queues. Backpressure keeps it near `max_in_flight_per_partition` per partition.
+    pub fn in_memory(&self) -> i64 {
+        self.0.in_memory.load(Ordering::Relaxed)
+    }
     fn bump(c: &AtomicU64) {
         c.fetch_add(1, Ordering::Relaxed);
+    }
+    fn held(&self, n: usize) {
+        self.0.in_memory.fetch_add(n as i64, Ordering::Relaxed);
+    }
+    fn released(&self, n: usize) {
+        self.0.in_memory.fetch_sub(n as i64, Ordering::Relaxed);
+    }
+}
+
+/// Releases, when dropped, the records of a batch not yet marked finished — whether the batch
+/// ran to its end, was cut short, or its task was aborted.
+struct Held<'a> {
+    stats: &'a LoopStats,
+    left: usize,
+}
+
+impl Held<'_> {
+    fn finished_one(&mut self) {
+        self.left -= 1;
+        self.stats.released(1);
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.stats.released(self.left);
+    }
+}
+
+/// A worker's queue: when the worker ends (stopped or aborted), the batches still in it are
+/// dropped uncommitted — the partition's next owner reads them again — and released.
+struct Inbox {
+    rx: mpsc::Receiver<Batch>,
+    stats: LoopStats,
+}
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        self.rx.close();
+        while let Ok(batch) = self.rx.try_recv() {
+            self.stats.released(batch.len());
+        }
     }
 }
 
@@ -204,6 +252,7 @@ pub const DRAIN_MAX: usize = 64;
 type Batch = Vec<Record>;
 
 struct Partition {
+    stats: LoopStats,
     tx: mpsc::Sender<Batch>,
     /// Next offset to read, as far as effects are done (-1: nothing done yet).
     done: Arc<AtomicI64>,
@@ -214,6 +263,15 @@ struct Partition {
     stash: VecDeque<Batch>,
     paused: bool,
     join: tokio::task::JoinHandle<()>,
+}
+
+impl Partition {
+    /// Drops the stashed records (the partition is going), releasing them from the gauge.
+    fn stash_release(&mut self) {
+        self.stats
+            .released(self.stash.iter().map(Vec::len).sum::<usize>());
+        self.stash.clear();
+    }
 }
 
 /// Whether a worker is inside a record, so a revocation can wait for it.
@@ -296,8 +354,9 @@ impl Shared {
         mut parts: Vec<(Tp, Partition)>,
     ) -> (TopicPartitionList, Vec<tokio::task::JoinHandle<()>>) {
         let deadline = Instant::now() + self.drain_timeout;
-        for (_, p) in &parts {
+        for (_, p) in &mut parts {
             p.cancel.cancel();
+            p.stash_release();
         }
         let mut joins = Vec::new();
         for (tp, p) in &parts {
@@ -397,7 +456,10 @@ fn poll_loop<H: Handler>(
                             p.stash.push_front(rec);
                             break;
                         }
-                        Err(mpsc::error::TrySendError::Closed(_)) => {
+                        Err(mpsc::error::TrySendError::Closed(batch)) => {
+                            kit.stats.released(
+                                batch.len() + p.stash.iter().map(Vec::len).sum::<usize>(),
+                            );
                             p.stash.clear();
                             break;
                         }
@@ -447,6 +509,7 @@ fn poll_loop<H: Handler>(
                 .unwrap_or_default();
             fetched.retain(|r| assigned.contains(&(r.topic.clone(), r.partition)));
         }
+        kit.stats.held(fetched.len());
         let mut batches: Vec<(Tp, Batch)> = Vec::new();
         for rec in fetched {
             let tp = (rec.topic.clone(), rec.partition);
@@ -475,7 +538,7 @@ fn poll_loop<H: Handler>(
                         }
                     }
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+                Err(mpsc::error::TrySendError::Closed(batch)) => kit.stats.released(batch.len()),
             }
         }
     }
@@ -517,6 +580,7 @@ fn spawn_worker<H: Handler>(kit: &WorkerKit<H>) -> Partition {
     };
     let join = kit.rt.spawn(w.run(rx));
     Partition {
+        stats: kit.stats.clone(),
         tx,
         done,
         committed: -1,
@@ -539,7 +603,12 @@ struct Worker<H> {
 }
 
 impl<H: Handler> Worker<H> {
-    async fn run(self, mut rx: mpsc::Receiver<Batch>) {
+    async fn run(self, rx: mpsc::Receiver<Batch>) {
+        let mut rx = Inbox {
+            rx,
+            stats: self.stats.clone(),
+        };
+        let rx = &mut rx.rx;
         loop {
             let batch = tokio::select! {
                 biased;
@@ -547,13 +616,19 @@ impl<H: Handler> Worker<H> {
                 b = rx.recv() => match b { Some(b) => b, None => break },
             };
             self.busy.set(true);
+            let mut held = Held {
+                stats: &self.stats,
+                left: batch.len(),
+            };
             for rec in &batch {
                 // Stopped (revoked, shutting down): the rest of the batch is left uncommitted.
                 if self.cancel.is_cancelled() || !self.process(rec).await {
                     break;
                 }
                 self.done.store(rec.offset + 1, Ordering::SeqCst);
+                held.finished_one();
             }
+            drop(held);
             self.busy.set(false);
             if self.cancel.is_cancelled() {
                 break;

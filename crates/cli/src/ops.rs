@@ -16,6 +16,7 @@ use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 /// Labels of every pipeline metric.
@@ -82,6 +83,19 @@ impl Ops {
             }
             registry.register(name, help, family);
         }
+        let in_memory = Family::<PipelineLabels, Gauge>::default();
+        for (group, stats) in self.pipelines.iter() {
+            in_memory
+                .get_or_create(&PipelineLabels {
+                    group: group.clone(),
+                })
+                .set(stats.in_memory());
+        }
+        registry.register(
+            "records_in_memory",
+            "Records fetched and not yet finished, held in the pipeline's bounded queues",
+            in_memory,
+        );
         let mut out = String::new();
         encode(&mut out, &registry).expect("writing to a String cannot fail");
         out

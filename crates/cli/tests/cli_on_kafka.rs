@@ -215,6 +215,10 @@ async fn run_follows_topics_writes_the_audit_log_serves_metrics_and_stops_on_sig
         metrics.contains(&format!("l2f_dead_letters_total{{group=\"{group}\"}} 0")),
         "{metrics}"
     );
+    assert!(
+        metrics.contains(&format!("l2f_records_in_memory{{group=\"{group}\"}} 0")),
+        "{metrics}"
+    );
     Command::new("kill")
         .arg("-TERM")
         .arg(child.id().to_string())
