@@ -21,8 +21,9 @@ pub enum Change {
     TurnedOff,
 }
 
-/// The flag after `change`: a cancellation turns it off; the customer sets it either way.
-pub fn after(_current: bool, change: Change) -> bool {
+/// The flag after `change`, whatever it was: a cancellation turns it off; the customer sets
+/// it either way.
+pub fn after(change: Change) -> bool {
     match change {
         Change::Cancelled | Change::TurnedOff => false,
         Change::TurnedOn => true,
@@ -34,7 +35,7 @@ pub fn after(_current: bool, change: Change) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AutoRenewTable {
     zuora_default: bool,
-    initial: BTreeMap<(&'static str, &'static str), bool>,
+    initial: BTreeMap<&'static str, BTreeMap<&'static str, bool>>,
 }
 
 #[derive(Deserialize)]
@@ -52,25 +53,19 @@ impl AutoRenewTable {
     pub fn parse(text: &str) -> Result<Self> {
         let src = Src::new(Self::FILE);
         let raw: Raw = src.parse(text)?;
-        let mut initial = BTreeMap::new();
-        for (d, channels) in &raw.initial {
-            let deployment: Deployment = src.symbol(&format!("initial.{d}"), d)?;
-            for (c, on) in channels {
-                let channel: SalesChannel = src.symbol(&format!("initial.{d}.{c}"), c)?;
-                initial.insert((deployment.symbol(), channel.symbol()), *on);
-            }
-        }
-        for d in Deployment::VARIANTS {
-            for c in SalesChannel::VARIANTS {
-                if !initial.contains_key(&(d.symbol(), c.symbol())) {
-                    return Err(src.invalid(
-                        format!("initial.{}.{}", d.symbol(), c.symbol()),
-                        "(missing)",
-                        "every deployment and sales channel needs a starting flag",
-                    ));
-                }
-            }
-        }
+        let initial = src.every::<Deployment, _, _>(
+            "initial",
+            raw.initial,
+            "deployment needs its sales channels",
+            |key, channels| {
+                src.every::<SalesChannel, _, _>(
+                    key,
+                    channels,
+                    "deployment and sales channel needs a starting flag",
+                    |_, on| Ok(on),
+                )
+            },
+        )?;
         Ok(AutoRenewTable {
             zuora_default: raw.zuora_default,
             initial,
@@ -79,7 +74,7 @@ impl AutoRenewTable {
 
     /// The flag a new subscription starts with in both systems.
     pub fn initial(&self, deployment: Deployment, channel: SalesChannel) -> bool {
-        self.initial[&(deployment.symbol(), channel.symbol())]
+        self.initial[deployment.symbol()][channel.symbol()]
     }
 
     /// What Zuora assumes when a subscription is created without the flag: the hub must
@@ -103,15 +98,14 @@ mod tests {
         assert!(!t.initial(Deployment::Saas, SalesChannel::SalesAssisted));
         assert!(!t.initial(Deployment::SelfManaged, SalesChannel::SalesAssisted));
         assert!(t.zuora_default());
-        assert!(after(false, Change::TurnedOn));
+        assert!(after(Change::TurnedOn));
+        assert!(!after(Change::TurnedOff));
     }
 
     /// "A cancellation turns it off", whatever it was.
     #[test]
     fn handbook_rule_5_cancellation_turns_it_off() {
-        for current in [true, false] {
-            assert!(!after(current, Change::Cancelled));
-        }
+        assert!(!after(Change::Cancelled));
     }
 
     /// A table without a starting flag for every pair is refused.

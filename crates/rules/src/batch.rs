@@ -45,22 +45,12 @@ impl BatchTable {
     pub fn parse(text: &str) -> Result<Self> {
         let src = Src::new(Self::FILE);
         let raw: Raw = src.parse(text)?;
-        let mut channels = BTreeMap::new();
-        for (k, v) in &raw.channels {
-            let key = format!("channels.{k}");
-            let channel: SalesChannel = src.symbol(&key, k)?;
-            channels.insert(channel.symbol(), src.symbol(&key, v)?);
-        }
-        if let Some(missing) = SalesChannel::VARIANTS
-            .iter()
-            .find(|c| !channels.contains_key(c.symbol()))
-        {
-            return Err(src.invalid(
-                format!("channels.{}", missing.symbol()),
-                "(missing)",
-                "every sales channel needs a batch",
-            ));
-        }
+        let channels = src.every::<SalesChannel, _, _>(
+            "channels",
+            raw.channels,
+            "sales channel needs a batch",
+            |key, v| src.symbol(key, &v),
+        )?;
         Ok(BatchTable {
             edu_oss: src.symbol("edu_oss", &raw.edu_oss)?,
             auto_renewal: src.symbol("auto_renewal", &raw.auto_renewal)?,

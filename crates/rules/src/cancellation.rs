@@ -58,21 +58,12 @@ impl CancellationTable {
     pub fn parse(text: &str) -> Result<Self> {
         let src = Src::new(Self::FILE);
         let raw: Raw = src.parse(text)?;
-        let mut reasons = BTreeMap::new();
-        for (k, e) in raw.reasons {
-            let r: CancellationReason = src.symbol(&format!("reasons.{k}"), &k)?;
-            reasons.insert(r.symbol(), e);
-        }
-        if let Some(r) = CancellationReason::VARIANTS
-            .iter()
-            .find(|r| !reasons.contains_key(r.symbol()))
-        {
-            return Err(src.invalid(
-                format!("reasons.{}", r.symbol()),
-                "(missing)",
-                "every cancellation reason needs an entry",
-            ));
-        }
+        let reasons = src.every::<CancellationReason, _, _>(
+            "reasons",
+            raw.reasons,
+            "cancellation reason needs an entry",
+            |_, e| Ok(e),
+        )?;
         Ok(CancellationTable { reasons })
     }
 

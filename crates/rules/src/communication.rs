@@ -47,27 +47,17 @@ impl CommunicationTable {
     pub fn parse(text: &str) -> Result<Self> {
         let src = Src::new(Self::FILE);
         let raw: Raw = src.parse(text)?;
-        let mut profiles = BTreeMap::new();
-        for (k, e) in raw.profiles {
-            let p: CommunicationProfile = src.symbol(&format!("profiles.{k}"), &k)?;
-            profiles.insert(
-                p.symbol(),
-                Effects {
+        let profiles = src.every::<CommunicationProfile, _, _>(
+            "profiles",
+            raw.profiles,
+            "profile needs its effects",
+            |_, e| {
+                Ok(Effects {
                     mute_notifications: e.mute_notifications,
                     hold_license: e.hold_license,
-                },
-            );
-        }
-        if let Some(p) = CommunicationProfile::VARIANTS
-            .iter()
-            .find(|p| !profiles.contains_key(p.symbol()))
-        {
-            return Err(src.invalid(
-                format!("profiles.{}", p.symbol()),
-                "(missing)",
-                "every profile needs its effects",
-            ));
-        }
+                })
+            },
+        )?;
         Ok(CommunicationTable {
             new_account: src.symbol("new_account", &raw.new_account)?,
             profiles,

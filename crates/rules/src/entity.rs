@@ -202,16 +202,25 @@ mod tests {
         );
     }
 
+    /// The error of parsing a table whose sales-assisted column lists `countries` and which
+    /// has the `extra` lines besides.
+    fn refusal(countries: &str, extra: &str) -> String {
+        let text = format!(
+            r#"
+            web_direct = {{ other = "GITLAB_INC" }}
+            sales_assisted = {{ other = "GITLAB_INC", countries = {{ {countries} }} }}
+            unauthorized_reseller = {{ other = "GITLAB_INC" }}
+            authorized_reseller = {{ other = "GITLAB_BV" }}
+            {extra}
+            "#
+        );
+        EntityTable::parse(&text).unwrap_err().to_string()
+    }
+
     /// "UK" is not an ISO code: a table that uses it is refused, naming file, key and value.
     #[test]
     fn a_table_with_uk_is_refused() {
-        let text = r#"
-            web_direct = { other = "GITLAB_INC" }
-            sales_assisted = { other = "GITLAB_INC", countries = { UK = "GITLAB_LTD" } }
-            unauthorized_reseller = { other = "GITLAB_INC" }
-            authorized_reseller = { other = "GITLAB_BV" }
-        "#;
-        let e = EntityTable::parse(text).unwrap_err().to_string();
+        let e = refusal(r#"UK = "GITLAB_LTD""#, "");
         assert!(
             e.starts_with("entity.toml: sales_assisted.countries.UK = \"UK\""),
             "{e}"
@@ -221,13 +230,7 @@ mod tests {
     /// A misspelt entity names the symbols that would be accepted.
     #[test]
     fn an_unknown_entity_is_refused() {
-        let text = r#"
-            web_direct = { other = "GITLAB_INC" }
-            sales_assisted = { other = "GITLAB_INC", countries = { NL = "GITLAB_B.V." } }
-            unauthorized_reseller = { other = "GITLAB_INC" }
-            authorized_reseller = { other = "GITLAB_BV" }
-        "#;
-        let e = EntityTable::parse(text).unwrap_err().to_string();
+        let e = refusal(r#"NL = "GITLAB_B.V.""#, "");
         assert!(
             e.contains("sales_assisted.countries.NL = \"GITLAB_B.V.\""),
             "{e}"
@@ -238,14 +241,7 @@ mod tests {
     /// An unknown column (a typo) is a parse error, not an ignored column.
     #[test]
     fn an_unknown_column_is_refused() {
-        let text = r#"
-            web_direct = { other = "GITLAB_INC" }
-            sales_assisted = { other = "GITLAB_INC" }
-            unauthorised_reseller = { other = "GITLAB_INC" }
-            unauthorized_reseller = { other = "GITLAB_INC" }
-            authorized_reseller = { other = "GITLAB_BV" }
-        "#;
-        let e = EntityTable::parse(text).unwrap_err().to_string();
+        let e = refusal("", r#"unauthorised_reseller = { other = "GITLAB_INC" }"#);
         assert!(
             e.contains("entity.toml") && e.contains("unauthorised_reseller"),
             "{e}"

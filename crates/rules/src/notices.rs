@@ -96,7 +96,7 @@ impl NoticeTable {
             if !matches!(sender, SourceSystem::Zuora | SourceSystem::CustomersApp) {
                 return Err(src.invalid(
                     key("sender"),
-                    &s.sender,
+                    format!("{:?}", s.sender),
                     "notices are sent by ZUORA or CUSTOMERS_APP",
                 ));
             }
@@ -202,6 +202,6 @@ mod tests {
     fn a_sender_that_sends_no_notices_is_refused() {
         let text = "[[notice]]\ndays_before = 45\nsender = \"MARKETO\"\n";
         let e = NoticeTable::parse(text).unwrap_err().to_string();
-        assert!(e.contains("notice[0].sender = MARKETO"), "{e}");
+        assert!(e.contains("notice[0].sender = \"MARKETO\""), "{e}");
     }
 }

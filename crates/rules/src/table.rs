@@ -6,6 +6,8 @@ use l2f_contracts::events::{
     ZuoraEntity,
 };
 use l2f_contracts::CountryCode;
+use std::collections::BTreeMap;
+
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
@@ -65,6 +67,32 @@ impl<'a> Src<'a> {
             })
     }
 
+    /// A table keyed by the symbols of `K` that must list every one of them (so no input
+    /// can fall through): each key parsed as a `K`, each entry converted by `value`, and the
+    /// result keyed by the symbol. `what` ends the "missing" error: "every {what}".
+    pub(crate) fn every<K: Symbol, R, V>(
+        self,
+        prefix: &str,
+        raw: BTreeMap<String, R>,
+        what: &str,
+        mut value: impl FnMut(&str, R) -> Result<V>,
+    ) -> Result<BTreeMap<&'static str, V>> {
+        let mut out = BTreeMap::new();
+        for (k, r) in raw {
+            let key = format!("{prefix}.{k}");
+            let variant: K = self.symbol(&key, &k)?;
+            out.insert(variant.sym(), value(&key, r)?);
+        }
+        match K::SYMBOLS.iter().find(|s| !out.contains_key(**s)) {
+            Some(missing) => Err(self.invalid(
+                format!("{prefix}.{missing}"),
+                "(missing)",
+                format!("every {what}"),
+            )),
+            None => Ok(out),
+        }
+    }
+
     /// The country whose ISO 3166-1 alpha-2 code is exactly `value`.
     pub(crate) fn country(self, key: &str, value: &str) -> Result<CountryCode> {
         CountryCode::from_code(value).ok_or_else(|| {
@@ -85,6 +113,8 @@ pub(crate) trait Symbol: Copy + 'static {
     const VARIANTS: &'static [Self];
     /// Every symbol, in the same order.
     const SYMBOLS: &'static [&'static str];
+    /// This variant's symbol.
+    fn sym(self) -> &'static str;
 }
 
 macro_rules! symbol {
@@ -93,6 +123,9 @@ macro_rules! symbol {
             const NAME: &'static str = stringify!($t);
             const VARIANTS: &'static [Self] = $t::VARIANTS;
             const SYMBOLS: &'static [&'static str] = $t::SYMBOLS;
+            fn sym(self) -> &'static str {
+                self.symbol()
+            }
         }
     )+};
 }
