@@ -157,6 +157,7 @@ impl SkuTable {
 mod tests {
     use super::*;
     use crate::tests::rules;
+    use proptest::prelude::*;
 
     fn day(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).expect("valid date")
@@ -228,5 +229,28 @@ mod tests {
             rules().skus.check_order(&unknown, order.term_start),
             Err(SkuRejection::Unknown { sku }) if sku == "ci-minutes-999"
         ));
+    }
+
+    proptest! {
+        /// A SKU is accepted in the table exactly when it is announced at least
+        /// `min_announce_days` before it is effective, and then it is sellable from its
+        /// effective day on and never before.
+        #[test]
+        fn announcement_period_is_enforced(start in 0i64..20_000, gap in -5i64..120, min in 0u16..90, after in -60i64..60) {
+            let announced = day(1990, 1, 1) + chrono::Days::new(start as u64);
+            let effective = announced + chrono::TimeDelta::days(gap);
+            let text = format!("min_announce_days = {min}\n[[sku]]\nid = \"x\"\nannounced = {announced}\neffective = {effective}\n");
+            match SkuTable::parse(&text) {
+                Ok(t) => {
+                    prop_assert!(gap >= i64::from(min));
+                    let ordered = effective + chrono::TimeDelta::days(after);
+                    prop_assert_eq!(t.sellable("x", ordered).is_ok(), after >= 0);
+                }
+                Err(e) => {
+                    prop_assert!(gap < i64::from(min), "{}", e);
+                    prop_assert!(e.to_string().starts_with("sku.toml: sku[0].effective = "), "{}", e);
+                }
+            }
+        }
     }
 }
