@@ -8,7 +8,6 @@
 //! a file, and the resolved [`Secret`] prints as `***`.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -220,82 +219,7 @@ pub struct TlsConfig {
     pub verify_hostname: Option<bool>,
 }
 
-/// Where a secret comes from. Inline values are accepted for local use but never printed.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum SecretRef {
-    /// Read from an environment variable at start-up.
-    Env {
-        /// The variable's name.
-        env: String,
-    },
-    /// Read from a file at start-up (trailing newline trimmed), e.g. a mounted Kubernetes secret.
-    File {
-        /// The file's path.
-        file: PathBuf,
-    },
-    /// Written in the config file itself.
-    Inline(String),
-}
-
-impl fmt::Debug for SecretRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SecretRef::Env { env } => write!(f, "env:{env}"),
-            SecretRef::File { file } => write!(f, "file:{}", file.display()),
-            SecretRef::Inline(_) => f.write_str("***"),
-        }
-    }
-}
-
-impl SecretRef {
-    /// Resolves the secret; `field` names the config key in the error.
-    pub fn resolve(&self, field: &str) -> Result<Secret> {
-        match self {
-            SecretRef::Inline(v) => Ok(Secret(v.clone())),
-            SecretRef::Env { env } => match std::env::var(env) {
-                Ok(v) if !v.is_empty() => Ok(Secret(v)),
-                Ok(_) => Err(BusError::Config(format!(
-                    "{field}: environment variable {env} is empty"
-                ))),
-                Err(_) => Err(BusError::Config(format!(
-                    "{field}: environment variable {env} is not set"
-                ))),
-            },
-            SecretRef::File { file } => std::fs::read_to_string(file)
-                .map(|v| Secret(v.trim_end_matches(['\n', '\r']).to_string()))
-                .map_err(|e| {
-                    BusError::Config(format!(
-                        "{field}: cannot read secret file {}: {e}",
-                        file.display()
-                    ))
-                }),
-        }
-    }
-}
-
-/// A resolved secret: its Debug and Display print `***`, so it cannot leak into a log line.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The value, for the one place that must hand it to a client library.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+pub use l2f_secrets::{Secret, SecretError, SecretRef};
 
 /// librdkafka properties that carry secrets and so must come through [`SecretRef`]s.
 const SECRET_PROPERTIES: &[&str] = &[

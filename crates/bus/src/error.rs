@@ -116,3 +116,9 @@ impl HandlerError {
         }
     }
 }
+
+impl From<l2f_secrets::SecretError> for BusError {
+    fn from(e: l2f_secrets::SecretError) -> Self {
+        BusError::Config(e.to_string())
+    }
+}

@@ -8,7 +8,6 @@
 //! knows its retry budget; these clients surface them as [`ClientError::Status`] with the
 //! `Retry-After` they were given.
 
-use std::fmt;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -16,32 +15,8 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-/// A credential that prints as `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-    /// The value, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
+/// A credential that prints as `***` (shared with the rest of l2f).
+pub use l2f_secrets::Secret;
 
 /// What a client call can fail with.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use l2f_bus::config::SecretRef;
-use l2f_mocks::client::{MarketoClient, Secret};
+use l2f_mocks::client::MarketoClient;
 use serde::{Deserialize, Serialize};
 
 /// Why the connector cannot start; each message names the key at fault.
@@ -141,7 +141,7 @@ impl MarketoConfig {
             http,
             self.base_url.clone(),
             self.client_id.clone(),
-            Secret::new(secret.expose()),
+            secret,
         ))
     }
 }
