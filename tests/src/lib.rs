@@ -8,6 +8,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use l2f_bus::config::{ConsumerConfig, RetryConfig};
+use l2f_bus::consumer::LoopSettings;
 use l2f_bus::record::OutRecord;
 use l2f_bus::Producer;
 use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
@@ -85,6 +87,25 @@ macro_rules! require_kafka {
             None => return,
         }
     };
+}
+
+/// Loop settings for tests: commits every 200 ms, a 6 s session (a member that left is
+/// replaced quickly) and retries from 50 ms up to 500 ms.
+pub fn quick_loop(group: &str, topic: &str) -> LoopSettings {
+    LoopSettings {
+        group_id: group.into(),
+        topics: vec![topic.into()],
+        consumer: ConsumerConfig {
+            commit_interval: Duration::from_millis(200),
+            session_timeout: Duration::from_secs(6),
+            ..ConsumerConfig::default()
+        },
+        retry: RetryConfig {
+            initial: Duration::from_millis(50),
+            max: Duration::from_millis(500),
+            ..RetryConfig::default()
+        },
+    }
 }
 
 /// A client configuration for the test broker.

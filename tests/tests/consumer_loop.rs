@@ -5,32 +5,15 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use l2f_bus::config::{ConsumerConfig, RetryConfig};
-use l2f_bus::consumer::LoopSettings;
 use l2f_bus::dlq::{self, DeadLetter, DeadLetters, RedriveFilter};
 use l2f_bus::headers;
 use l2f_bus::reader::read_all;
 use l2f_bus::record::OutRecord;
 use l2f_bus::{ConsumerLoop, Handler, HandlerError, Producer, Record};
-use l2f_e2e::{client, committed, create_topic, produce, require_kafka, unique, wait_until};
+use l2f_e2e::{
+    client, committed, create_topic, produce, quick_loop, require_kafka, unique, wait_until,
+};
 use tokio_util::sync::CancellationToken;
-
-fn settings(group: &str, topic: &str) -> LoopSettings {
-    LoopSettings {
-        group_id: group.into(),
-        topics: vec![topic.into()],
-        consumer: ConsumerConfig {
-            commit_interval: Duration::from_millis(200),
-            session_timeout: Duration::from_secs(6),
-            ..ConsumerConfig::default()
-        },
-        retry: RetryConfig {
-            initial: Duration::from_millis(50),
-            max: Duration::from_millis(500),
-            ..RetryConfig::default()
-        },
-    }
-}
 
 fn spawn_loop<H: Handler>(
     bootstrap: &str,
@@ -44,7 +27,7 @@ fn spawn_loop<H: Handler>(
 ) {
     let c = client(bootstrap);
     let dlq = DeadLetters::new(Producer::new(&c).unwrap(), format!("{topic}.dlq"), group);
-    let lp = ConsumerLoop::new(&c, settings(group, topic), handler, dlq);
+    let lp = ConsumerLoop::new(&c, quick_loop(group, topic), handler, dlq);
     let stats = lp.stats();
     let token = CancellationToken::new();
     let join = tokio::spawn(lp.run(token.clone()));
@@ -383,7 +366,7 @@ async fn a_slow_handler_pauses_the_partition_instead_of_buffering_the_topic() {
     produce(&b, &records).await;
 
     let c = client(&b);
-    let mut s = settings(&group, &topic);
+    let mut s = quick_loop(&group, &topic);
     s.consumer.max_in_flight_per_partition = 128;
     let dlq = DeadLetters::new(Producer::new(&c).unwrap(), format!("{topic}.dlq"), &group);
     let lp = ConsumerLoop::new(&c, s, Arc::new(Slow), dlq);

@@ -45,6 +45,15 @@ pub fn watermarks(
     let consumer: BaseConsumer = client
         .create()
         .map_err(|e| BusError::kafka("create consumer", e))?;
+    watermarks_with(&consumer, topic, timeout)
+}
+
+/// [`watermarks`] through a consumer the caller already has (one client, not two).
+pub fn watermarks_with<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<(i32, i64, i64)>> {
     let md = consumer
         .fetch_metadata(Some(topic), timeout)
         .map_err(|e| BusError::kafka(format!("metadata of {topic}"), e))?;

@@ -223,7 +223,6 @@ impl<H: Handler> ConsumerLoop<H> {
             queue: (cc.max_in_flight_per_partition / DRAIN_MAX).max(2),
             rt: Handle::current(),
         };
-        let consumer = Arc::new(consumer);
         // If this future is dropped (its task aborted, the runtime shut down, a test failed),
         // the poll thread must not live on as a zombie group member: stop it.
         let _stop_on_drop = shutdown.clone().drop_guard();
@@ -433,7 +432,7 @@ fn one_partition(tp: &Tp) -> TopicPartitionList {
 }
 
 fn poll_loop<H: Handler>(
-    consumer: Arc<BaseConsumer<Ctx>>,
+    consumer: BaseConsumer<Ctx>,
     shared: Arc<Shared>,
     kit: WorkerKit<H>,
     shutdown: CancellationToken,

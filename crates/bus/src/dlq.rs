@@ -149,7 +149,8 @@ impl DeadLetter {
         }
     }
 
-    /// A JSON line for `l2f dlq list` (payload as UTF-8 when it is, else base64-free hex length).
+    /// A JSON line for `l2f dlq list`: position, key, reason, source, attempts and the payload's
+    /// size (not its bytes, which may be Avro or hold personal data).
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "dlq_partition": self.record.partition,

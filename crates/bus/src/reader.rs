@@ -7,16 +7,26 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::admin::watermarks;
+use crate::admin::watermarks_with;
 use crate::error::{BusError, Result};
 use crate::record::Record;
 
 /// Every record of `topic` present when the call starts (low to high watermark of each
 /// partition), in partition then offset order.
 pub fn read_all(client: &ClientConfig, topic: &str, timeout: Duration) -> Result<Vec<Record>> {
-    let marks = watermarks(client, topic, timeout)?;
+    let consumer = reader(client)?;
+    let marks = watermarks_with(&consumer, topic, timeout)?;
     let ranges: Vec<(i32, i64, i64)> = marks.into_iter().filter(|(_, lo, hi)| hi > lo).collect();
-    read_ranges(client, topic, &ranges, timeout)
+    read_ranges_with(&consumer, topic, &ranges, timeout)
+}
+
+/// A consumer that never joins or commits for a group, so reading disturbs nobody.
+fn reader(client: &ClientConfig) -> Result<BaseConsumer> {
+    let mut c = client.clone();
+    c.set("group.id", format!("l2f-reader-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false");
+    c.create().map_err(|e| BusError::kafka("create reader", e))
 }
 
 /// Records of `topic` in `[from, to)` for each `(partition, from, to)`.
@@ -29,13 +39,18 @@ pub fn read_ranges(
     if ranges.is_empty() {
         return Ok(Vec::new());
     }
-    let mut c = client.clone();
-    c.set("group.id", format!("l2f-reader-{}", uuid::Uuid::new_v4()))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false");
-    let consumer: BaseConsumer = c
-        .create()
-        .map_err(|e| BusError::kafka("create reader", e))?;
+    read_ranges_with(&reader(client)?, topic, ranges, timeout)
+}
+
+fn read_ranges_with(
+    consumer: &BaseConsumer,
+    topic: &str,
+    ranges: &[(i32, i64, i64)],
+    timeout: Duration,
+) -> Result<Vec<Record>> {
+    if ranges.is_empty() {
+        return Ok(Vec::new());
+    }
     let mut tpl = TopicPartitionList::new();
     let mut end: HashMap<i32, i64> = HashMap::new();
     for &(p, from, to) in ranges {

@@ -1,8 +1,11 @@
 //! Bad configuration fails fast, on one line, naming the problem, and never leaks a secret.
 //! These run without a broker: the unreachable one is a closed loopback port.
 
-use std::process::Command;
-use std::time::{Duration, Instant};
+mod common;
+
+use std::time::Duration;
+
+use common::{l2f_command, run};
 
 const SECRET: &str = "s3cr3t-Pa55w0rd-do-not-print";
 
@@ -11,23 +14,13 @@ fn l2f(config: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String, Durat
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("l2f.toml");
     std::fs::write(&path, config).unwrap();
-    let start = Instant::now();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_l2f"));
+    let mut cmd = l2f_command("off");
     cmd.args(args)
         .arg("--config")
         .arg(&path)
-        .env_remove("L2F_CONFIG")
-        .env("RUST_LOG", "off")
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        start.elapsed(),
-    )
+        .envs(env.iter().copied());
+    let r = run(&mut cmd);
+    (r.code, r.stderr, r.elapsed)
 }
 
 fn assert_one_line_error(code: i32, stderr: &str, elapsed: Duration, needles: &[&str]) {

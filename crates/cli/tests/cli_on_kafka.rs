@@ -1,9 +1,12 @@
 //! The `l2f` binary's Kafka commands against a real broker: `topics apply`, `dlq list`,
 //! `dlq redrive` and `run`.
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{l2f_command, run};
 use l2f_bus::dlq::DeadLetters;
 use l2f_bus::reader::read_all;
 use l2f_bus::record::OutRecord;
@@ -11,20 +14,8 @@ use l2f_bus::{HandlerError, Producer, Record};
 use l2f_e2e::{client, create_topic, produce, require_kafka, unique};
 
 fn l2f(config: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_l2f"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .env_remove("L2F_CONFIG")
-        .env("RUST_LOG", "warn")
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let r = run(l2f_command("warn").args(args).arg("--config").arg(config));
+    (r.code, r.stdout, r.stderr)
 }
 
 fn config_file(dir: &tempfile::TempDir, bootstrap: &str, extra: &str) -> std::path::PathBuf {
@@ -170,13 +161,11 @@ async fn run_follows_topics_writes_the_audit_log_serves_metrics_and_stops_on_sig
         &format!("[dead_letter]\ntopic = \"{dlq_topic}\"\n[ops]\nlisten = \"127.0.0.1:{port}\"\n"),
     );
     let group = unique("g-run");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_l2f"))
+    let mut child = l2f_command("warn")
         .args(["run", "--topics", &topic, "--group", &group, "--audit-out"])
         .arg(&audit)
         .arg("--config")
         .arg(&cfg)
-        .env("RUST_LOG", "warn")
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
@@ -280,7 +269,7 @@ async fn run_starts_the_configured_marketo_connector() {
              client_secret = {{ env = \"L2F_TEST_MARKETO_SECRET\" }}\ntopic = \"{topic}\"\ngroup = \"{group}\"\n"
         ),
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_l2f"))
+    let mut child = l2f_command("warn")
         .args([
             "run",
             "--topics",
@@ -292,9 +281,7 @@ async fn run_starts_the_configured_marketo_connector() {
             "--config",
         ])
         .arg(&cfg)
-        .env("RUST_LOG", "warn")
         .env("L2F_TEST_MARKETO_SECRET", "l2f-marketo-secret")
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .stdin(Stdio::null())
         .spawn()
         .unwrap();

@@ -1,25 +1,16 @@
 //! `l2f demo` end to end: the embedded broker, the Marketo mock over HTTP and the real
 //! Marketo connector; every lead is accounted for, with exact counts.
 
-use std::process::Command;
-use std::time::{Duration, Instant};
+mod common;
+
+use std::time::Duration;
+
+use common::{l2f_command, run};
 
 /// Runs `l2f demo --leads N`; returns (exit code, stdout, stderr, elapsed).
 fn demo(leads: usize) -> (i32, String, String, Duration) {
-    let start = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_l2f"))
-        .args(["demo", "--leads", &leads.to_string()])
-        .env("RUST_LOG", "off")
-        .env_remove("L2F_CONFIG")
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        start.elapsed(),
-    )
+    let r = run(l2f_command("off").args(["demo", "--leads", &leads.to_string()]));
+    (r.code, r.stdout, r.stderr, r.elapsed)
 }
 
 /// The number printed just before `marker` on the line that holds it.

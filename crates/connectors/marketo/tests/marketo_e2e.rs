@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use l2f_bus::config::{ConsumerConfig, RetryConfig, SecretRef};
-use l2f_bus::consumer::LoopSettings;
+use l2f_bus::config::SecretRef;
 use l2f_bus::dlq::{DeadLetter, DeadLetters};
 use l2f_bus::reader::read_all;
 use l2f_bus::record::OutRecord;
@@ -16,19 +15,11 @@ use l2f_connector_marketo::{lead_record, MarketoConfig, MarketoSink};
 use l2f_contracts::events::LeadCaptured;
 use l2f_contracts::examples::lead_captured;
 use l2f_contracts::Codec;
-use l2f_e2e::{client, committed, create_topic, produce, require_kafka, unique, wait_until};
+use l2f_e2e::{
+    client, committed, create_topic, produce, quick_loop, require_kafka, unique, wait_until,
+};
 use l2f_mocks::server::{self, MocksConfig};
 use serde_json::Value;
-
-/// Stops the loop when the test ends, also when an assertion panics: the loop's poll thread
-/// would otherwise keep the runtime (and the failing test) from ending.
-struct StopOnDrop(CancellationToken);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.cancel();
-    }
-}
 
 const RATE_CALLS: usize = 10;
 const RATE_WINDOW: Duration = Duration::from_secs(3);
@@ -116,27 +107,13 @@ async fn leads_arrive_once_through_606_and_redelivery_and_incomplete_ones_are_de
     let sink_stats = sink.stats();
 
     let c = client(&b);
-    let settings = LoopSettings {
-        group_id: cfg.group.clone(),
-        topics: vec![cfg.topic.clone()],
-        consumer: ConsumerConfig {
-            commit_interval: Duration::from_millis(200),
-            session_timeout: Duration::from_secs(6),
-            ..ConsumerConfig::default()
-        },
-        retry: RetryConfig {
-            initial: Duration::from_millis(50),
-            max: Duration::from_millis(500),
-            max_attempts: 20,
-            ..RetryConfig::default()
-        },
-    };
+    let mut settings = quick_loop(&cfg.group, &cfg.topic);
+    settings.retry.max_attempts = 20;
     let dlq = DeadLetters::new(Producer::new(&c).unwrap(), &dlq_topic, &group);
     let lp = ConsumerLoop::new(&c, settings, sink.clone(), dlq);
     let stats = lp.stats();
     let token = CancellationToken::new();
     let join = tokio::spawn(lp.run(token.clone()));
-    let _stop = StopOnDrop(token.clone());
 
     // A first lead, so the group has joined and one call of the window is used.
     let rec = |i, complete| lead_record(&topic, &lead(i, complete), &codec).unwrap();
