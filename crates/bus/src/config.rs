@@ -67,10 +67,38 @@ pub struct BusConfig {
     pub topics: TopicsConfig,
     /// The operations endpoint (metrics, health, readiness).
     pub ops: OpsConfig,
+    /// How source connectors keep their cursors and share their feeds.
+    pub sources: SourcesConfig,
     /// One section per connector `l2f run` starts (`[connectors.marketo]`, ...), kept raw
     /// here because the bus knows no connector: each connector parses its own section,
     /// refusing unknown keys, at start.
     pub connectors: BTreeMap<String, serde_json::Value>,
+}
+
+/// How source connectors run: where their cursors are kept (committed in one transaction with
+/// the events they read), how often they poll, how soon a standby takes over.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourcesConfig {
+    /// The compacted topic of source cursors (one record per source, keyed by its name).
+    pub offsets_topic: String,
+    /// Wait between two polls of a feed that had nothing new.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Session timeout of a source's lease group: how soon a standby replica takes over
+    /// from one that died.
+    #[serde(with = "humantime_serde")]
+    pub session_timeout: Duration,
+}
+
+impl Default for SourcesConfig {
+    fn default() -> Self {
+        SourcesConfig {
+            offsets_topic: "source-offsets".into(),
+            poll_interval: Duration::from_secs(1),
+            session_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// Where `l2f run` serves `/metrics` (Prometheus text format), `/healthz` and `/readyz`.

@@ -55,14 +55,29 @@ impl BusError {
     }
 }
 
-/// A handler's verdict on a failed record: the loop retries transient failures with backoff
-/// and sends permanent ones to the dead-letter topic without retrying.
+/// A handler's verdict on a failed record, saying who is at fault:
+/// - [`HandlerError::Permanent`]: the record is bad — dead-letter it at once;
+/// - [`HandlerError::Unavailable`]: the app is unhealthy (no answer, 5xx, its API allocation
+///   spent, our credentials refused) — the partition waits, paused, and the record is retried
+///   without limit once a probe says the app is back; never dead-lettered, since a good record
+///   must not be lost because its app was down;
+/// - [`HandlerError::Transient`]: the app answered that this record cannot be taken *yet* (a
+///   lock, an idempotency key in flight, a record it depends on not there yet) — retried in
+///   place with backoff, dead-lettered as `transient` after `retry.max_attempts`.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum HandlerError {
-    /// Worth retrying: timeouts, 429, 5xx, a broker or app briefly away.
+    /// Worth retrying a few times; the record may be at fault if it never succeeds.
     #[error("transient: {message}")]
     Transient {
         /// What failed.
+        message: String,
+        /// The server's Retry-After hint; the next attempt waits at least this long.
+        retry_after: Option<Duration>,
+    },
+    /// The app cannot take any record now; retried until it can, never dead-lettered.
+    #[error("unavailable: {message}")]
+    Unavailable {
+        /// What failed (never a secret).
         message: String,
         /// The server's Retry-After hint; the next attempt waits at least this long.
         retry_after: Option<Duration>,
@@ -92,6 +107,14 @@ impl HandlerError {
         }
     }
 
+    /// The app is down or refuses everyone: wait and retry without limit.
+    pub fn unavailable(message: impl Into<String>, retry_after: Option<Duration>) -> Self {
+        HandlerError::Unavailable {
+            message: message.into(),
+            retry_after,
+        }
+    }
+
     /// A failure that retrying cannot mend.
     pub fn permanent(message: impl Into<String>) -> Self {
         HandlerError::Permanent {
@@ -103,16 +126,26 @@ impl HandlerError {
     pub fn class(&self) -> &'static str {
         match self {
             HandlerError::Transient { .. } => "transient",
+            HandlerError::Unavailable { .. } => "unavailable",
             HandlerError::Permanent { .. } => "permanent",
+        }
+    }
+
+    /// The server's Retry-After hint, if the failure carries one.
+    pub fn hint(&self) -> Option<Duration> {
+        match self {
+            HandlerError::Transient { retry_after, .. }
+            | HandlerError::Unavailable { retry_after, .. } => *retry_after,
+            HandlerError::Permanent { .. } => None,
         }
     }
 
     /// The bare message, without the class prefix.
     pub fn message(&self) -> &str {
         match self {
-            HandlerError::Transient { message, .. } | HandlerError::Permanent { message } => {
-                message
-            }
+            HandlerError::Transient { message, .. }
+            | HandlerError::Unavailable { message, .. }
+            | HandlerError::Permanent { message } => message,
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod producer;
 pub mod reader;
 pub mod record;
 pub mod retry;
+pub mod source;
 pub mod topics;
 pub mod transactional;
 

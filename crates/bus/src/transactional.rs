@@ -132,7 +132,7 @@ pub struct TransactionalStage<T> {
     transient_failures: HashMap<(String, i32, i64), u32>,
 }
 
-enum TxnFailure {
+pub(crate) enum TxnFailure {
     /// Abort, rewind and try the batch again.
     Abort(String),
     /// The producer is fenced or broken: stop (a restart recovers).
@@ -259,6 +259,11 @@ impl<T: Transform> TransactionalStage<T> {
                     &self.settings.dead_letter_topic,
                     &self.settings.group_id,
                 )],
+                Err(e @ HandlerError::Unavailable { .. }) => {
+                    // The app the transform consults is down: never dead-letter for that;
+                    // abort and retry the batch after the pause, without limit.
+                    return Err(TxnFailure::Abort(e.to_string()));
+                }
                 Err(e) => {
                     // A record that keeps failing transiently must not stall its partition
                     // forever: after `max_transform_attempts` it is dead-lettered like a
@@ -306,7 +311,7 @@ impl<T: Transform> TransactionalStage<T> {
 /// an abort aborts and retries the batch; any other transaction error — a retriable one that
 /// kept failing, whose outcome librdkafka will not let us abort — stops the stage too, and the
 /// restart's fencing settles it. Errors outside the transaction API (a rejected send) abort.
-fn classify(e: KafkaError) -> TxnFailure {
+pub(crate) fn classify(e: KafkaError) -> TxnFailure {
     match &e {
         KafkaError::Transaction(t) if t.is_fatal() => {
             TxnFailure::Fatal(BusError::kafka("transaction", e))
@@ -319,7 +324,7 @@ fn classify(e: KafkaError) -> TxnFailure {
 
 /// Calls a transaction API again while librdkafka says the same call may be retried
 /// (a coordinator timeout, say), as its documentation asks; aborting then would conflict.
-fn retrying(mut call: impl FnMut() -> Result<(), KafkaError>) -> Result<(), TxnFailure> {
+pub(crate) fn retrying(mut call: impl FnMut() -> Result<(), KafkaError>) -> Result<(), TxnFailure> {
     const ATTEMPTS: u32 = 5;
     for attempt in 1..=ATTEMPTS {
         match call() {
@@ -336,7 +341,7 @@ fn retrying(mut call: impl FnMut() -> Result<(), KafkaError>) -> Result<(), TxnF
     Err(TxnFailure::Abort("unreachable: retries exhausted".into()))
 }
 
-fn send(
+pub(crate) fn send(
     producer: &ThreadedProducer<DefaultProducerContext>,
     out: &OutRecord,
 ) -> Result<(), KafkaError> {

@@ -220,6 +220,23 @@ impl Codec {
         Ok(())
     }
 
+    /// The value of the `l2f.schema-id` header for records of `event` this codec writes: the
+    /// writer schema's fingerprint as 16 lowercase hex digits (big-endian) with single-object
+    /// framing, the registry id in decimal with Confluent framing.
+    pub fn schema_id(&self, event: &str) -> Result<String> {
+        let w = self
+            .readers
+            .get(event)
+            .ok_or_else(|| Error::UnknownEvent(event.to_owned()))?;
+        match self.framing {
+            Framing::SingleObject => Ok(format!("{:016x}", w.fingerprint)),
+            Framing::Confluent => read(&self.ids)
+                .get(event)
+                .map(u32::to_string)
+                .ok_or_else(|| Error::UnknownEvent(format!("{event} (no registry id yet)"))),
+        }
+    }
+
     /// Finds the writer schema of a frame (either framing) and returns it with the payload.
     pub fn writer_of<'b>(&self, bytes: &'b [u8]) -> Result<(Arc<WriterSchema>, &'b [u8])> {
         match bytes.first() {

@@ -12,9 +12,9 @@
 /// arguments): the one list of the catalog's events.
 macro_rules! for_each_event {
     ($m:ident $(, $arg:tt)*) => {
-        $m!($($arg,)* LeadCaptured, OrderPlaced, SubscriptionCreated, SubscriptionAmended,
+        $m! { $($arg,)* LeadCaptured, OrderPlaced, SubscriptionCreated, SubscriptionAmended,
             SubscriptionRenewed, SubscriptionCancelled, AutoRenewChanged, PaymentDeclined,
-            EulaAccepted, LicenseIssued, LicenseHeld, RenewalNoticeDue, EmailSent, UsageReported)
+            EulaAccepted, LicenseIssued, LicenseHeld, RenewalNoticeDue, EmailSent, UsageReported }
     };
 }
 
@@ -28,6 +28,7 @@ pub mod events;
 pub mod examples;
 pub mod fast;
 pub mod lint;
+pub mod record;
 pub mod registry;
 pub mod schema;
 pub mod tooling;

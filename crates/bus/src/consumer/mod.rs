@@ -22,17 +22,28 @@
 //! partitions go; queued records of revoked partitions are dropped uncommitted, so their new
 //! owner handles them once. Cooperative-sticky assignment keeps the other partitions running.
 //!
+//! **Who is at fault** ([`worker`]): a bad record is dead-lettered; a record the app cannot
+//! take yet is retried in place a bounded number of times; while the app is unavailable the
+//! partition is paused and its records wait, without limit, for the app to answer again.
+//! Handlers that batch ([`Handler::max_batch`]) get up to that many records of a partition
+//! per call, never two with the same key.
+//!
 //! The librdkafka consumer is polled on a dedicated blocking thread, because its rebalance
-//! callback must be able to wait for the async workers.
+//! callback must be able to wait for the async workers. Layout: this module (the group
+//! member and its poll thread), [`worker`] (one partition's records and their failures),
+//! [`stats`] (live counters).
+
+mod stats;
+mod worker;
+
+pub use stats::LoopStats;
+pub use worker::Handler;
 
 use std::collections::{HashMap, VecDeque};
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::FutureExt;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
@@ -44,101 +55,10 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::{ConsumerConfig, RetryConfig};
 use crate::dlq::DeadLetters;
-use crate::error::{BusError, HandlerError, Result};
+use crate::error::{BusError, Result};
 use crate::record::Record;
 use crate::retry::RetryPolicy;
-
-/// The effect of one record on the world (an API call, a database write...).
-///
-/// Return `Ok` only once the effect is durable. Make the effect idempotent (for example keyed
-/// by the event id): after a crash the same record comes again.
-pub trait Handler: Send + Sync + 'static {
-    /// Applies `record`; the error's kind decides between retry and the dead-letter topic.
-    fn handle(&self, record: &Record) -> impl Future<Output = Result<(), HandlerError>> + Send;
-}
-
-/// Counters of a running loop, readable while it runs (for metrics and tests).
-#[derive(Debug, Clone, Default)]
-pub struct LoopStats(Arc<StatsInner>);
-
-#[derive(Debug, Default)]
-struct StatsInner {
-    handled: AtomicU64,
-    retries: AtomicU64,
-    dead_lettered: AtomicU64,
-    abandoned: AtomicU64,
-    in_memory: AtomicI64,
-}
-
-impl LoopStats {
-    /// Records whose effect succeeded.
-    pub fn handled(&self) -> u64 {
-        self.0.handled.load(Ordering::Relaxed)
-    }
-    /// Retries of transient failures.
-    pub fn retries(&self) -> u64 {
-        self.0.retries.load(Ordering::Relaxed)
-    }
-    /// Records written to the dead-letter topic.
-    pub fn dead_lettered(&self) -> u64 {
-        self.0.dead_lettered.load(Ordering::Relaxed)
-    }
-    /// Records left uncommitted because their partition was revoked or the loop stopped
-    /// while they waited for a retry (they will be delivered again).
-    pub fn abandoned(&self) -> u64 {
-        self.0.abandoned.load(Ordering::Relaxed)
-    }
-    /// Records taken from librdkafka and not yet finished or dropped: what the loop holds in
-    /// its own queues. Backpressure keeps it near `max_in_flight_per_partition` per partition.
-    pub fn in_memory(&self) -> i64 {
-        self.0.in_memory.load(Ordering::Relaxed)
-    }
-    fn bump(c: &AtomicU64) {
-        c.fetch_add(1, Ordering::Relaxed);
-    }
-    fn held(&self, n: usize) {
-        self.0.in_memory.fetch_add(n as i64, Ordering::Relaxed);
-    }
-    fn released(&self, n: usize) {
-        self.0.in_memory.fetch_sub(n as i64, Ordering::Relaxed);
-    }
-}
-
-/// Releases, when dropped, the records of a batch not yet marked finished — whether the batch
-/// ran to its end, was cut short, or its task was aborted.
-struct Held<'a> {
-    stats: &'a LoopStats,
-    left: usize,
-}
-
-impl Held<'_> {
-    fn finished_one(&mut self) {
-        self.left -= 1;
-        self.stats.released(1);
-    }
-}
-
-impl Drop for Held<'_> {
-    fn drop(&mut self) {
-        self.stats.released(self.left);
-    }
-}
-
-/// A worker's queue: when the worker ends (stopped or aborted), the batches still in it are
-/// dropped uncommitted — the partition's next owner reads them again — and released.
-struct Inbox {
-    rx: mpsc::Receiver<Batch>,
-    stats: LoopStats,
-}
-
-impl Drop for Inbox {
-    fn drop(&mut self) {
-        self.rx.close();
-        while let Ok(batch) = self.rx.try_recv() {
-            self.stats.released(batch.len());
-        }
-    }
-}
+use worker::Worker;
 
 /// What one loop consumes and how.
 #[derive(Debug, Clone)]
@@ -261,6 +181,8 @@ struct Partition {
     busy: Arc<Busy>,
     stash: VecDeque<Batch>,
     paused: bool,
+    /// Set by the worker while the partition's app is unavailable: paused until it clears.
+    waiting: Arc<AtomicBool>,
     join: tokio::task::JoinHandle<()>,
 }
 
@@ -464,9 +386,21 @@ fn poll_loop<H: Handler>(
                         }
                     }
                 }
+                let waiting = p.waiting.load(Ordering::SeqCst);
+                // An app that is down: stop fetching for the partition until it answers.
+                if waiting && !p.paused {
+                    match consumer.pause(&one_partition(tp)) {
+                        Ok(()) => p.paused = true,
+                        Err(e) => debug!(error = %e, "pause"),
+                    }
+                }
                 // Resume only with room for half a queue: librdkafka drops its prefetched
                 // records on every pause, so resuming into a full queue would thrash.
-                if p.paused && p.stash.is_empty() && p.tx.capacity() >= p.tx.max_capacity() / 2 {
+                if p.paused
+                    && !waiting
+                    && p.stash.is_empty()
+                    && p.tx.capacity() >= p.tx.max_capacity() / 2
+                {
                     match consumer.resume(&one_partition(tp)) {
                         Ok(()) => p.paused = false,
                         Err(e) => debug!(error = %e, "resume"),
@@ -568,6 +502,7 @@ fn spawn_worker<H: Handler>(kit: &WorkerKit<H>) -> Partition {
     let cancel = CancellationToken::new();
     let busy = Arc::new(Busy::default());
     let done = Arc::new(AtomicI64::new(-1));
+    let waiting = Arc::new(AtomicBool::new(false));
     let w = Worker {
         handler: kit.handler.clone(),
         policy: kit.policy.clone(),
@@ -576,6 +511,7 @@ fn spawn_worker<H: Handler>(kit: &WorkerKit<H>) -> Partition {
         done: done.clone(),
         cancel: cancel.clone(),
         busy: busy.clone(),
+        waiting: waiting.clone(),
     };
     let join = kit.rt.spawn(w.run(rx));
     Partition {
@@ -587,124 +523,8 @@ fn spawn_worker<H: Handler>(kit: &WorkerKit<H>) -> Partition {
         busy,
         stash: VecDeque::new(),
         paused: false,
+        waiting,
         join,
-    }
-}
-
-struct Worker<H> {
-    handler: Arc<H>,
-    policy: RetryPolicy,
-    dead_letters: DeadLetters,
-    stats: LoopStats,
-    done: Arc<AtomicI64>,
-    cancel: CancellationToken,
-    busy: Arc<Busy>,
-}
-
-impl<H: Handler> Worker<H> {
-    async fn run(self, rx: mpsc::Receiver<Batch>) {
-        let mut rx = Inbox {
-            rx,
-            stats: self.stats.clone(),
-        };
-        let rx = &mut rx.rx;
-        loop {
-            let batch = tokio::select! {
-                biased;
-                _ = self.cancel.cancelled() => break,
-                b = rx.recv() => match b { Some(b) => b, None => break },
-            };
-            self.busy.set(true);
-            let mut held = Held {
-                stats: &self.stats,
-                left: batch.len(),
-            };
-            for rec in &batch {
-                // Stopped (revoked, shutting down): the rest of the batch is left uncommitted.
-                if self.cancel.is_cancelled() || !self.process(rec).await {
-                    break;
-                }
-                self.done.store(rec.offset + 1, Ordering::SeqCst);
-                held.finished_one();
-            }
-            drop(held);
-            self.busy.set(false);
-            if self.cancel.is_cancelled() {
-                break;
-            }
-        }
-    }
-
-    /// Handles one record with retries; `true` once it is done (effect or dead letter),
-    /// `false` if it was abandoned because the worker was stopped.
-    async fn process(&self, rec: &Record) -> bool {
-        let mut schedule = self.policy.schedule();
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let outcome = AssertUnwindSafe(self.handler.handle(rec))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|panic| {
-                    let what = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "a non-text panic".into());
-                    Err(HandlerError::permanent(format!("handler panicked: {what}")))
-                });
-            let err = match outcome {
-                Ok(()) => {
-                    LoopStats::bump(&self.stats.0.handled);
-                    return true;
-                }
-                Err(e) => e,
-            };
-            let retry_after = match &err {
-                HandlerError::Permanent { .. } => {
-                    return self.dead_letter(rec, &err, attempt).await
-                }
-                HandlerError::Transient { .. } if attempt >= self.policy.max_attempts() => {
-                    return self.dead_letter(rec, &err, attempt).await
-                }
-                HandlerError::Transient { retry_after, .. } => *retry_after,
-            };
-            LoopStats::bump(&self.stats.0.retries);
-            let wait = schedule.next_delay(retry_after);
-            warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, key = %rec.key_str(), attempt, wait_ms = wait.as_millis() as u64, error = %err, "transient failure; retrying");
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = self.cancel.cancelled() => {
-                    LoopStats::bump(&self.stats.0.abandoned);
-                    return false;
-                }
-            }
-        }
-    }
-
-    /// Writes the dead letter, retrying the write itself until it succeeds: a record is
-    /// committed past only once it is safe somewhere.
-    async fn dead_letter(&self, rec: &Record, err: &HandlerError, attempts: u32) -> bool {
-        let mut schedule = self.policy.schedule();
-        loop {
-            match self.dead_letters.send(rec, err, attempts).await {
-                Ok(d) => {
-                    LoopStats::bump(&self.stats.0.dead_lettered);
-                    warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, key = %rec.key_str(), dlq_partition = d.partition, dlq_offset = d.offset, class = err.class(), error = %err.message(), "record dead-lettered");
-                    return true;
-                }
-                Err(e) => {
-                    error!(topic = %rec.topic, offset = rec.offset, error = %e, "dead-letter write failed; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(schedule.next_delay(None)) => {}
-                        _ = self.cancel.cancelled() => {
-                            LoopStats::bump(&self.stats.0.abandoned);
-                            return false;
-                        }
-                    }
-                }
-            }
-        }
     }
 }
 
