@@ -13,22 +13,24 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Context as _, Result};
 use clap::Args;
-use l2f_bus::config::{ConsumerConfig, RetryConfig, SecretRef};
-use l2f_bus::consumer::LoopSettings;
-use l2f_bus::dlq::{DeadLetter, DeadLetters};
+use l2f_bus::config::{ConsumerConfig, RetryConfig};
+use l2f_bus::dlq::DeadLetter;
 use l2f_bus::reader::read_all;
 use l2f_bus::record::OutRecord;
 use l2f_bus::topics::Catalog;
-use l2f_bus::{CancellationToken, ConsumerLoop, LoopStats, Producer};
-use l2f_connector_marketo::{lead_record, MarketoConfig, MarketoSink};
+use l2f_bus::{CancellationToken, LoopStats, Producer};
+use l2f_connector_kit::record::event_record;
+use l2f_connector_kit::{Context, Pipelines};
 use l2f_contracts::events::{Envelope, LeadCaptured, LeadSource, SourceSystem};
 use l2f_contracts::{Codec, CountryCode};
 use l2f_mocks::server::{self, MocksConfig};
 use serde_json::Value;
 
 use crate::cluster::{config, connect};
+use crate::cmd_run::load_rules;
+use crate::connectors::build_all;
 use crate::ConfigArg;
 
 /// Options of `l2f demo`.
@@ -45,6 +47,8 @@ pub struct DemoArgs {
 const RATE_CALLS: usize = 50;
 /// The Marketo mock's rate window in the demo (Marketo's own is 20 s).
 const RATE_WINDOW: Duration = Duration::from_secs(3);
+/// The Marketo sink's consumer group in the demo.
+const GROUP: &str = "l2f-connector-marketo";
 /// How long the demo waits for the loop before it calls the run stalled.
 const STALL: Duration = Duration::from_secs(60);
 
@@ -222,9 +226,9 @@ pub async fn run(args: DemoArgs) -> Result<i32> {
         let f = form(i);
         let (id, text) = (f.lead_id.clone(), f.country.clone());
         match edge(f).and_then(|l| {
-            lead_record("leads", &l, &codec)
+            event_record(&codec, "leads", &l, None)
                 .map(|r| (l, r))
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.message().to_string())
         }) {
             Ok((l, r)) => {
                 if i < COUNTRIES.len() {
@@ -243,21 +247,22 @@ pub async fn run(args: DemoArgs) -> Result<i32> {
         println!("  {id}: {e}");
     }
 
-    let marketo = MarketoConfig {
-        rate_window: RATE_WINDOW,
-        ..MarketoConfig::new(
-            &base,
-            mocks_cfg.marketo.client_id.clone(),
-            SecretRef::Inline(mocks_cfg.marketo.client_secret.clone()),
-        )
-    };
-    let sink = Arc::new(MarketoSink::from_config(&marketo, codec.clone())?);
-    let sink_stats = sink.stats();
+    // The real connector, built through the registry from its configuration section, as
+    // `l2f run` builds it from a file.
+    cfg.connectors.insert(
+        "marketo".into(),
+        serde_json::json!({
+            "base_url": base,
+            "client_id": mocks_cfg.marketo.client_id,
+            "client_secret": mocks_cfg.marketo.client_secret,
+            "rate_window": format!("{}s", RATE_WINDOW.as_secs()),
+            "group": GROUP,
+        }),
+    );
     let producer = Producer::new(&cluster.client)?;
-    let dlq = DeadLetters::new(producer.clone(), &cfg.dead_letter.topic, &marketo.group);
-    let settings = LoopSettings {
-        group_id: marketo.group.clone(),
-        topics: vec![marketo.topic.clone()],
+    let token = CancellationToken::new();
+    let ctx = Context {
+        kafka: cluster.client.clone(),
         consumer: ConsumerConfig {
             commit_interval: Duration::from_millis(200),
             ..ConsumerConfig::default()
@@ -266,11 +271,23 @@ pub async fn run(args: DemoArgs) -> Result<i32> {
             initial: Duration::from_millis(100),
             ..RetryConfig::default()
         },
+        dead_letter_topic: cfg.dead_letter.topic.clone(),
+        sources: cfg.sources.clone(),
+        producer: producer.clone(),
+        codec: codec.clone(),
+        rules: std::sync::Arc::new(load_rules()?),
+        shutdown: token.clone(),
+        pipelines: Pipelines::default(),
     };
-    let lp = ConsumerLoop::new(&cluster.client, settings, sink, dlq);
-    let stats = lp.stats();
-    let token = CancellationToken::new();
-    let join = tokio::spawn(lp.run(token.clone()));
+    let mut joins = Vec::new();
+    for c in build_all(&cfg)? {
+        joins.push(tokio::spawn(c.start(ctx.clone())));
+    }
+    let stats = ctx
+        .pipelines
+        .wait_sink(GROUP, Duration::from_secs(10))
+        .await
+        .context("the Marketo sink did not start")?;
 
     // The first event alone, so the group has joined before Marketo's window is spent.
     let (first, rest): (&[OutRecord], &[OutRecord]) = events.split_at(events.len().min(1));
@@ -283,13 +300,14 @@ pub async fn run(args: DemoArgs) -> Result<i32> {
     );
     producer.send_all(rest, 64).await?;
     println!(
-        "produced {} LeadCaptured events to `{}` (Avro single-object, l2f.event-type and l2f.schema-id headers, keyed by lead id, idempotent, acks=all)",
+        "produced {} LeadCaptured events to `leads` (Avro single-object, l2f.event-type and l2f.schema-id headers, keyed by lead id, idempotent, acks=all)",
         events.len(),
-        marketo.topic
     );
     wait_for(&stats, events.len() as u64, &token).await?;
     token.cancel();
-    join.await??;
+    for j in joins {
+        j.await??;
+    }
 
     let letters: Vec<DeadLetter> = read_all(
         &cluster.client,
@@ -300,11 +318,10 @@ pub async fn run(args: DemoArgs) -> Result<i32> {
     .filter_map(DeadLetter::parse)
     .collect();
     println!(
-        "pushed {} leads to Marketo ({} created, {} updated); {} pushes answered 606 and retried after the {} s window ({} retries in all); {} dead-lettered:",
+        "pushed {} leads to Marketo in {} calls (up to 300 leads a call); {} pushes answered 606 and waited for the {} s window ({} retries in all); {} dead-lettered:",
         stats.handled(),
-        sink_stats.created(),
-        sink_stats.updated(),
-        sink_stats.rate_limited(),
+        stats.calls(),
+        stats.unavailable(),
         RATE_WINDOW.as_secs(),
         stats.retries(),
         letters.len()

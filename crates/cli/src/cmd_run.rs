@@ -3,24 +3,26 @@
 //! It runs, side by side, each as its own consumer group:
 //! - the audit-log pipeline: every record of the catalog's event topics, with its position,
 //!   key, event type and trace id, as a JSON line — the trail auditors replay;
-//! - every connector configured under `[connectors.*]` (today: `marketo`).
+//! - every connector configured under `[connectors.*]`, built through the registry
+//!   ([`crate::connectors::REGISTRY`]), each pipeline its own consumer group or source.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
-use l2f_bus::consumer::{shutdown_on_signals, LoopSettings};
-use l2f_bus::dlq::DeadLetters;
+use l2f_bus::consumer::shutdown_on_signals;
 use l2f_bus::headers::{TraceParent, EVENT_TYPE, TRACEPARENT};
 use l2f_bus::topics::Catalog;
-use l2f_bus::{ConsumerLoop, Handler, HandlerError, Producer, Record};
-use l2f_connector_marketo::{MarketoConfig, MarketoSink};
+use l2f_bus::{Handler, HandlerError, Producer, Record};
+use l2f_connector_kit::{Context, Pipelines};
 use l2f_contracts::Codec;
+use l2f_rules::Rules;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::cluster::{config, connect};
+use crate::connectors::{build_all, check_pairing};
 use crate::ops::Ops;
 use crate::ConfigArg;
 
@@ -67,35 +69,20 @@ impl Handler for AuditLog {
     }
 }
 
-/// Parses and checks the `[connectors.*]` sections before anything connects.
-fn connectors(cfg: &l2f_bus::BusConfig) -> Result<Option<MarketoConfig>> {
-    let mut marketo = None;
-    for (name, section) in &cfg.connectors {
-        match name.as_str() {
-            "marketo" => {
-                let mc: MarketoConfig = serde_json::from_value(section.clone())
-                    .map_err(|e| anyhow!("connectors.marketo: {e}"))?;
-                mc.validate().context("connectors.marketo")?;
-                marketo = Some(mc);
-            }
-            other => bail!("connectors.{other}: no such connector (known: marketo)"),
-        }
-    }
-    Ok(marketo)
-}
-
 /// Runs until SIGINT/SIGTERM; returns the exit code.
 pub async fn run(args: RunArgs) -> Result<i32> {
     let cfg = config(&args.config)?;
     let catalog = Catalog::load(&cfg.topics.catalog)?;
-    let marketo = connectors(&cfg)?;
+    let rules = Arc::new(load_rules()?);
+    let connectors = build_all(&cfg)?;
+    check_pairing(&connectors, &rules)?;
     let cluster = connect(&cfg, true, "run")?;
     let topics: Vec<String> = if args.topics.is_empty() {
         catalog
             .topics
             .iter()
             .map(|t| t.name.clone())
-            .filter(|t| *t != cfg.dead_letter.topic)
+            .filter(|t| *t != cfg.dead_letter.topic && *t != cfg.sources.offsets_topic)
             .collect()
     } else {
         args.topics.clone()
@@ -105,33 +92,11 @@ pub async fn run(args: RunArgs) -> Result<i32> {
             broker.create_topic(&t.name, catalog.partitions(t), 1)?;
         }
     } else {
-        let probe: BaseConsumer = cluster.client.create().context("metadata client")?;
-        let md = probe
-            .fetch_metadata(None, Duration::from_secs(10))
-            .context("fetching topic metadata")?;
-        let present: Vec<&str> = md
-            .topics()
-            .iter()
-            .filter(|t| t.error().is_none())
-            .map(|t| t.name())
-            .collect();
         let mut needed = topics.clone();
         needed.push(cfg.dead_letter.topic.clone());
-        needed.extend(marketo.iter().map(|m| m.topic.clone()));
-        let missing: Vec<&String> = needed
-            .iter()
-            .filter(|t| !present.contains(&t.as_str()))
-            .collect();
-        if !missing.is_empty() {
-            bail!(
-                "topics missing on the cluster: {} (run `l2f topics apply`)",
-                missing
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
+        // A connector with a source names the offsets topic among its topics.
+        needed.extend(connectors.iter().flat_map(|c| c.topics()));
+        check_topics(&cluster, &needed)?;
     }
     let out: Box<dyn Write + Send> = if args.audit_out == "-" {
         Box::new(std::io::stdout())
@@ -144,38 +109,39 @@ pub async fn run(args: RunArgs) -> Result<i32> {
                 .with_context(|| format!("opening audit output {}", args.audit_out))?,
         )
     };
-    let producer = Producer::new(&cluster.client)?;
-    let settings = |group: &str, topics: Vec<String>| LoopSettings {
-        group_id: group.to_string(),
-        topics,
+    let ctx = Context {
+        kafka: cluster.client.clone(),
         consumer: cfg.consumer.clone(),
         retry: cfg.retry.clone(),
+        dead_letter_topic: cfg.dead_letter.topic.clone(),
+        sources: cfg.sources.clone(),
+        producer: Producer::new(&cluster.client)?,
+        codec: Arc::new(Codec::new()),
+        rules,
+        shutdown: shutdown_on_signals(),
+        pipelines: Pipelines::default(),
     };
-    let dlq = |group: &str| DeadLetters::new(producer.clone(), &cfg.dead_letter.topic, group);
-    let audit = ConsumerLoop::new(
-        &cluster.client,
-        settings(&args.group, topics),
+    let audit = ctx.sink(
+        "audit",
+        &args.group,
+        topics,
         Arc::new(AuditLog {
             out: Mutex::new(out),
         }),
-        dlq(&args.group),
     );
-    let mut stats = vec![(args.group.clone(), audit.stats())];
-    let shutdown = shutdown_on_signals();
-    let mut running = vec![tokio::spawn(audit.run(shutdown.clone()))];
-    if let Some(mc) = &marketo {
-        let sink =
-            MarketoSink::from_config(mc, Arc::new(Codec::new())).context("connectors.marketo")?;
-        let lp = ConsumerLoop::new(
-            &cluster.client,
-            settings(&mc.group, vec![mc.topic.clone()]),
-            Arc::new(sink),
-            dlq(&mc.group),
-        );
-        stats.push((mc.group.clone(), lp.stats()));
-        running.push(tokio::spawn(lp.run(shutdown.clone())));
+    let mut running: Vec<tokio::task::JoinHandle<Result<()>>> = vec![tokio::spawn(async move {
+        Ok(audit
+            .await
+            .map_err(|e| anyhow!("audit log task failed: {e}"))??)
+    })];
+    for c in connectors {
+        let name = c.name();
+        let start = c.start(ctx.clone());
+        running.push(tokio::spawn(async move {
+            start.await.with_context(|| format!("connector {name}"))
+        }));
     }
-    let ops = Ops::new(stats);
+    let ops = Ops::new(ctx.pipelines.clone());
     if let Some(addr) = cfg.ops.listen {
         ops.clone().serve(addr).await?;
     }
@@ -183,7 +149,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     // The first pipeline to fail stops the others; all are awaited before exit.
     let mut first_error = None;
     for r in futures::future::join_all(running.into_iter().map(|h| {
-        let stop = shutdown.clone();
+        let stop = ctx.shutdown.clone();
         async move {
             let r = h.await;
             if !matches!(r, Ok(Ok(()))) {
@@ -196,7 +162,7 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     {
         match r {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => first_error = first_error.or(Some(anyhow::Error::from(e))),
+            Ok(Err(e)) => first_error = first_error.or(Some(e)),
             Err(e) => first_error = first_error.or(Some(anyhow!("pipeline task failed: {e}"))),
         }
     }
@@ -208,6 +174,39 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// The handbook's rule tables.
+pub fn load_rules() -> Result<Rules> {
+    Rules::load("deploy/rules").context("rules")
+}
+
+/// Fails, naming them, when topics the pipelines need are missing on the cluster.
+fn check_topics(cluster: &crate::cluster::Cluster, needed: &[String]) -> Result<()> {
+    let probe: BaseConsumer = cluster.client.create().context("metadata client")?;
+    let md = probe
+        .fetch_metadata(None, Duration::from_secs(10))
+        .context("fetching topic metadata")?;
+    let present: Vec<&str> = md
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .map(|t| t.name())
+        .collect();
+    let mut missing: Vec<&str> = needed
+        .iter()
+        .map(String::as_str)
+        .filter(|t| !present.contains(t))
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    if !missing.is_empty() {
+        bail!(
+            "topics missing on the cluster: {} (run `l2f topics apply`)",
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,9 +216,17 @@ mod tests {
         let path =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/l2f.example.toml");
         let cfg: l2f_bus::BusConfig = l2f_bus::config::load(Some(&path)).unwrap();
-        let mc = connectors(&cfg).unwrap().expect("marketo configured");
-        assert_eq!(mc.topic, "leads");
-        assert_eq!(mc.rate_window, Duration::from_secs(20));
+        let err = build_all(&cfg)
+            .err()
+            .expect("its secret variable is unset")
+            .to_string();
+        assert!(err.contains("L2F_MARKETO_CLIENT_SECRET"), "{err}");
+        // Only this test reads the variable.
+        std::env::set_var("L2F_MARKETO_CLIENT_SECRET", "from-the-environment");
+        let built = build_all(&cfg).unwrap();
+        assert_eq!(built.len(), 1);
+        assert_eq!(built[0].name(), "marketo");
+        assert_eq!(built[0].topics(), vec!["leads".to_string()]);
     }
 
     #[test]
@@ -229,9 +236,17 @@ mod tests {
             "marketo".into(),
             serde_json::json!({"base_url": "http://x", "client_id": "c", "client_secret": "s", "lookup": "email"}),
         );
-        let err = connectors(&cfg).unwrap_err().to_string();
+        let err = build_all(&cfg).err().unwrap().to_string();
         assert!(
             err.contains("connectors.marketo") && err.contains("lookup"),
+            "{err}"
+        );
+        cfg.connectors.clear();
+        cfg.connectors
+            .insert("markteo".into(), serde_json::json!({}));
+        let err = build_all(&cfg).err().unwrap().to_string();
+        assert!(
+            err.contains("connectors.markteo: no such connector (known: marketo"),
             "{err}"
         );
     }

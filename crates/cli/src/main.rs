@@ -10,6 +10,7 @@ mod cmd_mocks;
 mod cmd_run;
 mod cmd_schemas;
 mod cmd_topics;
+mod connectors;
 mod ops;
 
 use std::path::PathBuf;

@@ -11,7 +11,9 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use l2f_bus::source::SourceStats;
 use l2f_bus::LoopStats;
+use l2f_connector_kit::{PipelineStats, Pipelines};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -19,24 +21,35 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-/// Labels of every pipeline metric.
+/// Labels of every sink metric.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PipelineLabels {
+    connector: String,
     group: String,
+}
+
+/// Labels of every source metric.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    connector: String,
+    source: String,
 }
 
 /// What the endpoint reports on.
 #[derive(Clone)]
 pub struct Ops {
-    pipelines: Arc<Vec<(String, LoopStats)>>,
+    pipelines: Pipelines,
     ready: Arc<AtomicBool>,
 }
 
+type SinkGet = fn(&LoopStats) -> u64;
+type SourceGet = fn(&SourceStats) -> u64;
+
 impl Ops {
-    /// Metrics for these pipelines (consumer group name, live counters).
-    pub fn new(pipelines: Vec<(String, LoopStats)>) -> Self {
+    /// Metrics for the pipelines registered in `pipelines` (as they start).
+    pub fn new(pipelines: Pipelines) -> Self {
         Ops {
-            pipelines: Arc::new(pipelines),
+            pipelines,
             ready: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -49,8 +62,34 @@ impl Ops {
     /// The Prometheus text exposition of the current counters.
     pub fn render(&self) -> String {
         let mut registry = Registry::with_prefix("l2f");
-        type Get = fn(&LoopStats) -> u64;
-        let families: [(&str, &str, Get); 4] = [
+        let pipelines = self.pipelines.list();
+        let sinks: Vec<(PipelineLabels, &LoopStats)> = pipelines
+            .iter()
+            .filter_map(|p| match &p.stats {
+                PipelineStats::Sink(s) => Some((
+                    PipelineLabels {
+                        connector: p.connector.to_string(),
+                        group: p.name.clone(),
+                    },
+                    s,
+                )),
+                PipelineStats::Source(_) => None,
+            })
+            .collect();
+        let sources: Vec<(SourceLabels, &SourceStats)> = pipelines
+            .iter()
+            .filter_map(|p| match &p.stats {
+                PipelineStats::Source(s) => Some((
+                    SourceLabels {
+                        connector: p.connector.to_string(),
+                        source: p.name.clone(),
+                    },
+                    s,
+                )),
+                PipelineStats::Sink(_) => None,
+            })
+            .collect();
+        let sink_counters: [(&str, &str, SinkGet); 6] = [
             (
                 "records_handled",
                 "Records whose effect succeeded",
@@ -58,7 +97,7 @@ impl Ops {
             ),
             (
                 "retries",
-                "Retries of transient failures",
+                "Retries of failed records (transient or app unavailable)",
                 LoopStats::retries,
             ),
             (
@@ -71,30 +110,86 @@ impl Ops {
                 "Records left uncommitted at revocation or shutdown (redelivered later)",
                 LoopStats::abandoned,
             ),
+            (
+                "app_unavailable",
+                "Times a partition began waiting for its app to answer again",
+                LoopStats::unavailable,
+            ),
+            (
+                "handler_calls",
+                "Calls to the app (a batch counts once)",
+                LoopStats::calls,
+            ),
         ];
-        for (name, help, get) in families {
+        for (name, help, get) in sink_counters {
             let family = Family::<PipelineLabels, Counter>::default();
-            for (group, stats) in self.pipelines.iter() {
-                family
-                    .get_or_create(&PipelineLabels {
-                        group: group.clone(),
-                    })
-                    .inc_by(get(stats));
+            for (labels, stats) in &sinks {
+                family.get_or_create(labels).inc_by(get(stats));
             }
             registry.register(name, help, family);
         }
-        let in_memory = Family::<PipelineLabels, Gauge>::default();
-        for (group, stats) in self.pipelines.iter() {
-            in_memory
-                .get_or_create(&PipelineLabels {
-                    group: group.clone(),
-                })
-                .set(stats.in_memory());
+        type Level = fn(&LoopStats) -> i64;
+        let sink_gauges: [(&str, &str, Level); 2] = [
+            (
+                "records_in_memory",
+                "Records fetched and not yet finished, held in the pipeline's bounded queues",
+                LoopStats::in_memory,
+            ),
+            (
+                "partitions_waiting",
+                "Partitions paused because their app is unavailable",
+                LoopStats::waiting,
+            ),
+        ];
+        for (name, help, get) in sink_gauges {
+            let family = Family::<PipelineLabels, Gauge>::default();
+            for (labels, stats) in &sinks {
+                family.get_or_create(labels).set(get(stats));
+            }
+            registry.register(name, help, family);
+        }
+        let source_counters: [(&str, &str, SourceGet); 5] = [
+            (
+                "source_polls",
+                "Polls of the app's change feed while active",
+                SourceStats::polls,
+            ),
+            (
+                "source_failed_polls",
+                "Polls that failed (the app did not answer or refused)",
+                SourceStats::failed_polls,
+            ),
+            (
+                "source_transactions",
+                "Transactions committed (events and cursor together)",
+                SourceStats::transactions,
+            ),
+            (
+                "source_records",
+                "Records committed by the source (events and dead letters)",
+                SourceStats::records,
+            ),
+            (
+                "source_aborted",
+                "Source transactions aborted and polled again",
+                SourceStats::aborted,
+            ),
+        ];
+        for (name, help, get) in source_counters {
+            let family = Family::<SourceLabels, Counter>::default();
+            for (labels, stats) in &sources {
+                family.get_or_create(labels).inc_by(get(stats));
+            }
+            registry.register(name, help, family);
+        }
+        let active = Family::<SourceLabels, Gauge>::default();
+        for (labels, stats) in &sources {
+            active.get_or_create(labels).set(i64::from(stats.active()));
         }
         registry.register(
-            "records_in_memory",
-            "Records fetched and not yet finished, held in the pipeline's bounded queues",
-            in_memory,
+            "source_active",
+            "1 on the replica that holds the source's lease and polls, 0 on standbys",
+            active,
         );
         let mut out = String::new();
         encode(&mut out, &registry).expect("writing to a String cannot fail");

@@ -196,16 +196,20 @@ async fn run_follows_topics_writes_the_audit_log_serves_metrics_and_stops_on_sig
         .unwrap();
     assert!(
         metrics.contains(&format!(
-            "l2f_records_handled_total{{group=\"{group}\"}} 20"
+            "l2f_records_handled_total{{connector=\"audit\",group=\"{group}\"}} 20"
         )),
         "{metrics}"
     );
     assert!(
-        metrics.contains(&format!("l2f_dead_letters_total{{group=\"{group}\"}} 0")),
+        metrics.contains(&format!(
+            "l2f_dead_letters_total{{connector=\"audit\",group=\"{group}\"}} 0"
+        )),
         "{metrics}"
     );
     assert!(
-        metrics.contains(&format!("l2f_records_in_memory{{group=\"{group}\"}} 0")),
+        metrics.contains(&format!(
+            "l2f_records_in_memory{{connector=\"audit\",group=\"{group}\"}} 0"
+        )),
         "{metrics}"
     );
     Command::new("kill")
@@ -224,7 +228,7 @@ async fn run_follows_topics_writes_the_audit_log_serves_metrics_and_stops_on_sig
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_starts_the_configured_marketo_connector() {
-    use l2f_connector_marketo::lead_record;
+    use l2f_connector_kit::record::event_record;
     use l2f_contracts::{examples, Codec};
     use l2f_mocks::server::{self, MocksConfig};
 
@@ -248,7 +252,7 @@ async fn run_starts_the_configured_marketo_connector() {
             if i == 2 {
                 lead.company = None; // not ready for Marketo (handbook rule 2)
             }
-            lead_record(&topic, &lead, &codec).unwrap()
+            event_record(&codec, &topic, &lead, None).unwrap()
         })
         .collect();
     produce(&b, &records).await;
@@ -286,8 +290,8 @@ async fn run_starts_the_configured_marketo_connector() {
         .spawn()
         .unwrap();
     let http = reqwest::Client::new();
-    let handled = format!("l2f_records_handled_total{{group=\"{group}\"}} 3");
-    let dead = format!("l2f_dead_letters_total{{group=\"{group}\"}} 1");
+    let handled = format!("l2f_records_handled_total{{connector=\"marketo\",group=\"{group}\"}} 3");
+    let dead = format!("l2f_dead_letters_total{{connector=\"marketo\",group=\"{group}\"}} 1");
     let start = Instant::now();
     let mut metrics = String::new();
     while start.elapsed() < Duration::from_secs(60) {

@@ -38,10 +38,7 @@ fn demo_pushes_complete_leads_dead_letters_incomplete_ones_and_rejects_unmappabl
         ),
         "{stdout}"
     );
-    assert!(
-        stdout.contains("pushed 9 leads to Marketo (9 created, 0 updated)"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("pushed 9 leads to Marketo in "), "{stdout}");
     assert!(stdout.contains("Marketo holds 9 leads"), "{stdout}");
     assert!(
         stdout.contains("produced 11 LeadCaptured events"),

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use crate::client::{MarketoClient, MAX_LEADS_PER_CALL};
 use l2f_bus::config::SecretRef;
-use l2f_mocks::client::MarketoClient;
 use serde::{Deserialize, Serialize};
 
 /// Why the connector cannot start; each message names the key at fault.
@@ -53,6 +53,13 @@ pub struct MarketoConfig {
     /// Marketo's rate window (100 calls per 20 s): how long a 606 asks the loop to wait.
     #[serde(default = "default_rate_window", with = "humantime_serde")]
     pub rate_window: Duration,
+    /// Most leads pushed in one call (Marketo takes up to 300).
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+}
+
+fn default_batch_size() -> usize {
+    MAX_LEADS_PER_CALL
 }
 
 fn default_lookup_field() -> String {
@@ -87,6 +94,7 @@ impl MarketoConfig {
             group: default_group(),
             request_timeout: default_request_timeout(),
             rate_window: default_rate_window(),
+            batch_size: default_batch_size(),
         }
     }
 
@@ -122,6 +130,9 @@ impl MarketoConfig {
         if self.rate_window.is_zero() {
             return invalid("rate_window", "must be more than zero");
         }
+        if !(1..=MAX_LEADS_PER_CALL).contains(&self.batch_size) {
+            return invalid("batch_size", "must be 1 to 300 (Marketo's limit per call)");
+        }
         Ok(())
     }
 
@@ -132,11 +143,8 @@ impl MarketoConfig {
             .client_secret
             .resolve("marketo.client_secret")
             .map_err(|e| ConfigError::Secret(e.to_string()))?;
-        let http = reqwest::Client::builder()
-            .timeout(self.request_timeout)
-            .connect_timeout(self.request_timeout.min(Duration::from_secs(10)))
-            .build()
-            .map_err(|e| ConfigError::Http(e.to_string()))?;
+        let http = l2f_connector_kit::http::http_client(self.request_timeout)
+            .map_err(ConfigError::Http)?;
         Ok(MarketoClient::new(
             http,
             self.base_url.clone(),

@@ -1,45 +1,114 @@
 //! The Marketo connector: `LeadCaptured` events from the `leads` topic pushed to Marketo's
-//! `POST /rest/v1/leads.json`.
+//! `POST /rest/v1/leads.json`, up to 300 leads a call.
 //!
 //! **Guarantee: effectively-once.** The bus's loop delivers at least once (an offset is
-//! committed only after Marketo answered `created`/`updated` or the record reached the
-//! dead-letter topic); the push is `createOrUpdate` with lookup field `email`, so a
+//! committed only after Marketo answered `created`/`updated` for the lead or the lead reached
+//! the dead-letter topic); the push is `createOrUpdate` with lookup field `email`, so a
 //! redelivered lead matches the lead it created the first time and becomes an update, never a
 //! duplicate. It rests on one condition: the lookup field (email) identifies the person.
 //!
 //! **Nothing dropped, no half leads.** A lead missing a field Marketo requires (handbook
 //! rule 2), an undecodable record, or a lead Marketo skips is a permanent failure whose
-//! message names the fields or Marketo's reasons; it goes to the dead-letter topic.
-//! Marketo's rate limit (606), concurrency limit (615), 429/5xx, timeouts and connection
-//! errors are transient: retried in place (per-key order kept), a 606 after the rate window.
+//! message names the fields or Marketo's reasons; it goes to the dead-letter topic. When
+//! Marketo is unavailable — its rate limit (606), daily quota (607), concurrency limit
+//! (615), 429/5xx, no answer, credentials refused — the lead waits with its partition paused
+//! and is never dead-lettered.
 //!
-//! Layout: [`config`] (what to connect to), [`mapping`] (pure event → Marketo lead),
-//! [`sink`] (the [`l2f_bus::Handler`] and the one place that classifies Marketo's answers).
+//! Layout (the kit's shape): [`config`], [`client`] (the only I/O), [`mapping`] (pure event →
+//! Marketo lead), [`verdict`] (the one `match` over Marketo's answers), [`sink`].
 
+pub mod client;
 pub mod config;
 pub mod mapping;
 pub mod sink;
+pub mod verdict;
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use l2f_connector_kit::{
+    join_all, Configured, Connector, Context, Endpoint, KitError, Registration,
+};
 
 pub use config::{ConfigError, MarketoConfig};
-pub use sink::{MarketoSink, Pushed, SinkStats};
+pub use sink::{MarketoSink, SinkStats};
+pub use verdict::Pushed;
 
-use l2f_bus::headers::{EVENT_TYPE, SCHEMA_ID};
-use l2f_bus::record::OutRecord;
-use l2f_contracts::events::{Event, LeadCaptured};
-use l2f_contracts::Codec;
+/// The connector's name and `[connectors.marketo]` section.
+pub const NAME: &str = "marketo";
 
-/// The record a producer of leads writes for this sink to read: keyed by lead id (order per
-/// lead), the Avro single-object frame as value, `l2f.event-type` and `l2f.schema-id` (the
-/// writer schema's fingerprint, 16 hex digits) headers. Fails when the lead breaks its
-/// contract (the codec validates before it encodes), naming the field and the value.
-pub fn lead_record(
-    topic: &str,
-    lead: &LeadCaptured,
-    codec: &Codec,
-) -> Result<OutRecord, l2f_contracts::Error> {
-    let bytes = codec.encode(lead)?;
-    let fingerprint = codec.writer_of(&bytes)?.0.fingerprint;
-    Ok(OutRecord::new(topic, lead.lead_id.as_bytes(), bytes)
-        .with_header(EVENT_TYPE, LeadCaptured::NAME)
-        .with_header(SCHEMA_ID, format!("{fingerprint:016x}")))
+/// The registry's line for this connector.
+pub const REGISTRATION: Registration = Registration::of::<MarketoConnector>();
+
+/// The Marketo connector: one sink.
+pub struct MarketoConnector {
+    cfg: MarketoConfig,
+    sink: Arc<MarketoSink>,
+}
+
+impl MarketoConnector {
+    /// Live counters of its sink.
+    pub fn stats(&self) -> SinkStats {
+        self.sink.stats()
+    }
+}
+
+impl Configured for MarketoConnector {
+    const NAME: &'static str = NAME;
+    type Config = MarketoConfig;
+
+    fn build(cfg: MarketoConfig) -> Result<Self, KitError> {
+        let sink =
+            MarketoSink::from_config(&cfg, Arc::new(l2f_contracts::Codec::new())).map_err(|e| {
+                KitError::Config {
+                    connector: NAME,
+                    message: e.to_string().trim_start_matches("marketo.").to_string(),
+                }
+            })?;
+        Ok(MarketoConnector {
+            cfg,
+            sink: Arc::new(sink),
+        })
+    }
+}
+
+impl Connector for MarketoConnector {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn topics(&self) -> Vec<String> {
+        vec![self.cfg.topic.clone()]
+    }
+
+    fn endpoints(&self) -> Vec<Endpoint> {
+        vec![Endpoint {
+            app: "marketo",
+            key: "connectors.marketo.base_url".into(),
+            url: self.cfg.base_url.clone(),
+        }]
+    }
+
+    fn healthcheck(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            use l2f_bus::Handler;
+            if self.sink.probe().await {
+                Ok(())
+            } else {
+                Err("Marketo's identity service granted no token (down, or the credentials are refused)".into())
+            }
+        })
+    }
+
+    fn start(self: Box<Self>, ctx: Context) -> BoxFuture<'static, Result<(), KitError>> {
+        Box::pin(async move {
+            let sink = ctx.sink(
+                NAME,
+                &self.cfg.group,
+                vec![self.cfg.topic.clone()],
+                self.sink.clone(),
+            );
+            join_all(NAME, ctx.shutdown.clone(), vec![sink]).await
+        })
+    }
 }

@@ -11,7 +11,8 @@ use l2f_bus::dlq::{DeadLetter, DeadLetters};
 use l2f_bus::reader::read_all;
 use l2f_bus::record::OutRecord;
 use l2f_bus::{CancellationToken, ConsumerLoop, Producer};
-use l2f_connector_marketo::{lead_record, MarketoConfig, MarketoSink};
+use l2f_connector_kit::record::event_record;
+use l2f_connector_marketo::{MarketoConfig, MarketoSink};
 use l2f_contracts::events::LeadCaptured;
 use l2f_contracts::examples::lead_captured;
 use l2f_contracts::Codec;
@@ -116,7 +117,7 @@ async fn leads_arrive_once_through_606_and_redelivery_and_incomplete_ones_are_de
     let join = tokio::spawn(lp.run(token.clone()));
 
     // A first lead, so the group has joined and one call of the window is used.
-    let rec = |i, complete| lead_record(&topic, &lead(i, complete), &codec).unwrap();
+    let rec = |i, complete| event_record(&codec, &topic, &lead(i, complete), None).unwrap();
     produce(&b, &[rec(0, true)]).await;
     assert!(
         wait_until(Duration::from_secs(30), || stats.handled() == 1).await,

@@ -1,13 +1,15 @@
 //! How the sink sorts Marketo's answers, over real HTTP against the Marketo mock (no Kafka):
 //! each misbehaviour is made by the mock itself (fault rules, limits, its field list), and
-//! the sink's verdict is checked — transient with the right hint, or permanent with a reason.
+//! the sink's verdict is checked — unavailable (wait) with the right hint, or permanent with a
+//! reason — and batches go in one call with one outcome per lead.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use l2f_bus::config::SecretRef;
 use l2f_bus::{HandlerError, Record};
-use l2f_connector_marketo::{lead_record, MarketoConfig, MarketoSink, Pushed};
+use l2f_connector_kit::record::event_record;
+use l2f_connector_marketo::{MarketoConfig, MarketoSink, Pushed};
 use l2f_contracts::examples::lead_captured;
 use l2f_contracts::Codec;
 use l2f_mocks::marketo::Config;
@@ -34,7 +36,11 @@ fn sink(base: &str, secret: &str) -> MarketoSink {
 }
 
 fn record() -> Record {
-    let out = lead_record("leads", &lead_captured(), &Codec::new()).unwrap();
+    lead_record(lead_captured())
+}
+
+fn lead_record(lead: l2f_contracts::events::LeadCaptured) -> Record {
+    let out = event_record(&Codec::new(), "leads", &lead, None).unwrap();
     Record {
         topic: out.topic,
         partition: 0,
@@ -59,13 +65,17 @@ async fn fault(base: &str, action: Value) {
     assert_eq!(status.as_u16(), 201, "fault rule refused");
 }
 
-fn transient(r: Result<Pushed, HandlerError>) -> (String, Option<Duration>) {
+async fn one(s: &MarketoSink, r: &Record) -> Result<Pushed, HandlerError> {
+    s.push(std::slice::from_ref(r)).await.remove(0)
+}
+
+fn unavailable(r: Result<Pushed, HandlerError>) -> (String, Option<Duration>) {
     match r {
-        Err(HandlerError::Transient {
+        Err(HandlerError::Unavailable {
             message,
             retry_after,
         }) => (message, retry_after),
-        other => panic!("expected transient, got {other:?}"),
+        other => panic!("expected unavailable, got {other:?}"),
     }
 }
 
@@ -77,7 +87,7 @@ fn permanent(r: Result<Pushed, HandlerError>) -> String {
 }
 
 #[tokio::test]
-async fn http_faults_are_transient_and_the_next_push_goes_through() {
+async fn http_faults_make_the_lead_wait_and_the_next_push_goes_through() {
     let (running, base) = mock(|_| {}).await;
     let s = sink(&base, SECRET);
     let r = record();
@@ -87,39 +97,39 @@ async fn http_faults_are_transient_and_the_next_push_goes_through() {
         json!({"kind": "status", "status": 503, "retry_after": 7}),
     )
     .await;
-    let (m, hint) = transient(s.push(&r).await);
+    let (m, hint) = unavailable(one(&s, &r).await);
     assert_eq!(hint, Some(Duration::from_secs(7)), "{m}");
     assert!(m.contains("503"), "{m}");
 
     fault(&base, json!({"kind": "status", "status": 429})).await;
-    let (m, hint) = transient(s.push(&r).await);
+    let (m, hint) = unavailable(one(&s, &r).await);
     assert_eq!(hint, None, "{m}");
     assert!(m.contains("429"), "{m}");
 
     fault(&base, json!({"kind": "reset"})).await;
-    let (m, _) = transient(s.push(&r).await);
+    let (m, _) = unavailable(one(&s, &r).await);
     assert!(m.contains("did not complete"), "{m}");
 
     fault(&base, json!({"kind": "latency", "ms": 1500})).await;
-    let (m, _) = transient(s.push(&r).await);
+    let (m, _) = unavailable(one(&s, &r).await);
     assert!(m.contains("timed out"), "{m}");
 
-    assert_eq!(s.push(&r).await.unwrap(), Pushed::Created(Some(1)));
-    assert_eq!(s.push(&r).await.unwrap(), Pushed::Updated(Some(1)));
-    assert_eq!(s.stats().transient(), 4);
+    assert_eq!(one(&s, &r).await.unwrap(), Pushed::Created(Some(1)));
+    assert_eq!(one(&s, &r).await.unwrap(), Pushed::Updated(Some(1)));
+    assert_eq!(s.stats().unavailable(), 4);
     running.shutdown().await;
 }
 
 #[tokio::test]
-async fn marketo_limits_606_and_615_are_transient() {
+async fn marketo_limits_606_and_615_make_the_lead_wait() {
     let (running, base) = mock(|c| c.rate_limit_calls = 0).await;
-    let (m, hint) = transient(sink(&base, SECRET).push(&record()).await);
+    let (m, hint) = unavailable(one(&sink(&base, SECRET), &record()).await);
     assert!(m.contains("606"), "{m}");
     assert_eq!(hint, Some(Duration::from_secs(20)));
     running.shutdown().await;
 
     let (running, base) = mock(|c| c.max_concurrent = 0).await;
-    let (m, hint) = transient(sink(&base, SECRET).push(&record()).await);
+    let (m, hint) = unavailable(one(&sink(&base, SECRET), &record()).await);
     assert!(m.contains("615"), "{m}");
     assert_eq!(hint, None);
     running.shutdown().await;
@@ -128,23 +138,27 @@ async fn marketo_limits_606_and_615_are_transient() {
 #[tokio::test]
 async fn unknown_fields_and_skipped_records_are_permanent_with_reasons() {
     let (running, base) = mock(|c| c.fields.retain(|f| f != "externalLeadId")).await;
-    let m = permanent(sink(&base, SECRET).push(&record()).await);
+    let m = permanent(one(&sink(&base, SECRET), &record()).await);
     assert!(m.contains("1006") && m.contains("externalLeadId"), "{m}");
     running.shutdown().await;
 
     let (running, base) = mock(|c| c.required_fields.push("phone".into())).await;
-    let m = permanent(sink(&base, SECRET).push(&record()).await);
+    let m = permanent(one(&sink(&base, SECRET), &record()).await);
     assert!(m.contains("skipped") && m.contains("'phone'"), "{m}");
     running.shutdown().await;
 }
 
 #[tokio::test]
-async fn refused_credentials_are_transient_and_never_printed() {
+async fn refused_credentials_make_the_lead_wait_and_are_never_printed() {
     let (running, base) = mock(|_| {}).await;
     let wrong = "wrong-secret-do-not-print";
-    let (m, _) = transient(sink(&base, wrong).push(&record()).await);
-    assert!(m.contains("refused the connector's credentials"), "{m}");
+    let s = sink(&base, wrong);
+    let (m, _) = unavailable(one(&s, &record()).await);
+    assert!(m.contains("refuses the connector's credentials"), "{m}");
     assert!(!m.contains(wrong), "{m}");
+    use l2f_bus::Handler;
+    assert!(!s.probe().await, "the probe must see the refusal");
+    assert!(sink(&base, SECRET).probe().await);
     running.shutdown().await;
 }
 
@@ -153,10 +167,44 @@ async fn an_undecodable_record_is_permanent_with_its_position() {
     let (running, base) = mock(|_| {}).await;
     let mut r = record();
     r.payload = Some(b"{\"lead_id\": \"json, not avro\"}".to_vec());
-    let m = permanent(sink(&base, SECRET).push(&r).await);
+    let m = permanent(one(&sink(&base, SECRET), &r).await);
     assert!(
         m.contains("leads[0]@42") && m.contains("not a decodable LeadCaptured"),
         "{m}"
     );
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_batch_is_one_call_with_one_outcome_per_lead() {
+    let (running, base) = mock(|_| {}).await;
+    let s = sink(&base, SECRET);
+    let lead = |i: usize, company: Option<&str>| {
+        let mut l = lead_captured();
+        l.lead_id = format!("lead-{i}");
+        l.email = format!("batch{i}@example.com");
+        l.company = company.map(str::to_string);
+        lead_record(l)
+    };
+    let mut garbage = lead(9, Some("x"));
+    garbage.payload = Some(b"garbage".to_vec());
+    let batch = vec![
+        lead(1, Some("A")),
+        lead(2, None),
+        garbage,
+        lead(3, Some("C")),
+    ];
+    let out = s.push(&batch).await;
+    assert_eq!(out.len(), 4);
+    assert!(matches!(out[0], Ok(Pushed::Created(_))), "{:?}", out[0]);
+    assert!(permanent(out[1].clone()).contains("LeadCaptured.company"));
+    assert!(permanent(out[2].clone()).contains("not a decodable"));
+    assert!(matches!(out[3], Ok(Pushed::Created(_))), "{:?}", out[3]);
+    assert_eq!(s.stats().calls(), 1, "the two ready leads went in one call");
+    // The same batch again: updates, still one call.
+    let again = s.push(&batch).await;
+    assert!(matches!(again[0], Ok(Pushed::Updated(_))));
+    assert!(matches!(again[3], Ok(Pushed::Updated(_))));
+    assert_eq!(s.stats().calls(), 2);
     running.shutdown().await;
 }

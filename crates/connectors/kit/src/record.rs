@@ -1,0 +1,153 @@
+//! From events to Kafka records and back, for connectors: the record format itself is
+//! defined once in `l2f_contracts::record`; here it meets the bus's record types, the trace
+//! context is carried from cause to effect, and a record that cannot be read becomes a
+//! permanent failure that names where it sits.
+
+use l2f_bus::headers::{TraceParent, TRACEPARENT};
+use l2f_bus::{HandlerError, OutRecord, Record};
+use l2f_contracts::record::{frame_to, AnyEvent, Framed, Keyed};
+use l2f_contracts::{Codec, Event};
+
+/// `topic[partition]@offset`, how logs and dead letters name a record's place.
+pub fn position(record: &Record) -> String {
+    format!("{}[{}]@{}", record.topic, record.partition, record.offset)
+}
+
+/// A framed event as a record for the bus's producers.
+pub fn out_record(f: Framed) -> OutRecord {
+    let mut r = OutRecord::new(f.topic, f.key.into_bytes(), f.value);
+    for (k, v) in f.headers {
+        r = r.with_header(k, v);
+    }
+    r
+}
+
+/// The record of `event` on `topic`; with a `cause`, the record continues the cause's trace
+/// (a child span of its `traceparent`), so one trace follows a customer across connectors.
+/// A contract breach is a permanent failure naming the field and the value.
+pub fn event_record<E: Keyed>(
+    codec: &Codec,
+    topic: &str,
+    event: &E,
+    cause: Option<&Record>,
+) -> Result<OutRecord, HandlerError> {
+    let framed = frame_to(codec, topic, event)
+        .map_err(|e| HandlerError::permanent(format!("{} breaks its contract: {e}", E::NAME)))?;
+    let mut r = out_record(framed);
+    if let Some(tp) = cause
+        .and_then(|c| c.header_str(TRACEPARENT))
+        .and_then(TraceParent::parse)
+    {
+        r = r.with_header(TRACEPARENT, tp.child().to_string());
+    }
+    Ok(r)
+}
+
+/// Decodes one event type; anything else, or bytes that do not decode, is a permanent failure
+/// naming the record's position.
+pub fn decode<E: Event>(codec: &Codec, record: &Record) -> Result<E, HandlerError> {
+    let bytes = payload(record)?;
+    codec.decode::<E>(bytes).map_err(|e| {
+        HandlerError::permanent(format!(
+            "record {} is not a decodable {}: {e}",
+            position(record),
+            E::NAME
+        ))
+    })
+}
+
+/// Decodes an event of any type (for topics that carry several).
+pub fn decode_any(codec: &Codec, record: &Record) -> Result<AnyEvent, HandlerError> {
+    let bytes = payload(record)?;
+    AnyEvent::decode(codec, bytes).map_err(|e| {
+        HandlerError::permanent(format!(
+            "record {} is not a decodable event: {e}",
+            position(record)
+        ))
+    })
+}
+
+fn payload(record: &Record) -> Result<&[u8], HandlerError> {
+    record
+        .payload
+        .as_deref()
+        .ok_or_else(|| HandlerError::permanent(format!("record {} has no value", position(record))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use l2f_contracts::examples;
+    use l2f_contracts::record::{EVENT_TYPE_HEADER, SCHEMA_ID_HEADER};
+
+    fn as_read(r: &OutRecord) -> Record {
+        Record {
+            topic: r.topic.clone(),
+            partition: 0,
+            offset: 7,
+            key: r.key.clone(),
+            payload: r.payload.clone(),
+            headers: r.headers.clone(),
+            timestamp_ms: None,
+        }
+    }
+
+    #[test]
+    fn an_effect_continues_the_trace_of_its_cause() {
+        let codec = Codec::new();
+        let mut cause =
+            as_read(&event_record(&codec, "orders", &examples::order_placed(), None).unwrap());
+        let root = TraceParent::new_root();
+        cause
+            .headers
+            .push((TRACEPARENT.into(), Some(root.to_string().into_bytes())));
+        let effect = event_record(
+            &codec,
+            "subscriptions",
+            &examples::subscription_created(),
+            Some(&cause),
+        )
+        .unwrap();
+        let tp = TraceParent::parse(
+            std::str::from_utf8(
+                effect
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k == TRACEPARENT)
+                    .unwrap()
+                    .1
+                    .as_ref()
+                    .unwrap(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(tp.trace_id, root.trace_id);
+        assert_ne!(tp.span_id, root.span_id);
+        assert!(effect.has_header(EVENT_TYPE_HEADER) && effect.has_header(SCHEMA_ID_HEADER));
+        assert_eq!(
+            effect.key.as_deref(),
+            Some(examples::subscription_created().subscription_id.as_bytes())
+        );
+    }
+
+    #[test]
+    fn an_unreadable_record_is_permanent_and_named() {
+        let codec = Codec::new();
+        let mut r =
+            as_read(&event_record(&codec, "leads", &examples::lead_captured(), None).unwrap());
+        let e = decode::<l2f_contracts::events::OrderPlaced>(&codec, &r).unwrap_err();
+        assert_eq!(e.class(), "permanent");
+        assert!(e.message().contains("leads[0]@7"), "{e}");
+        r.payload = Some(b"garbage".to_vec());
+        assert!(decode_any(&codec, &r)
+            .unwrap_err()
+            .message()
+            .contains("leads[0]@7"));
+        r.payload = None;
+        assert!(decode_any(&codec, &r)
+            .unwrap_err()
+            .message()
+            .contains("no value"));
+    }
+}
