@@ -20,7 +20,6 @@ use l2f_bus::consumer::LoopSettings;
 use l2f_bus::dlq::{DeadLetter, DeadLetters};
 use l2f_bus::reader::read_all;
 use l2f_bus::record::OutRecord;
-use l2f_bus::topics::Catalog;
 use l2f_bus::{CancellationToken, ConsumerLoop, LoopStats, Producer};
 use l2f_connector_marketo::{lead_record, MarketoConfig, MarketoSink};
 use l2f_contracts::events::{Envelope, LeadCaptured, LeadSource, SourceSystem};
@@ -28,7 +27,7 @@ use l2f_contracts::{Codec, CountryCode};
 use l2f_mocks::server::{self, MocksConfig};
 use serde_json::Value;
 
-use crate::cluster::{config, connect};
+use crate::cluster::{connect, load, LoadedConfig};
 use crate::ConfigArg;
 
 /// Options of `l2f demo`.
@@ -177,12 +176,15 @@ async fn wait_for(stats: &LoopStats, n: u64, token: &CancellationToken) -> Resul
 
 /// Runs the demo; returns the exit code.
 pub async fn run(args: DemoArgs) -> Result<i32> {
-    let mut cfg = config(&args.config)?;
+    let LoadedConfig {
+        bus: mut cfg,
+        catalog,
+        ..
+    } = load(&args.config)?;
     if cfg.kafka.bootstrap_servers.is_some() {
         println!("note: the demo runs on the embedded broker; ignoring kafka.bootstrap_servers");
         cfg.kafka.bootstrap_servers = None;
     }
-    let catalog = Catalog::load(&cfg.topics.catalog)?;
     let cluster = connect(&cfg, true, "demo")?;
     let broker = cluster.embedded.as_ref().context("demo runs embedded")?;
     for t in &catalog.topics {

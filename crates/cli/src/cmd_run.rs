@@ -14,13 +14,12 @@ use clap::Args;
 use l2f_bus::consumer::{shutdown_on_signals, LoopSettings};
 use l2f_bus::dlq::DeadLetters;
 use l2f_bus::headers::{TraceParent, EVENT_TYPE, TRACEPARENT};
-use l2f_bus::topics::Catalog;
 use l2f_bus::{ConsumerLoop, Handler, HandlerError, Producer, Record};
-use l2f_connector_marketo::{MarketoConfig, MarketoSink};
+use l2f_connector_marketo::MarketoSink;
 use l2f_contracts::Codec;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-use crate::cluster::{config, connect};
+use crate::cluster::{connect, load, LoadedConfig};
 use crate::ops::Ops;
 use crate::ConfigArg;
 
@@ -67,28 +66,12 @@ impl Handler for AuditLog {
     }
 }
 
-/// Parses and checks the `[connectors.*]` sections before anything connects.
-fn connectors(cfg: &l2f_bus::BusConfig) -> Result<Option<MarketoConfig>> {
-    let mut marketo = None;
-    for (name, section) in &cfg.connectors {
-        match name.as_str() {
-            "marketo" => {
-                let mc: MarketoConfig = serde_json::from_value(section.clone())
-                    .map_err(|e| anyhow!("connectors.marketo: {e}"))?;
-                mc.validate().context("connectors.marketo")?;
-                marketo = Some(mc);
-            }
-            other => bail!("connectors.{other}: no such connector (known: marketo)"),
-        }
-    }
-    Ok(marketo)
-}
-
 /// Runs until SIGINT/SIGTERM; returns the exit code.
 pub async fn run(args: RunArgs) -> Result<i32> {
-    let cfg = config(&args.config)?;
-    let catalog = Catalog::load(&cfg.topics.catalog)?;
-    let marketo = connectors(&cfg)?;
+    let LoadedConfig {
+        bus: cfg, catalog, ..
+    } = load(&args.config)?;
+    let marketo = crate::cluster::marketo(&cfg)?;
     let cluster = connect(&cfg, true, "run")?;
     let topics: Vec<String> = if args.topics.is_empty() {
         catalog
@@ -206,33 +189,4 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     }
     drop(cluster);
     Ok(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_example_config_declares_a_valid_marketo_connector() {
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/l2f.example.toml");
-        let cfg: l2f_bus::BusConfig = l2f_bus::config::load(Some(&path)).unwrap();
-        let mc = connectors(&cfg).unwrap().expect("marketo configured");
-        assert_eq!(mc.topic, "leads");
-        assert_eq!(mc.rate_window, Duration::from_secs(20));
-    }
-
-    #[test]
-    fn an_unknown_key_in_a_connector_section_is_named() {
-        let mut cfg = l2f_bus::BusConfig::default();
-        cfg.connectors.insert(
-            "marketo".into(),
-            serde_json::json!({"base_url": "http://x", "client_id": "c", "client_secret": "s", "lookup": "email"}),
-        );
-        let err = connectors(&cfg).unwrap_err().to_string();
-        assert!(
-            err.contains("connectors.marketo") && err.contains("lookup"),
-            "{err}"
-        );
-    }
 }
