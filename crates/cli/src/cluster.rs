@@ -19,6 +19,7 @@ use l2f_connector_marketo::{ConfigError, MarketoConfig};
 use l2f_rules::Rules;
 use rdkafka::ClientConfig;
 use serde::de::DeserializeOwned;
+use serde_path_to_error::Segment;
 use tracing::warn;
 
 use crate::ConfigArg;
@@ -125,12 +126,10 @@ fn parse_section<T: DeserializeOwned>(
     serde_path_to_error::deserialize(section.clone()).map_err(|e| {
         let mut at = key.to_string();
         for segment in e.path().iter() {
-            if let serde_path_to_error::Segment::Map { key }
-            | serde_path_to_error::Segment::Enum { variant: key } = segment
-            {
-                at = format!("{at}.{key}");
-            } else if let serde_path_to_error::Segment::Seq { index } = segment {
-                at = format!("{at}.{index}");
+            match segment {
+                Segment::Map { key } | Segment::Enum { variant: key } => at = format!("{at}.{key}"),
+                Segment::Seq { index } => at = format!("{at}.{index}"),
+                _ => {}
             }
         }
         let message = e.inner().to_string();

@@ -115,11 +115,20 @@ pub async fn run(cmd: DlqCmd) -> Result<i32> {
             }
             let chosen: Vec<&DeadLetter> = letters.iter().filter(|l| filter.matches(l)).collect();
             if chosen.is_empty() {
+                let mut asked = vec![if filter.positions.is_empty() {
+                    "--all".to_string()
+                } else {
+                    "the positions".to_string()
+                }];
+                if let Some(t) = &filter.source_topic {
+                    asked.push(format!("--source-topic {t}"));
+                }
+                if let Some(c) = &filter.error_class {
+                    asked.push(format!("--error-class {c}"));
+                }
                 bail!(
-                    "no dead letter in {topic} matches{}{}{} ({} letter(s) there); nothing redriven",
-                    if filter.positions.is_empty() { " --all" } else { " the positions" },
-                    filter.source_topic.as_ref().map(|t| format!(" --source-topic {t}")).unwrap_or_default(),
-                    filter.error_class.as_ref().map(|c| format!(" --error-class {c}")).unwrap_or_default(),
+                    "no dead letter in {topic} matches {} ({} letter(s) there); nothing redriven",
+                    asked.join(" "),
                     letters.len()
                 );
             }
