@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make test`: every test of the workspace, the cross-implementation Avro checks and the
-# vendor-SDK checks against the mocks. Starts the local Apache Kafka when KAFKA_BOOTSTRAP is
+# `make test`: every test of the workspace, the cross-implementation Avro checks, the
+# vendor-SDK checks against the mocks and the Python producer example against the hub.
+# Starts the local Apache Kafka when KAFKA_BOOTSTRAP is
 # unset (and stops it afterwards); with REQUIRE_KAFKA=1 or CI set, Kafka tests never skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +38,7 @@ step cargo run -q -p l2f-cli -- schemas lint
 step cargo run -q -p l2f-cli -- schemas check
 step tools/xlang/run.sh
 step tools/vendor-clients/run.sh
+step examples/python/run.sh
 if [ "$failed" -ne 0 ]; then
   echo "make test: FAILED"
   exit 1

@@ -61,9 +61,13 @@ pub fn watermarks_with<C: rdkafka::consumer::ConsumerContext>(
         .topics()
         .iter()
         .find(|t| t.name() == topic)
-        .ok_or_else(|| BusError::Config(format!("topic {topic} not found")))?;
-    if let Some(err) = t.error() {
-        return Err(BusError::Config(format!("topic {topic}: {:?}", err)));
+        .ok_or_else(|| BusError::UnknownTopic(topic.to_string()))?;
+    match t.error() {
+        None => {}
+        Some(rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) => {
+            return Err(BusError::UnknownTopic(topic.to_string()))
+        }
+        Some(err) => return Err(BusError::Config(format!("topic {topic}: {err:?}"))),
     }
     let mut out = Vec::new();
     for p in t.partitions() {

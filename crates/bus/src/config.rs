@@ -24,9 +24,18 @@ use crate::error::{BusError, Result};
 /// Only variables with a `__` after the prefix are read, so unrelated `L2F_` variables
 /// (build folders, test switches) can never be mistaken for configuration.
 pub fn load<T: DeserializeOwned + Serialize + Default>(file: Option<&Path>) -> Result<T> {
+    Ok(load_with_origins(file)?.value)
+}
+
+/// Like [`load`], keeping the record of where each value came from, so that later checks
+/// can name the file (or environment variable) of the key at fault and relative paths can
+/// be resolved against the file that holds them.
+pub fn load_with_origins<T: DeserializeOwned + Serialize + Default>(
+    file: Option<&Path>,
+) -> Result<Loaded<T>> {
     let mut fig = Figment::from(Serialized::defaults(T::default()));
     if let Some(path) = file {
-        if !path.exists() {
+        if !path.is_file() {
             return Err(BusError::Config(format!(
                 "config file {} does not exist",
                 path.display()
@@ -35,20 +44,259 @@ pub fn load<T: DeserializeOwned + Serialize + Default>(file: Option<&Path>) -> R
         fig = fig.merge(Toml::file_exact(path));
     }
     fig = fig.merge(
-        Env::prefixed("L2F_")
-            .filter(|k| k.as_str().contains("__"))
-            .split("__"),
+        Env::prefixed(ENV_PREFIX)
+            .filter(|k| k.as_str().contains(ENV_SEPARATOR))
+            .split(ENV_SEPARATOR),
     );
-    fig.extract().map_err(|e| BusError::Config(one_line(&e)))
+    let value = fig.extract().map_err(|e| from_figment(&e))?;
+    Ok(Loaded {
+        value,
+        figment: fig,
+        file: file.map(Path::to_path_buf),
+    })
 }
 
-fn one_line(e: &figment::Error) -> String {
-    // figment's Display spans several lines for nested errors; operators want one.
-    e.clone()
+const ENV_PREFIX: &str = "L2F_";
+const ENV_SEPARATOR: &str = "__";
+
+/// The environment variable that sets `key` (`kafka.bootstrap_servers` →
+/// `L2F_KAFKA__BOOTSTRAP_SERVERS`).
+pub fn env_var_of(key: &str) -> String {
+    format!(
+        "{ENV_PREFIX}{}",
+        key.split('.')
+            .map(str::to_ascii_uppercase)
+            .collect::<Vec<_>>()
+            .join(ENV_SEPARATOR)
+    )
+}
+
+/// Where a value came from, as an error names it: `in FILE` or `from environment variable V`;
+/// `None` for built-in defaults.
+fn describe_origin(md: &figment::Metadata, key: &str) -> Option<String> {
+    match &md.source {
+        Some(figment::Source::File(p)) => Some(format!("in {}", p.display())),
+        Some(_) => None,
+        None if md.name.contains("environment") => {
+            Some(format!("from environment variable {}", env_var_of(key)))
+        }
+        None => None,
+    }
+}
+
+/// One line per figment error: `configuration: KEY: WHAT (in FILE)`.
+fn from_figment(e: &figment::Error) -> BusError {
+    use figment::error::Kind;
+    let one_of = |exp: &[&str]| exp.join(", ");
+    let mut errors: Vec<BusError> = e
+        .clone()
         .into_iter()
-        .map(|e| e.to_string().replace('\n', " "))
-        .collect::<Vec<_>>()
-        .join("; ")
+        .map(|e| {
+            let mut key = e.path.join(".");
+            let reason = match &e.kind {
+                Kind::UnknownField(field, exp) => {
+                    if e.path.last() != Some(field) {
+                        key = join_key(&key, field);
+                    }
+                    if exp.is_empty() {
+                        "unknown key (this section takes none)".to_string()
+                    } else {
+                        format!("unknown key; expected one of: {}", one_of(exp))
+                    }
+                }
+                Kind::UnknownVariant(v, exp) => {
+                    format!("{v:?} is not one of: {}", one_of(exp))
+                }
+                Kind::MissingField(field) => {
+                    key = join_key(&key, field);
+                    "missing (this key is required)".to_string()
+                }
+                Kind::InvalidType(actual, exp) => format!("found {actual}, expected {exp}"),
+                Kind::InvalidValue(actual, exp) => format!("found {actual}, expected {exp}"),
+                Kind::Message(m) => m.replace('\n', " "),
+                other => other.to_string().replace('\n', " "),
+            };
+            let origin = e.metadata.as_ref().and_then(|md| describe_origin(md, &key));
+            BusError::Key {
+                key: if key.is_empty() {
+                    "(top level)".into()
+                } else {
+                    key
+                },
+                reason,
+                origin,
+            }
+        })
+        .collect();
+    if errors.len() == 1 {
+        return errors.remove(0);
+    }
+    BusError::Config(
+        errors
+            .iter()
+            .map(|e| {
+                e.to_string()
+                    .trim_start_matches("configuration: ")
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+    )
+}
+
+fn join_key(parent: &str, child: &str) -> String {
+    if parent.is_empty() {
+        child.to_string()
+    } else {
+        format!("{parent}.{child}")
+    }
+}
+
+/// A loaded configuration and the record of where each of its values came from.
+pub struct Loaded<T> {
+    /// The configuration.
+    pub value: T,
+    figment: Figment,
+    file: Option<PathBuf>,
+}
+
+impl<T> Loaded<T> {
+    /// The configuration file, if one was given.
+    pub fn file(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
+
+    /// Where the value of `key` (or, if unset, of its nearest set parent) came from:
+    /// `in FILE`, `from environment variable V`; `None` for a built-in default.
+    pub fn origin(&self, key: &str) -> Option<String> {
+        let mut k = key;
+        loop {
+            if let Some(md) = self.figment.find_metadata(k) {
+                return describe_origin(md, key);
+            }
+            k = k.rsplit_once('.')?.0;
+        }
+    }
+
+    /// Adds the origin of its key to a [`BusError::Key`] that has none yet.
+    pub fn locate(&self, e: BusError) -> BusError {
+        match e {
+            BusError::Key {
+                key,
+                reason,
+                origin: None,
+            } => {
+                let origin = self.origin(&key);
+                BusError::Key {
+                    key,
+                    reason,
+                    origin,
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// `path`, the value of `key`, resolved as the configuration means it: a relative path
+    /// written in the file is relative to the file's directory (as in Kafka Connect's and
+    /// Prometheus's configurations); one from the environment is relative to the working
+    /// directory.
+    pub fn resolve(&self, key: &str, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            return path.to_path_buf();
+        }
+        match self
+            .figment
+            .find_metadata(key)
+            .and_then(|md| md.source.as_ref())
+        {
+            Some(figment::Source::File(file)) => file
+                .parent()
+                .map_or_else(|| path.to_path_buf(), |dir| dir.join(path)),
+            _ => path.to_path_buf(),
+        }
+    }
+
+    /// Resolves a secret read from a file (`{ file = "..." }`) at `key` like [`Self::resolve`].
+    pub fn resolve_secret(&self, key: &str, secret: &mut SecretRef) {
+        if let SecretRef::File { file } = secret {
+            *file = self.resolve(&format!("{key}.file"), file);
+        }
+    }
+
+    /// Resolves every `{ file = "..." }` object (a secret from a file) inside a raw section,
+    /// such as a connector's, at `key`.
+    pub fn resolve_secrets_in(&self, key: &str, value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if map.len() == 1 {
+                    if let Some(serde_json::Value::String(file)) = map.get_mut("file") {
+                        let file_key = format!("{key}.file");
+                        *file = self
+                            .resolve(&file_key, Path::new(file.as_str()))
+                            .display()
+                            .to_string();
+                        return;
+                    }
+                }
+                for (k, v) in map.iter_mut() {
+                    self.resolve_secrets_in(&join_key(key, k), v);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, v) in items.iter_mut().enumerate() {
+                    self.resolve_secrets_in(&format!("{key}.{i}"), v);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Loaded<BusConfig> {
+    /// Loads the hub's configuration (defaults, file, environment), resolves its relative
+    /// paths against the file, and checks the Kafka settings and the topic and rule keys.
+    /// Every error names the key and where its value came from.
+    ///
+    /// Paths resolved against the file: `topics.catalog`, `rules.dir`,
+    /// `kafka.tls.ca_location`, `kafka.tls.certificate_location`, `kafka.tls.key_location`,
+    /// and every secret given as `{ file = "..." }` (`kafka.sasl.password`,
+    /// `kafka.tls.key_password`, and those inside `[connectors.*]` sections).
+    pub fn bus(file: Option<&Path>) -> Result<Self> {
+        let mut loaded: Loaded<BusConfig> = load_with_origins(file)?;
+        loaded.resolve_paths();
+        loaded.value.validate().map_err(|e| loaded.locate(e))?;
+        Ok(loaded)
+    }
+
+    fn resolve_paths(&mut self) {
+        let mut cfg = std::mem::take(&mut self.value);
+        let rebase = |key: &str, p: &mut Option<PathBuf>| {
+            if let Some(path) = p {
+                *path = self.resolve(key, path);
+            }
+        };
+        rebase("topics.catalog", &mut cfg.topics.catalog);
+        rebase("rules.dir", &mut cfg.rules.dir);
+        if let Some(tls) = &mut cfg.kafka.tls {
+            rebase("kafka.tls.ca_location", &mut tls.ca_location);
+            rebase(
+                "kafka.tls.certificate_location",
+                &mut tls.certificate_location,
+            );
+            rebase("kafka.tls.key_location", &mut tls.key_location);
+            if let Some(k) = &mut tls.key_password {
+                self.resolve_secret("kafka.tls.key_password", k);
+            }
+        }
+        if let Some(sasl) = &mut cfg.kafka.sasl {
+            self.resolve_secret("kafka.sasl.password", &mut sasl.password);
+        }
+        for (name, section) in &mut cfg.connectors {
+            self.resolve_secrets_in(&format!("connectors.{name}"), section);
+        }
+        self.value = cfg;
+    }
 }
 
 /// Everything the bus needs: the cluster, consumer behaviour, retries and dead letters.
@@ -65,6 +313,8 @@ pub struct BusConfig {
     pub dead_letter: DeadLetterConfig,
     /// The topic catalog.
     pub topics: TopicsConfig,
+    /// The handbook's rule tables.
+    pub rules: RulesConfig,
     /// The operations endpoint (metrics, health, readiness).
     pub ops: OpsConfig,
     /// How source connectors keep their cursors and share their feeds.
@@ -110,21 +360,57 @@ pub struct OpsConfig {
 }
 
 /// Where the topic catalog is and how it is applied.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TopicsConfig {
-    /// The catalog file.
-    pub catalog: PathBuf,
+    /// The catalog file (relative to the config file); unset: the catalog built into the
+    /// binary (`deploy/topics.toml` as shipped), so an installed `l2f` needs no repository.
+    pub catalog: Option<PathBuf>,
     /// Replication factor forced on every topic (set 1 on a one-broker development cluster).
     pub replication_factor: Option<i32>,
 }
 
-impl Default for TopicsConfig {
-    fn default() -> Self {
-        TopicsConfig {
-            catalog: PathBuf::from("deploy/topics.toml"),
-            replication_factor: None,
+/// Where the handbook's rule tables are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Directory of the rule tables (relative to the config file), for finance's own edits;
+    /// unset: the tables built into the binary (`deploy/rules/*.toml` as shipped).
+    pub dir: Option<PathBuf>,
+}
+
+impl BusConfig {
+    /// Checks every key the bus itself owns; errors name the key (see [`Loaded::locate`]).
+    pub fn validate(&self) -> Result<()> {
+        self.kafka.validate()?;
+        if let Some(rf) = self.topics.replication_factor {
+            if rf < 1 {
+                return Err(BusError::key(
+                    "topics.replication_factor",
+                    format!("{rf} must be at least 1"),
+                ));
+            }
         }
+        if self.dead_letter.topic.trim().is_empty() {
+            return Err(BusError::key("dead_letter.topic", "is empty"));
+        }
+        for (key, path) in [
+            ("topics.catalog", &self.topics.catalog),
+            ("rules.dir", &self.rules.dir),
+        ] {
+            if let Some(p) = path {
+                if !p.exists() {
+                    return Err(BusError::key(
+                        key,
+                        format!(
+                            "{} does not exist (relative paths are read from the config file's directory; leave {key} unset for the built-in one)",
+                            p.display()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -136,7 +422,7 @@ pub struct KafkaConfig {
     pub bootstrap_servers: Option<String>,
     /// Client id reported to the brokers, for quotas and broker-side logs.
     pub client_id: String,
-    /// plaintext, ssl, sasl_plaintext or sasl_ssl.
+    /// PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (Kafka's spelling; any case).
     pub security_protocol: SecurityProtocol,
     /// SASL credentials; required by the sasl_* protocols.
     pub sasl: Option<SaslConfig>,
@@ -163,9 +449,8 @@ impl Default for KafkaConfig {
     }
 }
 
-/// Kafka's `security.protocol`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// Kafka's `security.protocol`, spelt as Kafka spells it (`SASL_SSL`) or in lower case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SecurityProtocol {
     /// No TLS, no SASL (loopback and trusted networks only).
     Plaintext,
@@ -177,13 +462,55 @@ pub enum SecurityProtocol {
     SaslSsl,
 }
 
+/// Parses a Kafka enumerated setting as Kafka does (case-insensitively), refusing anything
+/// else with the list of Kafka's own spellings.
+fn kafka_enum<'de, D, T>(d: D, all: &[T], name: impl Fn(&T) -> &'static str) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Copy,
+{
+    let s = String::deserialize(d)?;
+    all.iter()
+        .find(|v| name(v).eq_ignore_ascii_case(s.trim()))
+        .copied()
+        .ok_or_else(|| {
+            // serde wants a 'static list; these lists are fixed and tiny.
+            let expected: Vec<&'static str> = all.iter().map(name).collect();
+            serde::de::Error::custom(format!(
+                "{s:?} is not one of: {} (Kafka's spelling, any case)",
+                expected.join(", ")
+            ))
+        })
+}
+
+impl Serialize for SecurityProtocol {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_kafka())
+    }
+}
+
+impl<'de> Deserialize<'de> for SecurityProtocol {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        kafka_enum(d, &SecurityProtocol::ALL, |p| p.as_kafka())
+    }
+}
+
 impl SecurityProtocol {
-    fn as_librdkafka(self) -> &'static str {
+    /// Every protocol, in Kafka's order.
+    pub const ALL: [SecurityProtocol; 4] = [
+        SecurityProtocol::Plaintext,
+        SecurityProtocol::Ssl,
+        SecurityProtocol::SaslPlaintext,
+        SecurityProtocol::SaslSsl,
+    ];
+
+    /// The name as Kafka writes it (`security.protocol=SASL_SSL`).
+    pub fn as_kafka(self) -> &'static str {
         match self {
-            SecurityProtocol::Plaintext => "plaintext",
-            SecurityProtocol::Ssl => "ssl",
-            SecurityProtocol::SaslPlaintext => "sasl_plaintext",
-            SecurityProtocol::SaslSsl => "sasl_ssl",
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
         }
     }
 
@@ -195,21 +522,38 @@ impl SecurityProtocol {
     }
 }
 
-/// SASL mechanisms l2f supports (GSSAPI and OAUTHBEARER are not built in).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// SASL mechanisms l2f supports (GSSAPI and OAUTHBEARER are not built in), spelt as Kafka's
+/// `sasl.mechanism` spells them (any case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SaslMechanism {
     /// Username and password in the clear (use with TLS).
-    #[serde(rename = "PLAIN")]
     Plain,
     /// Salted challenge-response with SHA-256.
-    #[serde(rename = "SCRAM-SHA-256")]
     ScramSha256,
     /// Salted challenge-response with SHA-512.
-    #[serde(rename = "SCRAM-SHA-512")]
     ScramSha512,
 }
 
+impl Serialize for SaslMechanism {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_librdkafka())
+    }
+}
+
+impl<'de> Deserialize<'de> for SaslMechanism {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        kafka_enum(d, &SaslMechanism::ALL, |m| m.as_librdkafka())
+    }
+}
+
 impl SaslMechanism {
+    /// Every mechanism l2f supports.
+    pub const ALL: [SaslMechanism; 3] = [
+        SaslMechanism::Plain,
+        SaslMechanism::ScramSha256,
+        SaslMechanism::ScramSha512,
+    ];
+
     fn as_librdkafka(self) -> &'static str {
         match self {
             SaslMechanism::Plain => "PLAIN",
@@ -257,44 +601,70 @@ const SECRET_PROPERTIES: &[&str] = &[
     "sasl.oauthbearer.client.secret",
 ];
 
+/// librdkafka properties l2f sets from its own keys: a passthrough copy would silently win
+/// over (or lose to) the key, so it is refused with the key to use.
+const OWN_PROPERTIES: &[(&str, &str)] = &[
+    ("bootstrap.servers", "kafka.bootstrap_servers"),
+    ("metadata.broker.list", "kafka.bootstrap_servers"),
+    ("client.id", "kafka.client_id"),
+    ("security.protocol", "kafka.security_protocol"),
+    ("sasl.mechanism", "kafka.sasl.mechanism"),
+    ("sasl.mechanisms", "kafka.sasl.mechanism"),
+    ("sasl.username", "kafka.sasl.username"),
+    ("ssl.ca.location", "kafka.tls.ca_location"),
+    ("ssl.certificate.location", "kafka.tls.certificate_location"),
+    ("ssl.key.location", "kafka.tls.key_location"),
+    (
+        "ssl.endpoint.identification.algorithm",
+        "kafka.tls.verify_hostname",
+    ),
+];
+
 impl KafkaConfig {
     /// Checks the settings hang together; errors name the key at fault.
     pub fn validate(&self) -> Result<()> {
         if let Some(b) = &self.bootstrap_servers {
             if b.trim().is_empty() {
-                return Err(BusError::Config(
-                    "kafka.bootstrap_servers is empty (leave it unset for the embedded broker)"
-                        .into(),
+                return Err(BusError::key(
+                    "kafka.bootstrap_servers",
+                    "is empty (leave it unset for the embedded broker)",
                 ));
             }
             for server in b.split(',') {
                 let server = server.trim();
                 let port = server.rsplit_once(':').map(|(_, p)| p);
                 if port.and_then(|p| p.parse::<u16>().ok()).is_none() {
-                    return Err(BusError::Config(format!(
-                        "kafka.bootstrap_servers: {server:?} is not host:port"
-                    )));
+                    return Err(BusError::key(
+                        "kafka.bootstrap_servers",
+                        format!("{server:?} is not host:port"),
+                    ));
                 }
             }
         }
         match (&self.sasl, self.security_protocol.uses_sasl()) {
             (None, true) => {
-                return Err(BusError::Config(format!(
-                    "kafka.security_protocol is {} but kafka.sasl (mechanism, username, password) is missing",
-                    self.security_protocol.as_librdkafka()
-                )))
+                return Err(BusError::key(
+                    "kafka.security_protocol",
+                    format!(
+                        "is {} but kafka.sasl (mechanism, username, password) is missing",
+                        self.security_protocol.as_kafka()
+                    ),
+                ))
             }
             (Some(_), false) => {
-                return Err(BusError::Config(format!(
-                    "kafka.sasl is set but kafka.security_protocol is {} (use sasl_ssl or sasl_plaintext)",
-                    self.security_protocol.as_librdkafka()
-                )))
+                return Err(BusError::key(
+                    "kafka.sasl",
+                    format!(
+                        "is set but kafka.security_protocol is {} (use SASL_SSL or SASL_PLAINTEXT)",
+                        self.security_protocol.as_kafka()
+                    ),
+                ))
             }
             _ => {}
         }
         if let Some(sasl) = &self.sasl {
             if sasl.username.trim().is_empty() {
-                return Err(BusError::Config("kafka.sasl.username is empty".into()));
+                return Err(BusError::key("kafka.sasl.username", "is empty"));
             }
             sasl.password.resolve("kafka.sasl.password")?;
         }
@@ -306,10 +676,13 @@ impl KafkaConfig {
             ] {
                 if let Some(p) = path {
                     if !p.exists() {
-                        return Err(BusError::Config(format!(
-                            "{key}: file {} does not exist",
-                            p.display()
-                        )));
+                        return Err(BusError::key(
+                            key,
+                            format!(
+                                "file {} does not exist (relative paths are read from the config file's directory)",
+                                p.display()
+                            ),
+                        ));
                     }
                 }
             }
@@ -318,10 +691,18 @@ impl KafkaConfig {
             }
         }
         for key in self.properties.keys() {
+            let at = format!("kafka.properties.{key}");
             if SECRET_PROPERTIES.contains(&key.as_str()) {
-                return Err(BusError::Config(format!(
-                    "kafka.properties.{key}: secrets go in kafka.sasl.password or kafka.tls.key_password, as {{ env = \"VAR\" }}"
-                )));
+                return Err(BusError::key(
+                    at,
+                    "secrets go in kafka.sasl.password or kafka.tls.key_password, as { env = \"VAR\" } or { file = \"PATH\" }",
+                ));
+            }
+            if let Some((_, own)) = OWN_PROPERTIES.iter().find(|(p, _)| p == key) {
+                return Err(BusError::key(
+                    at,
+                    format!("set {own} instead (l2f sets {key} from it)"),
+                ));
             }
         }
         Ok(())
@@ -334,7 +715,7 @@ impl KafkaConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", bootstrap)
             .set("client.id", &self.client_id)
-            .set("security.protocol", self.security_protocol.as_librdkafka());
+            .set("security.protocol", self.security_protocol.as_kafka());
         if let Some(sasl) = &self.sasl {
             c.set("sasl.mechanism", sasl.mechanism.as_librdkafka())
                 .set("sasl.username", &sasl.username)
@@ -511,6 +892,128 @@ mod tests {
         assert!(
             err.contains("sasl.password") && !err.contains("\"p\""),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_names_the_dotted_key_and_the_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l2f.toml");
+        std::fs::write(&path, "[kafka]\nbootstrap_server = \"x:1\"\n").unwrap();
+        let err = load::<BusConfig>(Some(&path)).unwrap_err().to_string();
+        assert!(
+            err.starts_with("configuration: kafka.bootstrap_server: unknown key; expected one of: bootstrap_servers, client_id,"),
+            "{err}"
+        );
+        assert!(err.ends_with(&format!("(in {})", path.display())), "{err}");
+        assert!(!err.contains("``") && !err.contains("default."), "{err}");
+    }
+
+    #[test]
+    fn kafka_spellings_of_the_security_protocol_are_accepted() {
+        for (text, want) in [
+            ("PLAINTEXT", SecurityProtocol::Plaintext),
+            ("plaintext", SecurityProtocol::Plaintext),
+            ("SSL", SecurityProtocol::Ssl),
+            ("SASL_PLAINTEXT", SecurityProtocol::SaslPlaintext),
+            ("SASL_SSL", SecurityProtocol::SaslSsl),
+            ("sasl_ssl", SecurityProtocol::SaslSsl),
+        ] {
+            let cfg = parse(&format!("[kafka]\nsecurity_protocol = \"{text}\"\n")).unwrap();
+            assert_eq!(cfg.kafka.security_protocol, want, "{text}");
+        }
+        let err = parse("[kafka]\nsecurity_protocol = \"TLS\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("kafka.security_protocol")
+                && err.contains("PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn sasl_mechanisms_are_read_in_any_case() {
+        let cfg = parse(
+            "[kafka]\nsecurity_protocol = \"SASL_SSL\"\n[kafka.sasl]\nmechanism = \"scram-sha-256\"\nusername = \"u\"\npassword = \"p\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.kafka.sasl.unwrap().mechanism,
+            SaslMechanism::ScramSha256
+        );
+    }
+
+    #[test]
+    fn a_passthrough_property_l2f_sets_itself_names_the_key_to_use() {
+        let cfg = parse("[kafka.properties]\n\"security.protocol\" = \"SSL\"\n").unwrap();
+        let err = cfg.kafka.validate().unwrap_err().to_string();
+        assert!(err.contains("kafka.security_protocol"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_in_the_file_resolve_against_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("etc");
+        std::fs::create_dir_all(conf.join("rules")).unwrap();
+        std::fs::write(conf.join("topics.toml"), "").unwrap();
+        std::fs::write(conf.join("ca.pem"), "").unwrap();
+        let path = conf.join("l2f.toml");
+        std::fs::write(
+            &path,
+            "[kafka]\nsecurity_protocol = \"SASL_SSL\"\n[kafka.sasl]\nmechanism = \"PLAIN\"\nusername = \"u\"\npassword = { file = \"secrets/pw\" }\n\
+             [kafka.tls]\nca_location = \"ca.pem\"\n[topics]\ncatalog = \"topics.toml\"\n[rules]\ndir = \"rules\"\n\
+             [connectors.x]\nsecret = { file = \"x.secret\" }\n",
+        )
+        .unwrap();
+        let mut loaded: Loaded<BusConfig> = load_with_origins(Some(&path)).unwrap();
+        loaded.resolve_paths();
+        let cfg = &loaded.value;
+        assert_eq!(
+            cfg.topics.catalog.as_deref(),
+            Some(&*conf.join("topics.toml"))
+        );
+        assert_eq!(cfg.rules.dir.as_deref(), Some(&*conf.join("rules")));
+        let tls = cfg.kafka.tls.as_ref().unwrap();
+        assert_eq!(tls.ca_location.as_deref(), Some(&*conf.join("ca.pem")));
+        match &cfg.kafka.sasl.as_ref().unwrap().password {
+            SecretRef::File { file } => assert_eq!(file, &conf.join("secrets/pw")),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            cfg.connectors["x"]["secret"]["file"],
+            conf.join("x.secret").display().to_string()
+        );
+    }
+
+    #[test]
+    fn a_missing_file_names_the_key_and_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l2f.toml");
+        std::fs::write(&path, "[topics]\ncatalog = \"deploy/topics.toml\"\n").unwrap();
+        let err = Loaded::<BusConfig>::bus(Some(&path))
+            .err()
+            .expect("missing catalog")
+            .to_string();
+        assert!(err.contains("topics.catalog"), "{err}");
+        assert!(
+            err.contains(&dir.path().join("deploy/topics.toml").display().to_string()),
+            "{err}"
+        );
+        assert!(err.ends_with(&format!("(in {})", path.display())), "{err}");
+    }
+
+    #[test]
+    fn the_environment_variable_of_a_bad_value_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("l2f.toml");
+        std::fs::write(&path, "").unwrap();
+        let loaded: Loaded<BusConfig> = load_with_origins(Some(&path)).unwrap();
+        // Nothing set: a default has no origin to name.
+        assert_eq!(loaded.origin("kafka.client_id"), None);
+        assert_eq!(
+            env_var_of("kafka.bootstrap_servers"),
+            "L2F_KAFKA__BOOTSTRAP_SERVERS"
         );
     }
 

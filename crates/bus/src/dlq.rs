@@ -149,10 +149,17 @@ impl DeadLetter {
         }
     }
 
+    /// Where the letter sits in the dead-letter topic, as `PARTITION:OFFSET` — the form
+    /// `l2f dlq redrive --position` takes.
+    pub fn position(&self) -> String {
+        format!("{}:{}", self.record.partition, self.record.offset)
+    }
+
     /// A JSON line for `l2f dlq list`: position, key, reason, source, attempts and the payload's
     /// size (not its bytes, which may be Avro or hold personal data).
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
+            "position": self.position(),
             "dlq_partition": self.record.partition,
             "dlq_offset": self.record.offset,
             "key": self.record.key_str(),
@@ -198,6 +205,22 @@ impl RedriveFilter {
     }
 }
 
+impl RedriveFilter {
+    /// The requested positions no letter of `letters` has (a typo, or a letter in another
+    /// dead-letter topic): a redrive that names them must fail rather than do less than asked.
+    pub fn missing_positions(&self, letters: &[DeadLetter]) -> Vec<(i32, i64)> {
+        self.positions
+            .iter()
+            .filter(|p| {
+                !letters
+                    .iter()
+                    .any(|l| (l.record.partition, l.record.offset) == **p)
+            })
+            .copied()
+            .collect()
+    }
+}
+
 /// Sends the selected letters back to their source topics, in dead-letter order; returns how
 /// many were redriven. The dead-letter topic itself is left as it is (it is an audit trail).
 pub async fn redrive(
@@ -212,4 +235,49 @@ pub async fn redrive(
         .collect();
     producer.send_all(&chosen, 1).await?;
     Ok(chosen.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dead_letter(partition: i32, offset: i64) -> DeadLetter {
+        let source = Record {
+            topic: "leads".into(),
+            partition: 0,
+            offset: 7,
+            key: Some(b"lead-1".to_vec()),
+            payload: Some(b"x".to_vec()),
+            headers: vec![],
+            timestamp_ms: None,
+        };
+        let mut out = letter(&source, &HandlerError::permanent("bad"), 1, "dlq", "g");
+        let record = Record {
+            topic: out.topic.clone(),
+            partition,
+            offset,
+            key: out.key.take(),
+            payload: out.payload.take(),
+            headers: out.headers,
+            timestamp_ms: None,
+        };
+        DeadLetter::parse(record).expect("an l2f dead letter")
+    }
+
+    #[test]
+    fn the_listed_position_is_what_redrive_position_takes() {
+        let l = dead_letter(2, 5);
+        assert_eq!(l.position(), "2:5");
+        assert_eq!(l.to_json()["position"], "2:5");
+    }
+
+    #[test]
+    fn positions_no_letter_has_are_reported() {
+        let letters = [dead_letter(0, 1), dead_letter(0, 2)];
+        let filter = RedriveFilter {
+            positions: vec![(0, 2), (2, 5)],
+            ..RedriveFilter::default()
+        };
+        assert_eq!(filter.missing_positions(&letters), vec![(2, 5)]);
+    }
 }

@@ -11,6 +11,38 @@ pub enum BusError {
     /// The configuration is invalid; the message names the key and the problem.
     #[error("configuration: {0}")]
     Config(String),
+    /// One configuration key has a value l2f cannot use: names the key, what is wrong, and
+    /// (once known) where the value came from, so the operator knows which line to fix.
+    #[error("configuration: {key}: {reason}{}", origin.as_ref().map(|o| format!(" ({o})")).unwrap_or_default())]
+    Key {
+        /// The dotted key, e.g. `kafka.bootstrap_servers`.
+        key: String,
+        /// What is wrong with it (never a secret's value).
+        reason: String,
+        /// Where the value came from (`in /etc/l2f/l2f.toml`, `from environment variable ...`).
+        origin: Option<String>,
+    },
+    /// `apply` would create a topic with more replicas than the cluster has brokers.
+    #[error("replication factor {wanted} is more than the {brokers} broker(s) of the cluster, for topic(s) {topics}")]
+    ReplicationFactor {
+        /// The topics concerned, comma-separated.
+        topics: String,
+        /// The replication factor asked for.
+        wanted: i32,
+        /// Brokers the cluster reports.
+        brokers: usize,
+    },
+    /// The topic does not exist on the cluster.
+    #[error("topic {0} does not exist on the cluster")]
+    UnknownTopic(String),
+    /// The cluster refused to create a topic.
+    #[error("creating topic {topic}: {reason}")]
+    CreateTopic {
+        /// The topic.
+        topic: String,
+        /// The broker's error code and what it means.
+        reason: String,
+    },
     /// The cluster could not be reached within the deadline.
     #[error("kafka cluster at {bootstrap} unreachable: {reason}")]
     Unreachable {
@@ -46,6 +78,15 @@ pub enum BusError {
 }
 
 impl BusError {
+    /// An error about one configuration key; the origin is added by the loader, which knows it.
+    pub fn key(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        BusError::Key {
+            key: key.into(),
+            reason: reason.into(),
+            origin: None,
+        }
+    }
+
     /// Wraps a client error with the operation that produced it.
     pub fn kafka(op: impl Into<String>, source: rdkafka::error::KafkaError) -> Self {
         BusError::Kafka {
@@ -122,12 +163,15 @@ impl HandlerError {
         }
     }
 
-    /// The error class written to the dead-letter headers.
+    /// The error class: for a dead letter, one of [`crate::headers::dlq::ERROR_CLASSES`]
+    /// (written to its headers); `unavailable` otherwise (such a record is never dead-lettered).
     pub fn class(&self) -> &'static str {
+        use crate::headers::dlq::ERROR_CLASSES;
         match self {
-            HandlerError::Transient { .. } => "transient",
+            HandlerError::Permanent { .. } => ERROR_CLASSES[0],
+            HandlerError::Transient { .. } => ERROR_CLASSES[1],
+            // Never dead-lettered: an unavailable app makes the record wait.
             HandlerError::Unavailable { .. } => "unavailable",
-            HandlerError::Permanent { .. } => "permanent",
         }
     }
 
@@ -152,6 +196,42 @@ impl HandlerError {
 
 impl From<l2f_secrets::SecretError> for BusError {
     fn from(e: l2f_secrets::SecretError) -> Self {
-        BusError::Config(e.to_string())
+        use l2f_secrets::SecretError as S;
+        match e {
+            S::Env { field, var, state } => {
+                BusError::key(field, format!("environment variable {var} is {state}"))
+            }
+            S::File { field, path, cause } => {
+                BusError::key(field, format!("cannot read secret file {path}: {cause}"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_handler_error_class_is_a_documented_class() {
+        use crate::headers::dlq::ERROR_CLASSES;
+        assert_eq!(HandlerError::permanent("x").class(), "permanent");
+        assert_eq!(HandlerError::transient("x").class(), "transient");
+        assert!(ERROR_CLASSES.contains(&HandlerError::permanent("x").class()));
+        assert!(ERROR_CLASSES.contains(&HandlerError::transient("x").class()));
+    }
+
+    #[test]
+    fn a_secret_error_becomes_a_key_error_naming_the_variable() {
+        let e: BusError = l2f_secrets::SecretRef::Env {
+            env: "L2F_TEST_NOT_SET_XYZ".into(),
+        }
+        .resolve("kafka.sasl.password")
+        .unwrap_err()
+        .into();
+        assert_eq!(
+            e.to_string(),
+            "configuration: kafka.sasl.password: environment variable L2F_TEST_NOT_SET_XYZ is not set"
+        );
     }
 }

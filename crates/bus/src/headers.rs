@@ -14,8 +14,13 @@ pub const SCHEMA_ID: &str = "l2f.schema-id";
 
 /// Dead-letter headers, modelled on Kafka Connect's `__connect.errors.*`.
 pub mod dlq {
-    /// `permanent`, `transient` (retries exhausted) or `decode`.
+    /// One of [`ERROR_CLASSES`]: `permanent` (the record is at fault: invalid, undecodable,
+    /// refused by the app) or `transient` (retries exhausted).
     pub const ERROR_CLASS: &str = "l2f.dlq.error-class";
+    /// Every value [`ERROR_CLASS`] takes. A record that cannot be decoded is `permanent`:
+    /// there is no separate class for it (its message says `avro decoding ...` or
+    /// `unknown frame magic ...`).
+    pub const ERROR_CLASSES: [&str; 2] = ["permanent", "transient"];
     /// The handler's message, naming the field and value where there is one.
     pub const ERROR_MESSAGE: &str = "l2f.dlq.error-message";
     /// Topic the record was read from (where redrive sends it back).

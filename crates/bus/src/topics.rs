@@ -70,7 +70,18 @@ pub struct TopicSpec {
     pub config: BTreeMap<String, String>,
 }
 
+/// The catalog shipped in `deploy/topics.toml`, compiled into the binary.
+const EMBEDDED: &str = include_str!("../../../deploy/topics.toml");
+
 impl Catalog {
+    /// The shipped catalog (`deploy/topics.toml`), built in, so an installed binary needs no
+    /// copy of the repository; validated by a test.
+    pub fn embedded() -> Catalog {
+        // A test proves the shipped text parses; a failure here is a build that skipped it.
+        Catalog::parse(EMBEDDED, "built-in deploy/topics.toml")
+            .unwrap_or_else(|e| panic!("the built-in catalog is invalid: {e}"))
+    }
+
     /// Loads and validates a catalog file.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| BusError::Io {
@@ -227,7 +238,16 @@ impl std::fmt::Display for Drift {
 /// What `apply` did or found for one topic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Created now (or would be, in a dry run).
+    /// Missing; a dry run created nothing.
+    WouldCreate {
+        /// Topic.
+        topic: String,
+        /// Partitions it would be created with.
+        partitions: i32,
+        /// Replication factor it would be created with.
+        replication_factor: i32,
+    },
+    /// Created now.
     Created {
         /// Topic.
         topic: String,
@@ -253,6 +273,14 @@ pub enum Outcome {
 impl std::fmt::Display for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Outcome::WouldCreate {
+                topic,
+                partitions,
+                replication_factor,
+            } => write!(
+                f,
+                "would create {topic} (partitions {partitions}, replication {replication_factor})"
+            ),
             Outcome::Created {
                 topic,
                 partitions,
@@ -282,6 +310,9 @@ pub struct ApplyOptions {
 }
 
 /// Creates the catalog's missing topics and reports drift of the existing ones, in catalog order.
+///
+/// A missing topic whose replication factor is more than the cluster's brokers fails the
+/// whole call before anything is created ([`BusError::ReplicationFactor`]), dry run or not.
 pub async fn apply(
     client: &ClientConfig,
     catalog: &Catalog,
@@ -305,6 +336,7 @@ pub async fn apply(
             (t.name().to_string(), (t.partitions().len() as i32, rf))
         })
         .collect();
+    let brokers = md.brokers().len();
     let rf_for = |t: &TopicSpec| opts.replication_factor.unwrap_or(catalog.replication(t));
     let admin_opts = AdminOptions::new().operation_timeout(Some(timeout));
     let mut outcomes = Vec::new();
@@ -313,10 +345,20 @@ pub async fn apply(
         let wanted_configs = t.desired_configs().map_err(BusError::Config)?;
         match existing.get(&t.name) {
             None => {
-                outcomes.push(Outcome::Created {
-                    topic: t.name.clone(),
-                    partitions: catalog.partitions(t),
-                    replication_factor: rf_for(t),
+                let (topic, partitions, replication_factor) =
+                    (t.name.clone(), catalog.partitions(t), rf_for(t));
+                outcomes.push(if opts.dry_run {
+                    Outcome::WouldCreate {
+                        topic,
+                        partitions,
+                        replication_factor,
+                    }
+                } else {
+                    Outcome::Created {
+                        topic,
+                        partitions,
+                        replication_factor,
+                    }
                 });
                 to_create.push((t, wanted_configs));
             }
@@ -374,6 +416,22 @@ pub async fn apply(
             }
         }
     }
+    let too_many: Vec<(&str, i32)> = to_create
+        .iter()
+        .map(|(t, _)| (t.name.as_str(), rf_for(t)))
+        .filter(|(_, rf)| brokers > 0 && *rf as usize > brokers)
+        .collect();
+    if let Some(wanted) = too_many.iter().map(|(_, rf)| *rf).max() {
+        return Err(BusError::ReplicationFactor {
+            topics: too_many
+                .iter()
+                .map(|(t, _)| *t)
+                .collect::<Vec<_>>()
+                .join(", "),
+            wanted,
+            brokers,
+        });
+    }
     if !opts.dry_run && !to_create.is_empty() {
         let new: Vec<NewTopic<'_>> = to_create
             .iter()
@@ -394,9 +452,21 @@ pub async fn apply(
             .map_err(|e| BusError::kafka("create topics", e))?;
         for r in results {
             if let Err((topic, code)) = r {
-                if code != rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists {
-                    return Err(BusError::Config(format!("creating topic {topic}: {code}")));
-                }
+                use rdkafka::types::RDKafkaErrorCode as Code;
+                let reason = match code {
+                    Code::TopicAlreadyExists => continue,
+                    Code::InvalidReplicationFactor => format!(
+                        "{code:?}: the cluster has fewer live brokers ({brokers} known) than the replication factor"
+                    ),
+                    Code::PolicyViolation | Code::InvalidConfig => {
+                        format!("{code:?}: the broker refused the topic's settings ({code})")
+                    }
+                    Code::TopicAuthorizationFailed | Code::ClusterAuthorizationFailed => {
+                        format!("{code:?}: this client may not create topics (grant CREATE or create them by hand)")
+                    }
+                    other => format!("{other:?}: {other}"),
+                };
+                return Err(BusError::CreateTopic { topic, reason });
             }
         }
     }
@@ -447,6 +517,29 @@ mod tests {
             let err = Catalog::parse(text, "cat.toml").unwrap_err().to_string();
             assert!(err.contains(needle), "{err}");
         }
+    }
+
+    #[test]
+    fn the_built_in_catalog_is_the_shipped_file() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/topics.toml");
+        let shipped = Catalog::load(&path).unwrap();
+        let built_in = Catalog::embedded();
+        let names = |c: &Catalog| c.topics.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&built_in), names(&shipped));
+        assert!(built_in.get("dead-letters").is_some());
+    }
+
+    #[test]
+    fn a_dry_run_says_would_create() {
+        let o = Outcome::WouldCreate {
+            topic: "leads".into(),
+            partitions: 6,
+            replication_factor: 1,
+        };
+        assert_eq!(
+            o.to_string(),
+            "would create leads (partitions 6, replication 1)"
+        );
     }
 
     #[test]

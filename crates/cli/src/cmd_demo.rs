@@ -19,7 +19,6 @@ use l2f_bus::config::{ConsumerConfig, RetryConfig};
 use l2f_bus::dlq::DeadLetter;
 use l2f_bus::reader::read_all;
 use l2f_bus::record::OutRecord;
-use l2f_bus::topics::Catalog;
 use l2f_bus::{CancellationToken, LoopStats, Producer};
 use l2f_connector_kit::record::event_record;
 use l2f_connector_kit::{Context, Pipelines};
@@ -28,8 +27,7 @@ use l2f_contracts::{Codec, CountryCode};
 use l2f_mocks::server::{self, MocksConfig};
 use serde_json::Value;
 
-use crate::cluster::{config, connect};
-use crate::cmd_run::load_rules;
+use crate::cluster::{connect, load, LoadedConfig};
 use crate::connectors::build_all;
 use crate::ConfigArg;
 
@@ -181,12 +179,16 @@ async fn wait_for(stats: &LoopStats, n: u64, token: &CancellationToken) -> Resul
 
 /// Runs the demo; returns the exit code.
 pub async fn run(args: DemoArgs) -> Result<i32> {
-    let mut cfg = config(&args.config)?;
+    let LoadedConfig {
+        bus: mut cfg,
+        catalog,
+        rules,
+        ..
+    } = load(&args.config)?;
     if cfg.kafka.bootstrap_servers.is_some() {
         println!("note: the demo runs on the embedded broker; ignoring kafka.bootstrap_servers");
         cfg.kafka.bootstrap_servers = None;
     }
-    let catalog = Catalog::load(&cfg.topics.catalog)?;
     let cluster = connect(&cfg, true, "demo")?;
     let broker = cluster.embedded.as_ref().context("demo runs embedded")?;
     for t in &catalog.topics {
@@ -275,7 +277,7 @@ pub async fn run(args: DemoArgs) -> Result<i32> {
         sources: cfg.sources.clone(),
         producer: producer.clone(),
         codec: codec.clone(),
-        rules: std::sync::Arc::new(load_rules()?),
+        rules: std::sync::Arc::new(rules),
         shutdown: token.clone(),
         pipelines: Pipelines::default(),
     };

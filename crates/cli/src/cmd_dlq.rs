@@ -6,16 +6,18 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use l2f_bus::dlq::{redrive, DeadLetter, RedriveFilter};
+use l2f_bus::headers::dlq::ERROR_CLASSES;
 use l2f_bus::reader::read_all;
 use l2f_bus::Producer;
 
-use crate::cluster::{config, connect};
+use crate::cluster::{connect, load};
 use crate::ConfigArg;
 
 /// Dead-letter commands.
 #[derive(Debug, Subcommand)]
 pub enum DlqCmd {
-    /// Print every dead letter as a JSON line (position, key, reason, source, attempts).
+    /// Print every dead letter as a JSON line (position as `redrive --position` takes it, key,
+    /// reason, source, attempts).
     List {
         #[command(flatten)]
         config: ConfigArg,
@@ -30,7 +32,8 @@ pub enum DlqCmd {
         /// Dead-letter topic (default: dead_letter.topic from the config).
         #[arg(long)]
         topic: Option<String>,
-        /// `PARTITION:OFFSET` of a dead letter to redrive (repeatable).
+        /// `PARTITION:OFFSET` of a dead letter to redrive, as `dlq list` prints it (repeatable);
+        /// one that no letter has fails the redrive, which then sends nothing.
         #[arg(long = "position", value_parser = parse_position)]
         positions: Vec<(i32, i64)>,
         /// Redrive every dead letter that matches the other filters.
@@ -39,7 +42,7 @@ pub enum DlqCmd {
         /// Only letters that came from this topic.
         #[arg(long)]
         source_topic: Option<String>,
-        /// Only letters of this error class (permanent, transient).
+        /// Only letters of this error class: permanent or transient.
         #[arg(long)]
         error_class: Option<String>,
         /// Show what would be redriven; send nothing.
@@ -64,7 +67,7 @@ fn parse_position(s: &str) -> Result<(i32, i64), String> {
 pub async fn run(cmd: DlqCmd) -> Result<i32> {
     match cmd {
         DlqCmd::List { config: arg, topic } => {
-            let cfg = config(&arg)?;
+            let cfg = load(&arg)?.bus;
             let cluster = connect(&cfg, false, "dlq list")?;
             let topic = topic.unwrap_or(cfg.dead_letter.topic);
             for l in letters(&cluster.client, &topic)? {
@@ -84,7 +87,15 @@ pub async fn run(cmd: DlqCmd) -> Result<i32> {
             if positions.is_empty() && !all {
                 bail!("say which dead letters to redrive: --position PARTITION:OFFSET (repeatable) or --all");
             }
-            let cfg = config(&arg)?;
+            if let Some(c) = error_class.as_deref() {
+                if !ERROR_CLASSES.contains(&c) {
+                    bail!(
+                        "--error-class {c:?}: no such error class (dead letters are {}; an undecodable record is permanent)",
+                        ERROR_CLASSES.join(" or ")
+                    );
+                }
+            }
+            let cfg = load(&arg)?.bus;
             let cluster = connect(&cfg, false, "dlq redrive")?;
             let topic = topic.unwrap_or(cfg.dead_letter.topic);
             let letters = letters(&cluster.client, &topic)?;
@@ -93,7 +104,34 @@ pub async fn run(cmd: DlqCmd) -> Result<i32> {
                 source_topic,
                 error_class,
             };
+            let missing = filter.missing_positions(&letters);
+            if !missing.is_empty() {
+                let list: Vec<String> = missing.iter().map(|(p, o)| format!("{p}:{o}")).collect();
+                bail!(
+                    "no dead letter at position {} in {topic} ({} letter(s) there; `l2f dlq list` prints their positions); nothing redriven",
+                    list.join(", "),
+                    letters.len()
+                );
+            }
             let chosen: Vec<&DeadLetter> = letters.iter().filter(|l| filter.matches(l)).collect();
+            if chosen.is_empty() {
+                let mut asked = vec![if filter.positions.is_empty() {
+                    "--all".to_string()
+                } else {
+                    "the positions".to_string()
+                }];
+                if let Some(t) = &filter.source_topic {
+                    asked.push(format!("--source-topic {t}"));
+                }
+                if let Some(c) = &filter.error_class {
+                    asked.push(format!("--error-class {c}"));
+                }
+                bail!(
+                    "no dead letter in {topic} matches {} ({} letter(s) there); nothing redriven",
+                    asked.join(" "),
+                    letters.len()
+                );
+            }
             if dry_run {
                 for l in &chosen {
                     println!("would redrive {}", l.to_json());

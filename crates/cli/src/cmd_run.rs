@@ -14,15 +14,13 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
 use l2f_bus::consumer::shutdown_on_signals;
 use l2f_bus::headers::{TraceParent, EVENT_TYPE, TRACEPARENT};
-use l2f_bus::topics::Catalog;
 use l2f_bus::{Handler, HandlerError, Producer, Record};
 use l2f_connector_kit::{Context, Pipelines};
 use l2f_contracts::Codec;
-use l2f_rules::Rules;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-use crate::cluster::{config, connect};
-use crate::connectors::{build_all, check_pairing};
+use crate::cluster::{connect, load, LoadedConfig};
+use crate::connectors::check_pairing;
 use crate::ops::Ops;
 use crate::ConfigArg;
 
@@ -71,10 +69,14 @@ impl Handler for AuditLog {
 
 /// Runs until SIGINT/SIGTERM; returns the exit code.
 pub async fn run(args: RunArgs) -> Result<i32> {
-    let cfg = config(&args.config)?;
-    let catalog = Catalog::load(&cfg.topics.catalog)?;
-    let rules = Arc::new(load_rules()?);
-    let connectors = build_all(&cfg)?;
+    let LoadedConfig {
+        bus: cfg,
+        catalog,
+        rules,
+        connectors,
+        ..
+    } = load(&args.config)?;
+    let rules = Arc::new(rules);
     check_pairing(&connectors, &rules)?;
     let cluster = connect(&cfg, true, "run")?;
     let topics: Vec<String> = if args.topics.is_empty() {
@@ -174,11 +176,6 @@ pub async fn run(args: RunArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// The handbook's rule tables.
-pub fn load_rules() -> Result<Rules> {
-    Rules::load("deploy/rules").context("rules")
-}
-
 /// Fails, naming them, when topics the pipelines need are missing on the cluster.
 fn check_topics(cluster: &crate::cluster::Cluster, needed: &[String]) -> Result<()> {
     let probe: BaseConsumer = cluster.client.create().context("metadata client")?;
@@ -209,21 +206,20 @@ fn check_topics(cluster: &crate::cluster::Cluster, needed: &[String]) -> Result<
 
 #[cfg(test)]
 mod tests {
-    use super::*;
 
     #[test]
     fn the_example_config_declares_a_valid_marketo_connector() {
         let path =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/l2f.example.toml");
         let cfg: l2f_bus::BusConfig = l2f_bus::config::load(Some(&path)).unwrap();
-        let err = build_all(&cfg)
+        let err = crate::connectors::build_all(&cfg)
             .err()
             .expect("its secret variable is unset")
             .to_string();
         assert!(err.contains("L2F_MARKETO_CLIENT_SECRET"), "{err}");
         // Only this test reads the variable.
         std::env::set_var("L2F_MARKETO_CLIENT_SECRET", "from-the-environment");
-        let built = build_all(&cfg).unwrap();
+        let built = crate::connectors::build_all(&cfg).unwrap();
         assert_eq!(built.len(), 1);
         assert_eq!(built[0].name(), "marketo");
         assert_eq!(built[0].topics(), vec!["leads".to_string()]);
@@ -236,7 +232,10 @@ mod tests {
             "marketo".into(),
             serde_json::json!({"base_url": "http://x", "client_id": "c", "client_secret": "s", "lookup": "email"}),
         );
-        let err = build_all(&cfg).err().unwrap().to_string();
+        let err = crate::connectors::build_all(&cfg)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(
             err.contains("connectors.marketo") && err.contains("lookup"),
             "{err}"
@@ -244,7 +243,10 @@ mod tests {
         cfg.connectors.clear();
         cfg.connectors
             .insert("markteo".into(), serde_json::json!({}));
-        let err = build_all(&cfg).err().unwrap().to_string();
+        let err = crate::connectors::build_all(&cfg)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(
             err.contains("connectors.markteo: no such connector (known: marketo"),
             "{err}"

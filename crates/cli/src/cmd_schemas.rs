@@ -42,10 +42,22 @@ pub enum SchemasCmd {
         /// Writer schema.
         writer: PathBuf,
     },
-    /// Print the Parsing Canonical Form, then the CRC-64-AVRO fingerprint (signed decimal).
+    /// Print the Parsing Canonical Form, the CRC-64-AVRO fingerprint (signed decimal), the
+    /// `l2f.schema-id` header a producer writes (16 hex digits, big-endian) and the
+    /// single-object header that starts the value (`c3 01` + fingerprint little-endian).
     Fingerprint {
         /// Schema file (.avsc; a common.avsc beside it is in scope).
         file: PathBuf,
+    },
+    /// Print an event's schema as one self-contained JSON document (the named types of
+    /// common.avsc inlined), ready for another language's Avro library: its fingerprint is
+    /// the hub's.
+    Show {
+        /// The event, e.g. LeadCaptured.
+        event: String,
+        /// Directory of schemas to read instead of the ones built into l2f.
+        #[arg(long)]
+        schemas: Option<PathBuf>,
     },
     /// Every field documented, required fields not nullable, one namespace; exit 1 otherwise.
     Lint {
@@ -93,5 +105,6 @@ pub fn run(cmd: SchemasCmd) -> anyhow::Result<i32> {
         SchemasCmd::Compat { reader, writer } => print(tooling::compat(&reader, &writer)?),
         SchemasCmd::Fingerprint { file } => print(tooling::fingerprint(&file)?),
         SchemasCmd::Lint { schemas } => print(tooling::lint_dir(&schemas)?),
+        SchemasCmd::Show { event, schemas } => print(tooling::show(&event, schemas.as_deref())?),
     })
 }

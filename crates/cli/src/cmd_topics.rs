@@ -2,11 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 use clap::Subcommand;
 use l2f_bus::topics::{apply, ApplyOptions, Catalog, Outcome};
+use l2f_bus::BusError;
 
-use crate::cluster::{config, connect};
+use crate::cluster::{connect, load};
 use crate::ConfigArg;
 
 /// Topic catalog commands.
@@ -16,7 +17,8 @@ pub enum TopicsCmd {
     Apply {
         #[command(flatten)]
         config: ConfigArg,
-        /// Catalog file (default: topics.catalog from the config, deploy/topics.toml).
+        /// Catalog file, relative to the working directory (default: topics.catalog from the
+        /// config, else the catalog built into l2f).
         #[arg(long)]
         catalog: Option<PathBuf>,
         /// Report only; create nothing.
@@ -37,8 +39,12 @@ pub async fn run(cmd: TopicsCmd) -> Result<i32> {
             dry_run,
             replication_factor,
         } => {
-            let cfg = config(&arg)?;
-            let catalog = Catalog::load(catalog.as_ref().unwrap_or(&cfg.topics.catalog))?;
+            let loaded = load(&arg)?;
+            let cfg = loaded.bus;
+            let catalog = match catalog {
+                Some(path) => Catalog::load(&path)?,
+                None => loaded.catalog,
+            };
             let cluster = connect(&cfg, false, "topics apply")?;
             let opts = ApplyOptions {
                 dry_run,
@@ -49,9 +55,21 @@ pub async fn run(cmd: TopicsCmd) -> Result<i32> {
                         .max(std::time::Duration::from_secs(10)),
                 ),
             };
-            let outcomes = apply(&cluster.client, &catalog, &opts).await?;
+            let outcomes = apply(&cluster.client, &catalog, &opts)
+                .await
+                .map_err(|e| match e {
+                    BusError::ReplicationFactor { brokers, .. } => anyhow!(
+                        "{e}: pass --replication-factor {brokers}, or set topics.replication_factor = {brokers} in the config"
+                    ),
+                    BusError::CreateTopic { ref reason, .. }
+                        if reason.starts_with("InvalidReplicationFactor") =>
+                    {
+                        anyhow!("{e}: pass --replication-factor N, or set topics.replication_factor in the config")
+                    }
+                    other => other.into(),
+                })?;
             for o in &outcomes {
-                println!("{}{o}", if dry_run { "(dry run) " } else { "" });
+                println!("{o}");
             }
             let drift = outcomes
                 .iter()

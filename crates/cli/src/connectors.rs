@@ -1,9 +1,9 @@
 //! The registry: every connector `l2f run` and `l2f demo` can start, one line each. Adding a
 //! connector to the hub is adding its crate's `REGISTRATION` here.
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use l2f_bus::BusConfig;
-use l2f_connector_kit::{Connector, Registration};
+use l2f_connector_kit::{Connector, KitError, Registration};
 use l2f_rules::sandbox::Environment;
 use l2f_rules::Rules;
 
@@ -12,21 +12,16 @@ pub const REGISTRY: &[Registration] = &[l2f_connector_marketo::REGISTRATION];
 
 /// Builds every connector configured under `[connectors.*]` (parsed with unknown keys
 /// refused, validated, secrets resolved), in the order of the file — no I/O.
-pub fn build_all(cfg: &BusConfig) -> Result<Vec<Box<dyn Connector>>> {
+pub fn build_all(cfg: &BusConfig) -> Result<Vec<Box<dyn Connector>>, KitError> {
     cfg.connectors
         .iter()
         .map(|(name, section)| {
+            let known: Vec<&str> = REGISTRY.iter().map(|r| r.name).collect();
             let reg = REGISTRY.iter().find(|r| r.name == name).ok_or_else(|| {
-                anyhow!(
-                    "connectors.{name}: no such connector (known: {})",
-                    REGISTRY
-                        .iter()
-                        .map(|r| r.name)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
+                let why = format!("no such connector (known: {})", known.join(", "));
+                KitError::config(name, "", why)
             })?;
-            Ok((reg.build)(section)?)
+            (reg.build)(section)
         })
         .collect()
 }

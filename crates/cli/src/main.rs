@@ -39,7 +39,8 @@ enum LogFormat {
 /// The hub's configuration file (TOML; environment `L2F_<SECTION>__<KEY>` overrides it).
 #[derive(Debug, Args, Clone)]
 pub struct ConfigArg {
-    /// Configuration file; without one, defaults and environment only (embedded broker).
+    /// Configuration file; relative paths in it are read from its directory. Without one,
+    /// defaults and environment only (embedded broker, built-in catalog and rules).
     #[arg(long, short = 'c', env = "L2F_CONFIG")]
     pub config: Option<PathBuf>,
 }

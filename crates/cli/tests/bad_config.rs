@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::time::Duration;
 
 use common::{l2f_command, run};
@@ -14,14 +15,29 @@ fn l2f(config: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String, Durat
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("l2f.toml");
     std::fs::write(&path, config).unwrap();
+    l2f_at(&path, args, env)
+}
+
+/// Runs `l2f` with the config file at `path`; returns (exit code, stderr, elapsed).
+fn l2f_at(path: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, Duration) {
     let mut cmd = l2f_command("off");
     cmd.args(args)
         .arg("--config")
-        .arg(&path)
+        .arg(path)
         .envs(env.iter().copied());
     let r = run(&mut cmd);
     (r.code, r.stderr, r.elapsed)
 }
+
+/// Every command that reads the hub's configuration.
+const COMMANDS: [&[&str]; 6] = [
+    &["run"],
+    &["demo"],
+    &["topics", "apply"],
+    &["topics", "apply", "--dry-run"],
+    &["dlq", "list"],
+    &["dlq", "redrive", "--all"],
+];
 
 fn assert_one_line_error(code: i32, stderr: &str, elapsed: Duration, needles: &[&str]) {
     assert_ne!(code, 0, "{stderr}");
@@ -36,13 +52,105 @@ fn assert_one_line_error(code: i32, stderr: &str, elapsed: Duration, needles: &[
 }
 
 #[test]
-fn unknown_key_is_named() {
+fn unknown_key_is_named_once_with_its_section_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l2f.toml");
+    std::fs::write(&path, "[kafka]\nbootstrap_server = \"127.0.0.1:9092\"\n").unwrap();
+    let (code, err, t) = l2f_at(&path, &["dlq", "list"], &[]);
+    assert_one_line_error(code, &err, t, &[]);
+    assert_eq!(
+        err.trim(),
+        format!(
+            "error: configuration: kafka.bootstrap_server: unknown key; expected one of: bootstrap_servers, client_id, security_protocol, sasl, tls, connect_timeout, properties (in {})",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn every_command_refuses_a_typo_in_a_connector_section_with_the_same_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l2f.toml");
+    std::fs::write(
+        &path,
+        "[kafka]\nbootstrap_servers = \"127.0.0.1:1\"\n[connectors.marketo]\nbase_url = \"http://127.0.0.1:1\"\nclient_id = \"c\"\nclient_secert = \"s\"\n",
+    )
+    .unwrap();
+    let mut lines = Vec::new();
+    for args in COMMANDS {
+        let (code, err, t) = l2f_at(&path, args, &[]);
+        assert_one_line_error(
+            code,
+            &err,
+            t,
+            &[
+                "connectors.marketo.client_secert: unknown key",
+                &path.display().to_string(),
+            ],
+        );
+        lines.push((args.join(" "), err.trim().to_string()));
+    }
+    for (args, line) in &lines {
+        assert_eq!(
+            line, &lines[0].1,
+            "`l2f {args}` differs from `l2f {}`",
+            lines[0].0
+        );
+    }
+}
+
+#[test]
+fn a_missing_file_is_named_with_its_key_and_the_config_file_not_the_working_directory() {
+    // The tests run in the repository root, where deploy/topics.toml exists: a key that
+    // resolved against the working directory would find it.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l2f.toml");
+    std::fs::write(&path, "[topics]\ncatalog = \"deploy/topics.toml\"\n").unwrap();
+    for args in COMMANDS {
+        let (code, err, t) = l2f_at(&path, args, &[]);
+        assert_one_line_error(
+            code,
+            &err,
+            t,
+            &[
+                "topics.catalog",
+                &dir.path().join("deploy/topics.toml").display().to_string(),
+                &format!("(in {})", path.display()),
+            ],
+        );
+    }
+    std::fs::write(&path, "[rules]\ndir = \"no-such-rules\"\n").unwrap();
+    let (code, err, t) = l2f_at(&path, &["run"], &[]);
+    assert_one_line_error(code, &err, t, &["rules.dir", "no-such-rules", "l2f.toml"]);
+}
+
+#[test]
+fn redrive_of_an_unknown_error_class_exits_non_zero_naming_it() {
     let (code, err, t) = l2f(
-        "[kafka]\nbootstrap_server = \"127.0.0.1:9092\"\n",
+        "[kafka]\nbootstrap_servers = \"127.0.0.1:1\"\n",
+        &["dlq", "redrive", "--all", "--error-class", "decode"],
+        &[],
+    );
+    assert_one_line_error(code, &err, t, &["\"decode\"", "permanent or transient"]);
+}
+
+#[test]
+fn a_kafka_spelling_mistake_lists_kafkas_spellings() {
+    let (code, err, t) = l2f(
+        "[kafka]\nbootstrap_servers = \"127.0.0.1:1\"\nsecurity_protocol = \"SASL_TLS\"\n",
         &["dlq", "list"],
         &[],
     );
-    assert_one_line_error(code, &err, t, &["bootstrap_server"]);
+    assert_one_line_error(
+        code,
+        &err,
+        t,
+        &[
+            "kafka.security_protocol",
+            "SASL_TLS",
+            "PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL",
+        ],
+    );
 }
 
 #[test]
@@ -92,5 +200,14 @@ fn environment_overrides_the_file_and_is_checked_too() {
         &["dlq", "list"],
         &[("L2F_KAFKA__BOOTSTRAP_SERVERS", "no-port-here")],
     );
-    assert_one_line_error(code, &err, t, &["no-port-here", "host:port"]);
+    assert_one_line_error(
+        code,
+        &err,
+        t,
+        &[
+            "no-port-here",
+            "host:port",
+            "from environment variable L2F_KAFKA__BOOTSTRAP_SERVERS",
+        ],
+    );
 }

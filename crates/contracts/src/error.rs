@@ -71,7 +71,7 @@ pub enum Error {
         needed: usize,
     },
     /// The first bytes are neither single-object (C3 01) nor Confluent (00) magic.
-    #[error("unknown frame magic {0:02x?}")]
+    #[error("unknown frame magic {}: not an Avro frame (single-object encoding starts c3 01, Confluent framing 00)", magic(.0))]
     BadMagic(Vec<u8>),
     /// No writer schema is known for this fingerprint.
     #[error("no writer schema known for fingerprint {0} (CRC-64-AVRO, signed)")]
@@ -119,6 +119,18 @@ pub enum Error {
     Registry(String),
 }
 
+/// The bytes in hex (`4a 44`), and as text when they are printable (`"JD"`): a producer
+/// that wrote JSON or plain text is recognised at a glance.
+fn magic(bytes: &[u8]) -> String {
+    let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = hex.join(" ");
+    if !bytes.is_empty() && bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+        format!("{hex} ({:?} as text)", String::from_utf8_lossy(bytes))
+    } else {
+        hex
+    }
+}
+
 fn join(v: &[Violation]) -> String {
     v.iter()
         .map(ToString::to_string)
@@ -128,3 +140,19 @@ fn join(v: &[Violation]) -> String {
 
 /// Result with this crate's error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_magic_prints_hex_and_the_text_it_reads_as() {
+        assert_eq!(
+            Error::BadMagic(vec![0x7b, 0x22]).to_string(),
+            "unknown frame magic 7b 22 (\"{\\\"\" as text): not an Avro frame (single-object encoding starts c3 01, Confluent framing 00)"
+        );
+        assert!(Error::BadMagic(vec![0xc3, 0x02])
+            .to_string()
+            .starts_with("unknown frame magic c3 02: "));
+    }
+}

@@ -44,11 +44,72 @@ pub fn load_schema_file(path: &Path) -> Result<Schema, SchemaError> {
 }
 
 /// `l2f schemas fingerprint FILE`: the Parsing Canonical Form, then the CRC-64-AVRO
-/// fingerprint as a signed 64-bit decimal (as Apache Avro's test data writes it).
+/// fingerprint as a signed 64-bit decimal (as Apache Avro's test data writes it), then what
+/// a producer writing this schema puts on the wire: the `l2f.schema-id` header (the
+/// fingerprint as 16 lowercase hex digits, big-endian) and the single-object header that
+/// starts the value (`c3 01`, then the fingerprint little-endian).
 pub fn fingerprint(path: &Path) -> Result<Report, SchemaError> {
     let s = load_schema_file(path)?;
+    let fp = s.fingerprint();
     Ok(Report {
-        lines: vec![s.canonical_form(), (s.fingerprint() as i64).to_string()],
+        lines: vec![
+            s.canonical_form(),
+            (fp as i64).to_string(),
+            format!("l2f.schema-id: {}", schema_id(fp)),
+            format!("single-object header: {}", single_object_header(fp)),
+        ],
+        ok: true,
+    })
+}
+
+/// The `l2f.schema-id` header value of a writer schema: its CRC-64-AVRO fingerprint as 16
+/// lowercase hex digits, most significant first (big-endian). Note that the single-object
+/// frame carries the same fingerprint little-endian, which is the order fastavro's
+/// `fingerprint()` prints.
+pub fn schema_id(fingerprint: u64) -> String {
+    format!("{fingerprint:016x}")
+}
+
+/// The 10 bytes that start every l2f record value, in hex: `c3 01` and the fingerprint,
+/// little-endian (Avro single-object encoding).
+pub fn single_object_header(fingerprint: u64) -> String {
+    let mut bytes = vec![0xc3, 0x01];
+    bytes.extend_from_slice(&fingerprint.to_le_bytes());
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `l2f schemas show EVENT`: the event's schema as one self-contained JSON document, every
+/// named type of `common.avsc` inlined where it is first used (logical types, docs and
+/// defaults kept). This is what another language's Avro library should parse: its Parsing
+/// Canonical Form, and so its fingerprint, is then the hub's. From the schemas built into
+/// l2f, or from `dir` (a directory with `common.avsc`).
+pub fn show(event: &str, dir: Option<&Path>) -> Result<Report, SchemaError> {
+    let loaded;
+    let catalog = match dir {
+        Some(d) => {
+            loaded = Catalog::load_dir(d)?;
+            &loaded
+        }
+        None => Catalog::embedded(),
+    };
+    let schema = catalog.get(event).ok_or_else(|| {
+        SchemaError::Invalid(format!(
+            "no event {event:?}; known: {}",
+            catalog
+                .events()
+                .map(|(n, _)| n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
+    let text = serde_json::to_string_pretty(&schema.to_full_json())
+        .map_err(|e| SchemaError::Json(e.to_string()))?;
+    Ok(Report {
+        lines: text.lines().map(str::to_owned).collect(),
         ok: true,
     })
 }

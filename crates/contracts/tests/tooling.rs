@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use l2f_contracts::compat::Level;
-use l2f_contracts::tooling::{check, compat, fingerprint, lint_dir, load_baseline};
+use l2f_contracts::tooling::{check, compat, fingerprint, lint_dir, load_baseline, show};
 
 fn schemas() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas")
@@ -24,7 +24,9 @@ fn fingerprint_prints_canonical_form_then_signed_crc64() {
         r.lines,
         [
             r#"{"name":"PigValue","type":"record","fields":[{"name":"value","type":["null","int","long","PigValue"]}]}"#,
-            "-1759257747318642341"
+            "-1759257747318642341",
+            "l2f.schema-id: e795dc6656b7e95b",
+            "single-object header: c3 01 5b e9 b7 56 66 dc 95 e7",
         ]
     );
     // An event file resolves the shared types of common.avsc beside it.
@@ -35,6 +37,26 @@ fn fingerprint_prints_canonical_form_then_signed_crc64() {
         r.lines[1],
         (codec.schema("LeadCaptured").unwrap().fingerprint() as i64).to_string()
     );
+}
+
+#[test]
+fn show_prints_a_self_contained_schema_with_the_hubs_fingerprint() {
+    let r = show("LeadCaptured", None).unwrap();
+    let text = r.lines.join("\n");
+    let dir = tempfile::tempdir().unwrap();
+    // Alone in its directory: no common.avsc to lean on, every named type inlined.
+    let f = dir.path().join("LeadCaptured.avsc");
+    std::fs::write(&f, &text).unwrap();
+    let fp = fingerprint(&f).unwrap();
+    let codec = l2f_contracts::Codec::new();
+    let hub = codec.schema("LeadCaptured").unwrap().fingerprint();
+    assert_eq!(fp.lines[1], (hub as i64).to_string());
+    assert_eq!(fp.lines[2], format!("l2f.schema-id: {hub:016x}"));
+    assert!(
+        text.contains("\"logicalType\": \"timestamp-millis\""),
+        "{text}"
+    );
+    assert!(show("LeadCapture", None).is_err());
 }
 
 #[test]

@@ -103,6 +103,27 @@ impl Rules {
             let path: PathBuf = dir.join(file);
             std::fs::read_to_string(&path).map_err(|source| Error::Read { path, source })
         };
+        Rules::parse_with(read)
+    }
+
+    /// The tables shipped in `deploy/rules`, compiled into the binary, so an installed hub
+    /// runs without a copy of the repository; a test proves they load.
+    pub fn embedded() -> Rules {
+        let text = |file: &str| -> Result<String> {
+            EMBEDDED
+                .iter()
+                .find(|(name, _)| *name == file)
+                .map(|(_, text)| (*text).to_string())
+                .ok_or_else(|| Error::Read {
+                    path: PathBuf::from("built-in").join(file),
+                    source: std::io::ErrorKind::NotFound.into(),
+                })
+        };
+        // The shipped tables are validated by `the_built_in_tables_are_the_shipped_ones`.
+        Rules::parse_with(text).unwrap_or_else(|e| panic!("built-in rule tables: {e}"))
+    }
+
+    fn parse_with(read: impl Fn(&str) -> Result<String>) -> Result<Rules> {
         Ok(Rules {
             entity: EntityTable::parse(&read(EntityTable::FILE)?)?,
             batch: BatchTable::parse(&read(BatchTable::FILE)?)?,
@@ -116,6 +137,46 @@ impl Rules {
         })
     }
 }
+
+/// The shipped tables, by file name, as compiled in.
+const EMBEDDED: [(&str, &str); 9] = [
+    (
+        EntityTable::FILE,
+        include_str!("../../../deploy/rules/entity.toml"),
+    ),
+    (
+        BatchTable::FILE,
+        include_str!("../../../deploy/rules/billing_batch.toml"),
+    ),
+    (
+        AutoRenewTable::FILE,
+        include_str!("../../../deploy/rules/auto_renew.toml"),
+    ),
+    (
+        CommunicationTable::FILE,
+        include_str!("../../../deploy/rules/communication.toml"),
+    ),
+    (
+        NoticeTable::FILE,
+        include_str!("../../../deploy/rules/renewal_notices.toml"),
+    ),
+    (
+        BillableTable::FILE,
+        include_str!("../../../deploy/rules/billable_users.toml"),
+    ),
+    (
+        CancellationTable::FILE,
+        include_str!("../../../deploy/rules/cancellation.toml"),
+    ),
+    (
+        SkuTable::FILE,
+        include_str!("../../../deploy/rules/sku.toml"),
+    ),
+    (
+        SandboxTable::FILE,
+        include_str!("../../../deploy/rules/sandbox.toml"),
+    ),
+];
 
 #[cfg(test)]
 pub(crate) mod tests {
@@ -138,5 +199,12 @@ pub(crate) mod tests {
     /// A country by its code, for test tables.
     pub(crate) fn country(code: &str) -> CountryCode {
         CountryCode::from_code(code).unwrap_or_else(|| panic!("{code} is ISO"))
+    }
+
+    #[test]
+    fn the_built_in_tables_are_the_shipped_ones() {
+        assert_eq!(&Rules::embedded(), rules());
+        let names: Vec<&str> = super::EMBEDDED.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, super::FILES);
     }
 }

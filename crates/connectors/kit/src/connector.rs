@@ -19,12 +19,12 @@ use tokio::task::JoinHandle;
 /// Why a connector cannot be built or run.
 #[derive(Debug, thiserror::Error)]
 pub enum KitError {
-    /// Its configuration section is invalid; the message names the key.
-    #[error("connectors.{connector}: {message}")]
+    /// Its configuration section is invalid.
+    #[error("{key}: {message}")]
     Config {
-        /// The connector.
-        connector: &'static str,
-        /// What is wrong, naming the key (never a secret's value).
+        /// The dotted key at fault (`connectors.marketo.base_url`).
+        key: String,
+        /// What is wrong (never a secret's value).
         message: String,
     },
     /// One of its pipelines failed in the plumbing (Kafka, a listener).
@@ -47,11 +47,16 @@ pub enum KitError {
 }
 
 impl KitError {
-    /// A configuration error of `connector` naming `key`.
-    pub fn config(connector: &'static str, key: &str, message: impl std::fmt::Display) -> Self {
+    /// A configuration error of `connector`'s key `key` (relative to its section; empty for
+    /// the section itself).
+    pub fn config(connector: &str, key: &str, message: impl std::fmt::Display) -> Self {
         KitError::Config {
-            connector,
-            message: format!("{key}: {message}"),
+            key: if key.is_empty() {
+                format!("connectors.{connector}")
+            } else {
+                format!("connectors.{connector}.{key}")
+            },
+            message: message.to_string(),
         }
     }
 }
@@ -103,11 +108,58 @@ pub struct Registration {
 }
 
 fn build<C: Configured>(section: &serde_json::Value) -> Result<Box<dyn Connector>, KitError> {
-    let cfg: C::Config = serde_json::from_value(section.clone()).map_err(|e| KitError::Config {
-        connector: C::NAME,
-        message: e.to_string(),
-    })?;
+    let cfg: C::Config = parse_section(C::NAME, section)?;
     Ok(Box::new(C::build(cfg)?))
+}
+
+/// Parses a raw `[connectors.NAME]` section; an error names the dotted key inside it
+/// (`connectors.marketo.client_secert: unknown key; expected one of: ...`).
+pub fn parse_section<T: DeserializeOwned>(
+    name: &str,
+    section: &serde_json::Value,
+) -> Result<T, KitError> {
+    use serde_path_to_error::Segment;
+    serde_path_to_error::deserialize(section.clone()).map_err(|e| {
+        let mut at = format!("connectors.{name}");
+        for segment in e.path().iter() {
+            match segment {
+                Segment::Map { key } | Segment::Enum { variant: key } => at = format!("{at}.{key}"),
+                Segment::Seq { index } => at = format!("{at}.{index}"),
+                _ => {}
+            }
+        }
+        let message = e.inner().to_string();
+        let named = |prefix: &str| {
+            message
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.split_once('`'))
+                .map(|(field, rest)| (field.to_string(), rest.to_string()))
+        };
+        if let Some((field, rest)) = named("unknown field `") {
+            if !at.ends_with(&format!(".{field}")) {
+                at = format!("{at}.{field}");
+            }
+            let expected = rest
+                .trim_start_matches(", ")
+                .trim_start_matches("expected ")
+                .trim_start_matches("one of ")
+                .replace('`', "");
+            return KitError::Config {
+                key: at,
+                message: format!("unknown key; expected one of: {expected}"),
+            };
+        }
+        if let Some((field, _)) = named("missing field `") {
+            return KitError::Config {
+                key: format!("{at}.{field}"),
+                message: "missing (this key is required)".into(),
+            };
+        }
+        KitError::Config {
+            key: at,
+            message: message.replace('`', ""),
+        }
+    })
 }
 
 impl Registration {

@@ -8,6 +8,9 @@ use crate::client::{MarketoClient, MAX_LEADS_PER_CALL};
 use l2f_bus::config::SecretRef;
 use serde::{Deserialize, Serialize};
 
+/// The full key of the client secret, as errors name it.
+pub const SECRET_KEY: &str = "connectors.marketo.client_secret";
+
 /// Why the connector cannot start; each message names the key at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -141,7 +144,7 @@ impl MarketoConfig {
         self.validate()?;
         let secret = self
             .client_secret
-            .resolve("marketo.client_secret")
+            .resolve(SECRET_KEY)
             .map_err(|e| ConfigError::Secret(e.to_string()))?;
         let http = l2f_connector_kit::http::http_client(self.request_timeout)
             .map_err(ConfigError::Http)?;
@@ -213,7 +216,7 @@ mod tests {
         );
         let e = c.client().err().expect("unset variable").to_string();
         assert!(e.contains("L2F_TEST_MARKETO_SECRET_UNSET"), "{e}");
-        assert!(e.contains("marketo.client_secret"), "{e}");
+        assert!(e.contains("connectors.marketo.client_secret"), "{e}");
         let inline = MarketoConfig::new("https://x", "id", SecretRef::Inline(SECRET.into()));
         assert!(!format!("{inline:?}").contains(SECRET));
     }

@@ -60,9 +60,16 @@ impl Configured for MarketoConnector {
     fn build(cfg: MarketoConfig) -> Result<Self, KitError> {
         let sink =
             MarketoSink::from_config(&cfg, Arc::new(l2f_contracts::Codec::new())).map_err(|e| {
-                KitError::Config {
-                    connector: NAME,
-                    message: e.to_string().trim_start_matches("marketo.").to_string(),
+                match e {
+                    ConfigError::Invalid { key, reason } => KitError::config(NAME, key, reason),
+                    ConfigError::Secret(m) => KitError::Config {
+                        key: config::SECRET_KEY.into(),
+                        message: m
+                            .trim_start_matches(config::SECRET_KEY)
+                            .trim_start_matches(": ")
+                            .to_string(),
+                    },
+                    other => KitError::config(NAME, "", other),
                 }
             })?;
         Ok(MarketoConnector {
