@@ -294,7 +294,7 @@ async fn auth(State(app): State<Arc<Marketo>>, req: Request, next: Next) -> Resp
     });
     // A `_method=GET` query may carry the token in its form body.
     let mut req = req;
-    if token.is_none() && is_method_get(req.uri().query()) {
+    if token.is_none() && (is_method_get(req.uri().query()) || is_form(req.headers())) {
         let (parts, body) = req.into_parts();
         let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
             return MktError::TooLarge.into_response();
@@ -322,9 +322,21 @@ async fn auth(State(app): State<Arc<Marketo>>, req: Request, next: Next) -> Resp
 
 /// Whether the query string holds `_method=GET` (a query sent as a POST with a form body).
 fn is_method_get(q: Option<&str>) -> bool {
-    url_pairs(q.unwrap_or(""))
+    has_method_get(&url_pairs(q.unwrap_or("")))
+}
+
+fn has_method_get(pairs: &[(String, String)]) -> bool {
+    pairs
         .iter()
         .any(|(k, v)| k == "_method" && v.eq_ignore_ascii_case("GET"))
+}
+
+/// Whether the body is `application/x-www-form-urlencoded`.
+fn is_form(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
 }
 
 fn url_pairs(q: &str) -> Vec<(String, String)> {
@@ -515,22 +527,29 @@ fn sync_one(
 /// The URL length past which Marketo answers 414.
 const MAX_URL: usize = 8 * 1024;
 
-/// `POST /rest/v1/leads.json`: a sync, or, with `?_method=GET`, a query whose
-/// parameters are in the form body ("Leads" → Query:
+/// `POST /rest/v1/leads.json`: a sync, or, with `_method=GET` in the query string or in
+/// the form body (marketorestpython sends it in the body), a query whose parameters are
+/// in the form body ("Leads" → Query:
 /// https://experienceleague.adobe.com/en/docs/marketo-developer/marketo/rest/lead-database/leads).
 async fn post_leads(
     State(app): State<Arc<Marketo>>,
     RawQuery(raw): RawQuery,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, MktError> {
-    if !is_method_get(raw.as_deref()) {
-        return sync_leads(State(app), body).await;
-    }
     if body.len() > 1 << 20 {
         return Err(MktError::TooLarge);
     }
+    let form: Vec<(String, String)> = if is_form(&headers) || is_method_get(raw.as_deref()) {
+        serde_urlencoded::from_bytes(&body).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    if !is_method_get(raw.as_deref()) && !has_method_get(&form) {
+        return sync_leads(State(app), body).await;
+    }
     let mut pairs = url_pairs(raw.as_deref().unwrap_or(""));
-    pairs.extend(serde_urlencoded::from_bytes::<Vec<(String, String)>>(&body).unwrap_or_default());
+    pairs.extend(form);
     query_leads(&app, &pairs)
 }
 

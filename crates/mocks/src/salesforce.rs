@@ -624,6 +624,16 @@ pub fn router(app: Arc<Salesforce>) -> Router {
             "/services/data/{version}/sobjects/{sobject}/updated/",
             get(updated),
         )
+        .route("/services/data/{version}/sobjects", get(describe_global))
+        .route("/services/data/{version}/sobjects/", get(describe_global))
+        .route(
+            "/services/data/{version}/sobjects/{sobject}/describe",
+            get(describe),
+        )
+        .route(
+            "/services/data/{version}/sobjects/{sobject}/describe/",
+            get(describe),
+        )
         .route(
             "/services/data/{version}/sobjects/{sobject}/{id}",
             get(fetch).patch(update).delete(remove),
@@ -702,6 +712,98 @@ async fn versions() -> Json<Value> {
         { "label": "Summer '24", "url": "/services/data/v61.0", "version": "61.0" },
         { "label": "Winter '25", "url": "/services/data/v62.0", "version": "62.0" }
     ]))
+}
+
+impl SObjectType {
+    fn urls(&self, version: &str) -> Value {
+        let base = format!("/services/data/{version}/sobjects/{}", self.name);
+        json!({
+            "sobject": base,
+            "describe": format!("{base}/describe"),
+            "rowTemplate": format!("{base}/{{ID}}"),
+        })
+    }
+
+    fn is_custom(&self) -> bool {
+        self.name.ends_with("__c")
+    }
+}
+
+/// The type of a field as describe tells it, from its name.
+fn field_type(name: &str) -> &'static str {
+    match name {
+        "Id" => "id",
+        "CreatedDate" | "LastModifiedDate" | "SystemModstamp" => "datetime",
+        "IsDeleted" | "IsWon" | "IsClosed" | "IsConverted" => "boolean",
+        "CloseDate" => "date",
+        "Amount" | "AnnualRevenue" => "currency",
+        "Probability" => "percent",
+        "NumberOfEmployees" => "int",
+        "Email" => "email",
+        "Phone" => "phone",
+        "Website" => "url",
+        n if n.ends_with("Id") => "reference",
+        _ => "string",
+    }
+}
+
+/// `GET /sobjects`: the org's objects (Describe Global):
+/// https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_describeGlobal.htm
+async fn describe_global(
+    State(app): State<Arc<Salesforce>>,
+    Path(version): Path<String>,
+) -> Json<Value> {
+    let sobjects: Vec<Value> = app
+        .types
+        .iter()
+        .map(|t| {
+            json!({
+                "name": t.name, "label": t.name, "keyPrefix": t.prefix, "custom": t.is_custom(),
+                "createable": true, "updateable": true, "deletable": true, "queryable": true,
+                "urls": t.urls(&version),
+            })
+        })
+        .collect();
+    Json(json!({ "encoding": "UTF-8", "maxBatchSize": 200, "sobjects": sobjects }))
+}
+
+/// `GET /sobjects/{type}/describe`: its fields, with `externalId` and `idLookup` for the
+/// fields upserts may match on (sObject Describe):
+/// https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_sobject_describe.htm
+async fn describe(
+    State(app): State<Arc<Salesforce>>,
+    Path((version, sobject)): Path<(String, String)>,
+) -> Result<Json<Value>, SfError> {
+    let t = app.sobject_type(&sobject)?;
+    let writable = |n: &str| t.fields.contains(&n);
+    let mut names: Vec<String> = SYSTEM_FIELDS
+        .iter()
+        .chain(t.fields)
+        .map(|s| s.to_string())
+        .collect();
+    if t.name == "Opportunity" {
+        names.extend(DERIVED_FIELDS.iter().map(|s| s.to_string()));
+    }
+    names.extend(t.external_ids.iter().cloned());
+    let fields: Vec<Value> = names
+        .iter()
+        .map(|n| {
+            let ext = t.external_id(n).is_some();
+            let custom = n.ends_with("__c");
+            json!({
+                "name": n, "label": n, "type": if custom { "string" } else { field_type(n) },
+                "custom": custom, "externalId": ext, "idLookup": ext || n == "Id",
+                "unique": ext, "nillable": !t.required.contains(&n.as_str()) && n != "Id",
+                "createable": custom || writable(n), "updateable": custom || writable(n),
+                "filterable": true, "sortable": true,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "name": t.name, "label": t.name, "keyPrefix": t.prefix, "custom": t.is_custom(),
+        "createable": true, "updateable": true, "deletable": true, "queryable": true,
+        "fields": fields, "urls": t.urls(&version),
+    })))
 }
 
 async fn limits(State(app): State<Arc<Salesforce>>) -> Json<Value> {

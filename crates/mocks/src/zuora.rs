@@ -1241,8 +1241,21 @@ async fn create_order(
             }
             if let Some(n) = number {
                 let fields = custom_fields(s.get("customFields"))?;
+                let clearing: Vec<String> = s
+                    .get("clearingCustomFields")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 if let Some(sub) = work.subscriptions.get_mut(&n) {
                     sub.custom_fields.extend(fields);
+                    for f in clearing {
+                        sub.custom_fields.insert(f, Value::Null);
+                    }
                 }
                 numbers.push(n);
             }

@@ -377,3 +377,34 @@ async fn a_query_posted_with_method_get_answers_as_the_get_and_pages() {
     let as_post = post(format!("filterType=email&filterValues={}", long.join(","))).await;
     assert_eq!(as_post["success"], true);
 }
+
+/// marketorestpython sends `_method=GET` inside the form body, not in the query string;
+/// Marketo takes both.
+#[tokio::test]
+async fn method_get_in_the_form_body_is_a_query_too() {
+    let r = app(lenient());
+    let t = token(&r).await;
+    push(
+        &r,
+        &t,
+        &json!({ "input": [{ "email": "body@example.com" }] }),
+    )
+    .await;
+    let reply = send(
+        &r,
+        Method::POST,
+        "/rest/v1/leads.json",
+        &[
+            ("authorization", &format!("Bearer {t}")),
+            (
+                "content-type",
+                "application/x-www-form-urlencoded; charset=utf-8",
+            ),
+        ],
+        "_method=GET&filterType=email&filterValues=body%40example.com&fields=email",
+    )
+    .await
+    .json();
+    assert_eq!(reply["success"], true, "{reply}");
+    assert_eq!(reply["result"], json!([{ "email": "body@example.com" }]));
+}

@@ -456,3 +456,47 @@ async fn an_expired_or_unknown_query_locator_is_invalid() {
         );
     }
 }
+
+/// Clients (jsforce's retrieve of several ids, simple-salesforce's `describe()`) read the
+/// fields from sObject Describe; the declared External ID fields say so:
+/// https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_sobject_describe.htm
+#[tokio::test]
+async fn describe_lists_fields_and_marks_external_ids() {
+    let r = app(Config::default());
+    let t = salesforce_token(&r).await;
+    let d = get(&r, &format!("{V}/sobjects/Lead/describe"), &t).await;
+    assert_eq!(d.status, StatusCode::OK, "{}", d.text);
+    let d = d.json();
+    assert_eq!(d["name"], "Lead");
+    assert_eq!(d["keyPrefix"], "00Q");
+    let field = |n: &str| {
+        d["fields"]
+            .as_array()
+            .expect("fields")
+            .iter()
+            .find(|f| f["name"] == n)
+            .cloned()
+            .expect(n)
+    };
+    assert_eq!(field("Id")["type"], "id");
+    assert_eq!(field("LastName")["nillable"], false);
+    assert_eq!(field("L2f_Lead_Id__c")["externalId"], true);
+    assert_eq!(field("Email")["externalId"], false);
+    let global = get(&r, &format!("{V}/sobjects"), &t).await.json();
+    let names: Vec<&str> = global["sobjects"]
+        .as_array()
+        .expect("s")
+        .iter()
+        .map(|s| s["name"].as_str().unwrap_or(""))
+        .collect();
+    assert!(
+        names.contains(&"Zuora__Subscription__c") && names.contains(&"Opportunity"),
+        "{names:?}"
+    );
+    assert_eq!(
+        get(&r, &format!("{V}/sobjects/Nope/describe"), &t)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}

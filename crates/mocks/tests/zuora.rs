@@ -562,6 +562,7 @@ async fn subscription_custom_fields_are_kept_and_shown_top_level() {
     let cancel = json!({ "orderDate": "2026-02-01", "existingAccountNumber": acct, "subscriptions": [{
         "subscriptionNumber": n,
         "customFields": { "L2fCancellationReason__c": "customer_request" },
+        "clearingCustomFields": ["L2fChannel__c"],
         "orderActions": [{ "type": "CancelSubscription", "cancelSubscription": { "cancellationPolicy": "EndOfCurrentTerm" } }]
     }] });
     assert_eq!(
@@ -588,6 +589,7 @@ async fn subscription_custom_fields_are_kept_and_shown_top_level() {
     assert_eq!(s["L2fCancellationReason__c"], "customer_request");
     assert_eq!(s["L2fNote__c"], "mirrored");
     assert_eq!(s["L2fOrderId__c"], "sub_000002");
+    assert_eq!(s["L2fChannel__c"], Value::Null);
     let bad = json!({ "orderDate": "2026-01-01", "existingAccountNumber": acct, "subscriptions": [{
         "customFields": { "NotCustom": "x" },
         "orderActions": [{ "type": "CreateSubscription", "createSubscription": { "subscribeToRatePlans": [{ "productRatePlanId": "prp-premium-saas" }] } }]

@@ -255,7 +255,7 @@ struct HistoryParams {
 
 /// Zuora's history time format, `yyyy-MM-ddTHH:mm:ss` (UTC), or RFC 3339.
 fn parse_time(field: &str, s: &str) -> Result<i64, ZError> {
-    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S")
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
         .map(|t| t.and_utc().timestamp_millis())
         .or_else(|_| chrono::DateTime::parse_from_rfc3339(s).map(|t| t.timestamp_millis()))
         .map_err(|_| {
