@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Runs the vendors' own client libraries (jsforce, node-marketo-rest, mailgun.js from
-# npm; Zuora's zuora-sdk from PyPI) unchanged against the l2f mocks on free loopback
-# ports over HTTPS, and prints a closing `N passed, M failed` line.
+# Runs the vendors' own client libraries unchanged against the l2f mocks on free loopback
+# ports over HTTPS, two per vendor where two can be had: jsforce (npm) and
+# simple-salesforce (PyPI) for Salesforce; node-marketo-rest (npm) and marketorestpython
+# (PyPI) for Marketo; mailgun.js (npm) and Mailgun's Python SDK (PyPI, plus plain requests
+# as Mailgun's docs show) for Mailgun; Zuora's zuora-sdk (PyPI). Prints a closing
+# `N passed, M failed` line.
 #
 # Installs what it needs under build/vendor-clients (npm ci, a Python venv).
 # Server: $L2F_MOCKS_CMD if set; else `target/debug/l2f mocks` when that binary has the
@@ -44,7 +47,18 @@ fi
 run_dir="$(mktemp -d)"
 endpoints="$run_dir/endpoints.json"
 ca="$run_dir/ca.pem"
-"${server[@]}" --endpoints-file "$endpoints" --ca-file "$ca" >"$run_dir/server.log" 2>&1 &
+# Zuora's callouts go to a receiver the Zuora check starts on this port.
+L2F_CALLOUT_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+export L2F_CALLOUT_PORT
+cat >"$run_dir/mocks.toml" <<TOML
+[zuora]
+callout_url = "http://127.0.0.1:$L2F_CALLOUT_PORT/zuora-callouts"
+callout_username = "zuora"
+callout_password = "l2f-callout-secret"
+callout_attempts = 2
+callout_retry_base_ms = 50
+TOML
+"${server[@]}" --config "$run_dir/mocks.toml" --endpoints-file "$endpoints" --ca-file "$ca" >"$run_dir/server.log" 2>&1 &
 server_pid=$!
 cleanup() {
   kill "$server_pid" 2>/dev/null
@@ -66,7 +80,7 @@ if [ ! -s "$endpoints" ]; then
   echo "0 passed, 1 failed"; exit 1
 fi
 
-export L2F_MOCKS_ENDPOINTS="$endpoints" L2F_MOCKS_CA="$ca" NODE_EXTRA_CA_CERTS="$ca"
+export L2F_MOCKS_ENDPOINTS="$endpoints" L2F_MOCKS_CA="$ca" NODE_EXTRA_CA_CERTS="$ca" REQUESTS_CA_BUNDLE="$ca"
 passed=0
 failed=0
 run_one() {
@@ -84,10 +98,14 @@ run_one() {
   passed=$((passed + p))
   failed=$((failed + f))
 }
+py="$work/venv/bin/python"
 run_one node salesforce.mjs
+run_one "$py" salesforce.py
 run_one node marketo.mjs
+run_one "$py" marketo.py
 run_one node mail.mjs
-run_one "$work/venv/bin/python" zuora.py
+run_one "$py" mail.py
+run_one "$py" zuora.py
 
 echo "vendor-clients: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -425,6 +425,10 @@ pub struct FeedEvent {
     pub kind: String,
     /// ISO-8601 time the event happened.
     pub occurred_at: String,
+    /// Who caused the change (`"customer"`, `"hub"`), for feeds whose readers must tell
+    /// their own writes apart from new business events; none for feeds that do not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
     /// The event's body.
     pub data: serde_json::Value,
 }
@@ -437,13 +441,19 @@ pub struct Feed {
 }
 
 impl Feed {
-    /// Appends an event and returns its sequence number.
+    /// Appends an event without an origin and returns its sequence number.
     pub fn push(&mut self, kind: &str, data: serde_json::Value) -> u64 {
+        self.push_from(kind, None, data)
+    }
+
+    /// Appends an event that says who caused it and returns its sequence number.
+    pub fn push_from(&mut self, kind: &str, origin: Option<&str>, data: serde_json::Value) -> u64 {
         let seq = self.events.last().map_or(1, |e| e.seq + 1);
         self.events.push(FeedEvent {
             seq,
             kind: kind.to_string(),
             occurred_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            origin: origin.map(str::to_string),
             data,
         });
         seq

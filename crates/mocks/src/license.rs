@@ -137,7 +137,7 @@ pub type License = OwnApp<Data>;
 impl License {
     /// Builds the service, loading saved state from `store` if given.
     pub fn new(cfg: Config, store: Option<Arc<Store>>) -> crate::Result<Arc<Self>> {
-        OwnApp::build("license", cfg.api_token, cfg.faults, store)
+        OwnApp::build("license", cfg.api_token, cfg.faults, store, ())
     }
 }
 

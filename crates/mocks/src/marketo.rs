@@ -5,6 +5,10 @@
 //!   20 s by default), 607 past the daily quota, 615 past 10 concurrent calls, 609
 //!   invalid JSON, 1003 invalid data (e.g. more than 300 records, bad action or lookup
 //!   field), 1006 unknown field; only 413/414 are HTTP errors;
+//! - `GET /rest/v1/leads.json?filterType=&filterValues=&fields=&batchSize=&nextPageToken=`
+//!   and the same query as `POST /rest/v1/leads.json?_method=GET` with a form body (for
+//!   queries too long for a URL; a GET URL past 8 KB answers 414), pages of at most
+//!   `batchSize` (300) with `nextPageToken` while more follow;
 //! - sync answers per record `{"id","status":"created"|"updated"}` or
 //!   `{"status":"skipped","reasons":[{"code","message"}]}` (1003 required field
 //!   missing, 1004 not found, 1005 already exists, 1007 several matches).
@@ -15,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{Query, Request, State};
+use axum::extract::{RawQuery, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -161,6 +165,9 @@ pub enum MktError {
     /// 413: the body is too large.
     #[error("Request Entity Too Large")]
     TooLarge,
+    /// 414: the URL is too long (Marketo's limit is 8 KB; POST with `_method=GET` instead).
+    #[error("Request-URI Too Long")]
+    UriTooLong,
     /// The identity endpoint's refusal (`{"error","error_description"}`, HTTP 401).
     #[error("Bad client credentials")]
     BadClient,
@@ -197,6 +204,7 @@ impl IntoResponse for MktError {
         match self {
             MktError::Api(code, message) => failure(code, &message).into_response(),
             MktError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large").into_response(),
+            MktError::UriTooLong => (StatusCode::URI_TOO_LONG, "Request-URI Too Long").into_response(),
             MktError::BadClient => (
                 StatusCode::UNAUTHORIZED,
                 Json(json!({ "error": "unauthorized", "error_description": "Bad client credentials" })),
@@ -210,7 +218,7 @@ impl IntoResponse for MktError {
 /// The router: identity, leads and `/__admin`.
 pub fn router(app: Arc<Marketo>) -> Router {
     let rest = Router::new()
-        .route("/rest/v1/leads.json", get(get_leads).post(sync_leads))
+        .route("/rest/v1/leads.json", get(get_leads).post(post_leads))
         .route_layer(axum::middleware::from_fn_with_state(app.clone(), auth))
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
@@ -276,7 +284,7 @@ async fn limits(State(app): State<Arc<Marketo>>, req: Request, next: Next) -> Re
 }
 
 async fn auth(State(app): State<Arc<Marketo>>, req: Request, next: Next) -> Response {
-    let token = kit::bearer(req.headers()).or_else(|| {
+    let mut token = kit::bearer(req.headers()).or_else(|| {
         req.uri().query().and_then(|q| {
             url_pairs(q)
                 .into_iter()
@@ -284,6 +292,20 @@ async fn auth(State(app): State<Arc<Marketo>>, req: Request, next: Next) -> Resp
                 .map(|(_, v)| v)
         })
     });
+    // A `_method=GET` query may carry the token in its form body.
+    let mut req = req;
+    if token.is_none() && (is_method_get(req.uri().query()) || is_form(req.headers())) {
+        let (parts, body) = req.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
+            return MktError::TooLarge.into_response();
+        };
+        token = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|(k, _)| k == "access_token")
+            .map(|(_, v)| v);
+        req = Request::from_parts(parts, axum::body::Body::from(bytes));
+    }
     match app.shared.read(|d| d.tokens.check(token.as_deref())) {
         Ok(()) => next.run(req).await,
         Err(TokenError::Missing) => {
@@ -296,6 +318,25 @@ async fn auth(State(app): State<Arc<Marketo>>, req: Request, next: Next) -> Resp
             MktError::Api("602", "Access token expired".into()).into_response()
         }
     }
+}
+
+/// Whether the query string holds `_method=GET` (a query sent as a POST with a form body).
+fn is_method_get(q: Option<&str>) -> bool {
+    has_method_get(&url_pairs(q.unwrap_or("")))
+}
+
+fn has_method_get(pairs: &[(String, String)]) -> bool {
+    pairs
+        .iter()
+        .any(|(k, v)| k == "_method" && v.eq_ignore_ascii_case("GET"))
+}
+
+/// Whether the body is `application/x-www-form-urlencoded`.
+fn is_form(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
 }
 
 fn url_pairs(q: &str) -> Vec<(String, String)> {
@@ -483,27 +524,64 @@ fn sync_one(
     }
 }
 
-#[derive(Deserialize)]
-struct GetLeads {
-    #[serde(rename = "filterType")]
-    filter_type: Option<String>,
-    #[serde(rename = "filterValues")]
-    filter_values: Option<String>,
-    fields: Option<String>,
+/// The URL length past which Marketo answers 414.
+const MAX_URL: usize = 8 * 1024;
+
+/// `POST /rest/v1/leads.json`: a sync, or, with `_method=GET` in the query string or in
+/// the form body (marketorestpython sends it in the body), a query whose parameters are
+/// in the form body ("Leads" → Query:
+/// https://experienceleague.adobe.com/en/docs/marketo-developer/marketo/rest/lead-database/leads).
+async fn post_leads(
+    State(app): State<Arc<Marketo>>,
+    RawQuery(raw): RawQuery,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, MktError> {
+    if body.len() > 1 << 20 {
+        return Err(MktError::TooLarge);
+    }
+    let form: Vec<(String, String)> = if is_form(&headers) || is_method_get(raw.as_deref()) {
+        serde_urlencoded::from_bytes(&body).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    if !is_method_get(raw.as_deref()) && !has_method_get(&form) {
+        return sync_leads(State(app), body).await;
+    }
+    let mut pairs = url_pairs(raw.as_deref().unwrap_or(""));
+    pairs.extend(form);
+    query_leads(&app, &pairs)
 }
 
 async fn get_leads(
     State(app): State<Arc<Marketo>>,
-    Query(q): Query<GetLeads>,
+    uri: axum::http::Uri,
 ) -> Result<Json<Value>, MktError> {
-    let ft = q
-        .filter_type
+    if uri.to_string().len() > MAX_URL {
+        return Err(MktError::UriTooLong);
+    }
+    query_leads(&app, &url_pairs(uri.query().unwrap_or("")))
+}
+
+/// An opaque page token for the offset `n`.
+fn page_token(n: usize) -> String {
+    format!("L2F{n:012X}")
+}
+
+fn page_offset(token: &str) -> Option<usize> {
+    usize::from_str_radix(token.strip_prefix("L2F")?, 16).ok()
+}
+
+/// "Get Leads by Filter Type": `filterType`, `filterValues` (≤ 300), `fields`,
+/// `batchSize` (≤ 300), `nextPageToken`.
+fn query_leads(app: &Marketo, pairs: &[(String, String)]) -> Result<Json<Value>, MktError> {
+    let param = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let ft = param("filterType")
         .ok_or_else(|| MktError::Api("1003", "filterType is required".into()))?;
-    if !is_field(&app, &ft) {
+    if !is_field(app, &ft) {
         return Err(MktError::Api("1003", format!("Invalid filterType '{ft}'")));
     }
-    let values: Vec<String> = q
-        .filter_values
+    let values: Vec<String> = param("filterValues")
         .unwrap_or_default()
         .split(',')
         .map(|s| s.trim().to_string())
@@ -515,7 +593,24 @@ async fn get_leads(
             "filterValues must hold 1 to 300 values".into(),
         ));
     }
-    let fields: Vec<String> = match q.fields {
+    let batch = match param("batchSize") {
+        None => 300,
+        Some(b) => match b.parse::<usize>() {
+            Ok(n) if (1..=300).contains(&n) => n,
+            _ => {
+                return Err(MktError::Api(
+                    "1003",
+                    format!("Invalid batchSize '{b}'; it must be 1 to 300"),
+                ))
+            }
+        },
+    };
+    let offset = match param("nextPageToken") {
+        None => 0,
+        Some(t) => page_offset(&t)
+            .ok_or_else(|| MktError::Api("1003", format!("Invalid nextPageToken '{t}'")))?,
+    };
+    let fields: Vec<String> = match param("fields") {
         Some(f) => f.split(',').map(|s| s.trim().to_string()).collect(),
         None => [
             "id",
@@ -532,11 +627,11 @@ async fn get_leads(
     let system = ["id", "createdAt", "updatedAt"];
     if let Some(bad) = fields
         .iter()
-        .find(|f| !system.contains(&f.as_str()) && !is_field(&app, f))
+        .find(|f| !system.contains(&f.as_str()) && !is_field(app, f))
     {
         return Err(MktError::Api("1006", format!("Field '{bad}' not found")));
     }
-    let result = app.shared.read(|d| {
+    let matching: Vec<Value> = app.shared.read(|d| {
         d.leads
             .iter()
             .filter(|(id, l)| {
@@ -555,7 +650,12 @@ async fn get_leads(
                 }
                 Value::Object(o)
             })
-            .collect::<Vec<_>>()
+            .collect()
     });
-    Ok(success(result))
+    let page: Vec<Value> = matching.iter().skip(offset).take(batch).cloned().collect();
+    let mut out = success(page);
+    if offset.saturating_add(batch) < matching.len() {
+        out.0["nextPageToken"] = json!(page_token(offset + batch));
+    }
+    Ok(out)
 }

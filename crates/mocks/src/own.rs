@@ -127,27 +127,39 @@ async fn require_token(token: String, req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-/// One of our own APIs running: the bearer token clients must send and the app's data.
-pub struct OwnApp<D> {
+/// One of our own APIs running: the bearer token clients must send, the app's data and
+/// its fixed settings `C` (the customers app's catalog; nothing for the license service).
+pub struct OwnApp<D, C = ()> {
     token: String,
     /// The app's state.
     pub(crate) shared: Shared<D>,
+    /// Settings read once at start.
+    pub(crate) settings: C,
 }
 
-impl<D: Serialize + DeserializeOwned + Default + Send + 'static> OwnApp<D> {
-    /// Builds the app `name`, loading saved state from `store` if given.
+impl<D: Serialize + DeserializeOwned + Default + Send + 'static, C: Send + Sync + 'static>
+    OwnApp<D, C>
+{
+    /// Builds the app `name` with its settings, loading saved state from `store` if given.
     pub(crate) fn build(
         name: &'static str,
         token: String,
         faults: Vec<FaultRule>,
         store: Option<Arc<Store>>,
+        settings: C,
     ) -> crate::Result<Arc<Self>> {
         let shared = Shared::new(name, store, faults)?;
-        Ok(Arc::new(Self { token, shared }))
+        Ok(Arc::new(Self {
+            token,
+            shared,
+            settings,
+        }))
     }
 }
 
-impl<D: Serialize + DeserializeOwned + Default + Send + 'static> MockApp for OwnApp<D> {
+impl<D: Serialize + DeserializeOwned + Default + Send + 'static, C: Send + Sync + 'static> MockApp
+    for OwnApp<D, C>
+{
     type Data = D;
     fn shared(&self) -> &Shared<D> {
         &self.shared
@@ -159,9 +171,9 @@ impl<D: Serialize + DeserializeOwned + Default + Send + 'static> MockApp for Own
 
 /// Completes one of our own APIs' router: not-found in the shared shape, the bearer
 /// token check (not on `/__admin`), then [`kit::finish`].
-pub fn finish<D>(routes: Router<Arc<OwnApp<D>>>, app: Arc<OwnApp<D>>) -> Router
+pub fn finish<D, C>(routes: Router<Arc<OwnApp<D, C>>>, app: Arc<OwnApp<D, C>>) -> Router
 where
-    OwnApp<D>: MockApp,
+    OwnApp<D, C>: MockApp,
 {
     let token = app.token.clone();
     let routes = routes

@@ -2,18 +2,27 @@
 //!
 //! Speaks the shapes of the Salesforce REST API developer guide:
 //! - `POST /services/oauth2/token` (grants `password` and `client_credentials`);
-//! - `POST /services/data/vNN.0/sobjects/{Lead,Account,Contact,Opportunity}` → 201
-//!   `{"id","errors":[],"success":true}`; `GET`/`PATCH` (204)/`DELETE` (204) by id;
-//! - `PATCH /sobjects/{type}/{ExternalIdField}/{value}` upsert → 201 created, 200 with
-//!   `created:false` (API 46.0+, 204 before) updated, 300 with the matching URLs;
-//! - `GET /query?q=` for `SELECT f,.. FROM t [WHERE f op v [AND ..]] [ORDER BY f] [LIMIT n]`;
+//! - `POST /services/data/vNN.0/sobjects/{type}` → 201 `{"id","errors":[],"success":true}`;
+//!   `GET`/`PATCH` (204)/`DELETE` (204) by id, for Lead, Account, Contact, Opportunity and
+//!   the custom objects of the configuration (`Zuora__Subscription__c`, ...); every type
+//!   takes any `*__c` field, as if the org had defined it;
+//! - `PATCH /sobjects/{type}/{field}/{value}` upsert, only by `Id` or a field declared
+//!   External ID (400 `INVALID_FIELD` for another field, 404 for none) → 201 created,
+//!   200 with `created:false` (API 46.0+, 204 before) updated, 300 with the matching URLs;
+//! - `GET /query?q=` for the SOQL subset of [`crate::soql`], parent fields rendered nested,
+//!   paged by `query_batch_size` or `Sforce-Query-Options: batchSize=N` with
+//!   `nextRecordsUrl` and `GET /query/{locator}-{offset}` ([`query`]);
+//! - sObject Collections `/composite/sobjects` create, update, upsert, retrieve, delete,
+//!   ≤ 200 records, `allOrNone` ([`collections`]);
 //! - `GET /sobjects/{type}/updated/?start=&end=` (ids changed in a window, by SystemModstamp);
 //! - errors as `[{"message","errorCode","fields"}]`, 401 `INVALID_SESSION_ID`,
 //!   `Sforce-Limit-Info: api-usage=N/M` on every data response, 403
-//!   `REQUEST_LIMIT_EXCEEDED` once the daily cap is spent.
+//!   `REQUEST_LIMIT_EXCEEDED` once the daily cap is spent (a collections call counts once).
 //!
 //! Closed-won opportunities are found by polling: `SELECT Id, AccountId, Amount FROM
-//! Opportunity WHERE IsWon = true AND SystemModstamp > <last seen>`.
+//! Opportunity WHERE IsWon = true AND SystemModstamp > <last seen>`; SystemModstamp
+//! strictly increases from one write to the next, so `(SystemModstamp, Id)` is an exact
+//! cursor.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -31,6 +40,9 @@ use serde_json::{json, Map, Value};
 use crate::kit::{self, FaultRule, MockApp, Shared, Tokens};
 use crate::store::Store;
 use crate::Listen;
+
+mod collections;
+mod query;
 
 /// Salesforce mock configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,8 +62,25 @@ pub struct Config {
     pub daily_api_cap: u64,
     /// Lifetime of an access token, in seconds.
     pub token_ttl_secs: i64,
+    /// Custom objects the org defines (`Zuora__Subscription__c`), with their Id prefix.
+    pub custom_objects: BTreeMap<String, CustomObject>,
+    /// The fields declared External ID, per sObject type: the only fields (besides `Id`)
+    /// that upserts may match on.
+    pub external_ids: BTreeMap<String, Vec<String>>,
+    /// Records per query batch before `done:false` and `nextRecordsUrl`.
+    pub query_batch_size: usize,
+    /// Seconds a query locator stays usable after its last use.
+    pub query_locator_ttl_secs: u64,
     /// Misbehaviour rules active from the start.
     pub faults: Vec<FaultRule>,
+}
+
+/// A custom object of the org.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CustomObject {
+    /// The 3-character key prefix of its record Ids (`a0A`).
+    pub prefix: String,
 }
 
 impl Default for Config {
@@ -64,6 +93,31 @@ impl Default for Config {
             password: "l2f-password".into(),
             daily_api_cap: 100_000,
             token_ttl_secs: 7200,
+            custom_objects: [
+                ("Zuora__CustomerAccount__c", "a0A"),
+                ("Zuora__Subscription__c", "a0B"),
+            ]
+            .into_iter()
+            .map(|(n, p)| {
+                (
+                    n.to_string(),
+                    CustomObject {
+                        prefix: p.to_string(),
+                    },
+                )
+            })
+            .collect(),
+            external_ids: [
+                ("Lead", "L2f_Lead_Id__c"),
+                ("Account", "L2f_Account_Id__c"),
+                ("Zuora__CustomerAccount__c", "Zuora__External_Id__c"),
+                ("Zuora__Subscription__c", "Zuora__External_Id__c"),
+            ]
+            .into_iter()
+            .map(|(t, f)| (t.to_string(), vec![f.to_string()]))
+            .collect(),
+            query_batch_size: 2000,
+            query_locator_ttl_secs: 900,
             faults: Vec::new(),
         }
     }
@@ -87,6 +141,19 @@ pub struct Data {
     pub tokens: Tokens,
     /// Last record number handed out.
     pub seq: u64,
+    /// The last SystemModstamp given (ms since the epoch): each write gets a later one.
+    #[serde(default)]
+    pub last_modstamp_ms: i64,
+}
+
+impl Data {
+    /// A SystemModstamp strictly later than the last one, so a poller's
+    /// (SystemModstamp, Id) cursor never sees two writes at one instant out of order.
+    fn stamp(&mut self) -> String {
+        let now = kit::now_ms().max(self.last_modstamp_ms + 1);
+        self.last_modstamp_ms = now;
+        sf_datetime(chrono::DateTime::from_timestamp_millis(now).unwrap_or_default())
+    }
 }
 
 /// The running Salesforce mock.
@@ -95,17 +162,70 @@ pub struct Salesforce {
     shared: Shared<Data>,
     /// (UTC day, requests counted that day)
     usage: Mutex<(chrono::NaiveDate, u64)>,
+    /// The standard and custom sObject types of the org.
+    types: Vec<SObjectType>,
+    /// Open query cursors (snapshots of results being paged through).
+    pub(crate) cursors: query::Cursors,
 }
 
 impl Salesforce {
     /// Builds the mock, loading saved state from `store` if given.
     pub fn new(cfg: Config, store: Option<Arc<Store>>) -> crate::Result<Arc<Self>> {
         let shared = Shared::new("salesforce", store, cfg.faults.clone())?;
+        let mut types: Vec<SObjectType> = STANDARD
+            .iter()
+            .map(|(name, prefix, fields, required)| SObjectType {
+                name: name.to_string(),
+                prefix: prefix.to_string(),
+                fields,
+                required,
+                external_ids: Vec::new(),
+            })
+            .collect();
+        for (name, o) in &cfg.custom_objects {
+            let ok = name.ends_with("__c")
+                && name.len() > 3
+                && o.prefix.len() == 3
+                && o.prefix.chars().all(|c| c.is_ascii_alphanumeric());
+            if !ok || types.iter().any(|t| t.name.eq_ignore_ascii_case(name)) {
+                return Err(crate::Error::Config(format!(
+                    "salesforce: custom object {name:?} needs a name ending in __c and a 3-character prefix"
+                )));
+            }
+            types.push(SObjectType {
+                name: name.clone(),
+                prefix: o.prefix.clone(),
+                fields: CUSTOM_OBJECT_FIELDS,
+                required: &[],
+                external_ids: Vec::new(),
+            });
+        }
+        for (name, fields) in &cfg.external_ids {
+            let t = types
+                .iter_mut()
+                .find(|t| t.name.eq_ignore_ascii_case(name))
+                .ok_or_else(|| {
+                    crate::Error::Config(format!(
+                        "salesforce: external_ids names an unknown sObject type {name:?}"
+                    ))
+                })?;
+            t.external_ids = fields.clone();
+        }
         Ok(Arc::new(Self {
             cfg,
             shared,
             usage: Mutex::new((chrono::Utc::now().date_naive(), 0)),
+            types,
+            cursors: query::Cursors::default(),
         }))
+    }
+
+    /// The sObject type of that name (any case), or 404 as Salesforce answers.
+    fn sobject_type(&self, name: &str) -> Result<&SObjectType, SfError> {
+        self.types
+            .iter()
+            .find(|t| t.name.eq_ignore_ascii_case(name))
+            .ok_or_else(|| SfError::InvalidType(name.to_string()))
     }
 
     /// API requests counted today.
@@ -174,7 +294,7 @@ pub enum SfError {
         fields: Vec<String>,
     },
     /// 400: required fields absent on create.
-    #[error("Required fields are missing: {0:?}")]
+    #[error("Required fields are missing: [{}]", .0.join(", "))]
     RequiredMissing(Vec<String>),
     /// 400: the body is not JSON (or not an object).
     #[error("{0}")]
@@ -185,6 +305,15 @@ pub enum SfError {
     /// 300: an external id matched several records.
     #[error("multiple records match")]
     MultipleChoices(Vec<String>),
+    /// 404: the field named in an upsert or external-id URL does not exist.
+    #[error("Provided external ID field does not exist or is not accessible: {0}")]
+    NoSuchExternalId(String),
+    /// 400: a query locator that never existed or has expired.
+    #[error("invalid query locator")]
+    InvalidQueryLocator,
+    /// 400: more records in one sObject Collections call than it takes.
+    #[error("record limit reached. cannot submit more than {0} records into this call")]
+    ExceededIdLimit(usize),
     /// A status imposed by a fault rule.
     #[error("fault")]
     Status(StatusCode),
@@ -211,6 +340,11 @@ impl IntoResponse for SfError {
                 (StatusCode::BAD_REQUEST, "REQUIRED_FIELD_MISSING", fields)
             }
             SfError::JsonParser(_) => (StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR", vec![]),
+            SfError::NoSuchExternalId(_) => (StatusCode::NOT_FOUND, "NOT_FOUND", vec![]),
+            SfError::InvalidQueryLocator => {
+                (StatusCode::BAD_REQUEST, "INVALID_QUERY_LOCATOR", vec![])
+            }
+            SfError::ExceededIdLimit(_) => (StatusCode::BAD_REQUEST, "EXCEEDED_ID_LIMIT", vec![]),
             SfError::MalformedQuery(_) => (StatusCode::BAD_REQUEST, "MALFORMED_QUERY", vec![]),
             SfError::MultipleChoices(urls) => {
                 return (StatusCode::MULTIPLE_CHOICES, Json(json!(urls))).into_response();
@@ -254,12 +388,15 @@ impl IntoResponse for OAuthError {
     }
 }
 
-/// sObject metadata: Id prefix, settable fields, required fields on create.
-struct SObjectType {
-    name: &'static str,
-    prefix: &'static str,
+/// sObject metadata: Id prefix, settable fields, required fields on create, the fields
+/// declared External ID.
+#[derive(Debug, Clone)]
+pub(crate) struct SObjectType {
+    pub(crate) name: String,
+    prefix: String,
     fields: &'static [&'static str],
     required: &'static [&'static str],
+    external_ids: Vec<String>,
 }
 
 const SYSTEM_FIELDS: &[&str] = &[
@@ -270,11 +407,16 @@ const SYSTEM_FIELDS: &[&str] = &[
     "IsDeleted",
 ];
 
-const TYPES: &[SObjectType] = &[
-    SObjectType {
-        name: "Account",
-        prefix: "001",
-        fields: &[
+/// The standard fields of every custom object (besides its `*__c` fields).
+const CUSTOM_OBJECT_FIELDS: &[&str] = &["Name", "OwnerId"];
+
+/// The standard objects the mock knows: name, Id prefix, settable fields, required fields.
+#[allow(clippy::type_complexity)]
+const STANDARD: &[(&str, &str, &[&str], &[&str])] = &[
+    (
+        "Account",
+        "001",
+        &[
             "Name",
             "AccountNumber",
             "Type",
@@ -295,12 +437,12 @@ const TYPES: &[SObjectType] = &[
             "OwnerId",
             "ParentId",
         ],
-        required: &["Name"],
-    },
-    SObjectType {
-        name: "Contact",
-        prefix: "003",
-        fields: &[
+        &["Name"],
+    ),
+    (
+        "Contact",
+        "003",
+        &[
             "FirstName",
             "LastName",
             "Email",
@@ -317,12 +459,12 @@ const TYPES: &[SObjectType] = &[
             "Description",
             "OwnerId",
         ],
-        required: &["LastName"],
-    },
-    SObjectType {
-        name: "Lead",
-        prefix: "00Q",
-        fields: &[
+        &["LastName"],
+    ),
+    (
+        "Lead",
+        "00Q",
+        &[
             "FirstName",
             "LastName",
             "Company",
@@ -343,12 +485,12 @@ const TYPES: &[SObjectType] = &[
             "OwnerId",
             "IsConverted",
         ],
-        required: &["LastName", "Company"],
-    },
-    SObjectType {
-        name: "Opportunity",
-        prefix: "006",
-        fields: &[
+        &["LastName", "Company"],
+    ),
+    (
+        "Opportunity",
+        "006",
+        &[
             "Name",
             "AccountId",
             "StageName",
@@ -362,24 +504,17 @@ const TYPES: &[SObjectType] = &[
             "OwnerId",
             "CurrencyIsoCode",
         ],
-        required: &["Name", "StageName", "CloseDate"],
-    },
+        &["Name", "StageName", "CloseDate"],
+    ),
 ];
 
 /// Fields computed by the mock (read-only through the API).
 const DERIVED_FIELDS: &[&str] = &["IsWon", "IsClosed"];
 
-fn sobject_type(name: &str) -> Result<&'static SObjectType, SfError> {
-    TYPES
-        .iter()
-        .find(|t| t.name.eq_ignore_ascii_case(name))
-        .ok_or_else(|| SfError::InvalidType(name.to_string()))
-}
-
 impl SObjectType {
     /// The canonical spelling of a field, if the type has it; custom fields (`__c`)
     /// always exist, as if the org had defined them.
-    fn field(&self, name: &str) -> Option<String> {
+    pub(crate) fn field(&self, name: &str) -> Option<String> {
         if name.ends_with("__c") && name.len() > 3 {
             return Some(name.to_string());
         }
@@ -389,6 +524,35 @@ impl SObjectType {
             .chain(DERIVED_FIELDS)
             .find(|f| f.eq_ignore_ascii_case(name))
             .map(|f| f.to_string())
+    }
+
+    /// The declared External ID field of that name (any case), canonically spelled.
+    fn external_id(&self, name: &str) -> Option<String> {
+        self.external_ids
+            .iter()
+            .find(|f| f.eq_ignore_ascii_case(name))
+            .cloned()
+    }
+
+    /// The field an upsert may match on: `Id` or a declared External ID field; 400
+    /// `INVALID_FIELD` for another field of the type, 404 for no such field.
+    fn upsert_key(&self, name: &str) -> Result<String, SfError> {
+        if name.eq_ignore_ascii_case("Id") {
+            return Ok("Id".into());
+        }
+        if let Some(f) = self.external_id(name) {
+            return Ok(f);
+        }
+        match self.field(name) {
+            Some(f) => Err(SfError::InvalidField {
+                message: format!(
+                    "Field {f} is not an External ID or indexed field for {}",
+                    self.name
+                ),
+                fields: vec![f],
+            }),
+            None => Err(SfError::NoSuchExternalId(name.to_string())),
+        }
     }
 
     fn writable(&self, name: &str) -> Option<String> {
@@ -460,6 +624,16 @@ pub fn router(app: Arc<Salesforce>) -> Router {
             "/services/data/{version}/sobjects/{sobject}/updated/",
             get(updated),
         )
+        .route("/services/data/{version}/sobjects", get(describe_global))
+        .route("/services/data/{version}/sobjects/", get(describe_global))
+        .route(
+            "/services/data/{version}/sobjects/{sobject}/describe",
+            get(describe),
+        )
+        .route(
+            "/services/data/{version}/sobjects/{sobject}/describe/",
+            get(describe),
+        )
         .route(
             "/services/data/{version}/sobjects/{sobject}/{id}",
             get(fetch).patch(update).delete(remove),
@@ -468,8 +642,23 @@ pub fn router(app: Arc<Salesforce>) -> Router {
             "/services/data/{version}/sobjects/{sobject}/{field}/{value}",
             get(fetch_by_external).patch(upsert),
         )
-        .route("/services/data/{version}/query", get(query))
-        .route("/services/data/{version}/query/", get(query))
+        .route("/services/data/{version}/query", get(query::query))
+        .route("/services/data/{version}/query/", get(query::query))
+        .route("/services/data/{version}/query/{locator}", get(query::more))
+        .route(
+            "/services/data/{version}/composite/sobjects",
+            post(collections::create)
+                .patch(collections::update)
+                .delete(collections::delete),
+        )
+        .route(
+            "/services/data/{version}/composite/sobjects/{sobject}",
+            get(collections::retrieve).post(collections::retrieve_by_body),
+        )
+        .route(
+            "/services/data/{version}/composite/sobjects/{sobject}/{field}",
+            axum::routing::patch(collections::upsert),
+        )
         .route("/services/data/{version}/limits", get(limits))
         .route_layer(axum::middleware::from_fn_with_state(app.clone(), data_api));
     let routes = Router::new()
@@ -523,6 +712,98 @@ async fn versions() -> Json<Value> {
         { "label": "Summer '24", "url": "/services/data/v61.0", "version": "61.0" },
         { "label": "Winter '25", "url": "/services/data/v62.0", "version": "62.0" }
     ]))
+}
+
+impl SObjectType {
+    fn urls(&self, version: &str) -> Value {
+        let base = format!("/services/data/{version}/sobjects/{}", self.name);
+        json!({
+            "sobject": base,
+            "describe": format!("{base}/describe"),
+            "rowTemplate": format!("{base}/{{ID}}"),
+        })
+    }
+
+    fn is_custom(&self) -> bool {
+        self.name.ends_with("__c")
+    }
+}
+
+/// The type of a field as describe tells it, from its name.
+fn field_type(name: &str) -> &'static str {
+    match name {
+        "Id" => "id",
+        "CreatedDate" | "LastModifiedDate" | "SystemModstamp" => "datetime",
+        "IsDeleted" | "IsWon" | "IsClosed" | "IsConverted" => "boolean",
+        "CloseDate" => "date",
+        "Amount" | "AnnualRevenue" => "currency",
+        "Probability" => "percent",
+        "NumberOfEmployees" => "int",
+        "Email" => "email",
+        "Phone" => "phone",
+        "Website" => "url",
+        n if n.ends_with("Id") => "reference",
+        _ => "string",
+    }
+}
+
+/// `GET /sobjects`: the org's objects (Describe Global):
+/// https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_describeGlobal.htm
+async fn describe_global(
+    State(app): State<Arc<Salesforce>>,
+    Path(version): Path<String>,
+) -> Json<Value> {
+    let sobjects: Vec<Value> = app
+        .types
+        .iter()
+        .map(|t| {
+            json!({
+                "name": t.name, "label": t.name, "keyPrefix": t.prefix, "custom": t.is_custom(),
+                "createable": true, "updateable": true, "deletable": true, "queryable": true,
+                "urls": t.urls(&version),
+            })
+        })
+        .collect();
+    Json(json!({ "encoding": "UTF-8", "maxBatchSize": 200, "sobjects": sobjects }))
+}
+
+/// `GET /sobjects/{type}/describe`: its fields, with `externalId` and `idLookup` for the
+/// fields upserts may match on (sObject Describe):
+/// https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_sobject_describe.htm
+async fn describe(
+    State(app): State<Arc<Salesforce>>,
+    Path((version, sobject)): Path<(String, String)>,
+) -> Result<Json<Value>, SfError> {
+    let t = app.sobject_type(&sobject)?;
+    let writable = |n: &str| t.fields.contains(&n);
+    let mut names: Vec<String> = SYSTEM_FIELDS
+        .iter()
+        .chain(t.fields)
+        .map(|s| s.to_string())
+        .collect();
+    if t.name == "Opportunity" {
+        names.extend(DERIVED_FIELDS.iter().map(|s| s.to_string()));
+    }
+    names.extend(t.external_ids.iter().cloned());
+    let fields: Vec<Value> = names
+        .iter()
+        .map(|n| {
+            let ext = t.external_id(n).is_some();
+            let custom = n.ends_with("__c");
+            json!({
+                "name": n, "label": n, "type": if custom { "string" } else { field_type(n) },
+                "custom": custom, "externalId": ext, "idLookup": ext || n == "Id",
+                "unique": ext, "nillable": !t.required.contains(&n.as_str()) && n != "Id",
+                "createable": custom || writable(n), "updateable": custom || writable(n),
+                "filterable": true, "sortable": true,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "name": t.name, "label": t.name, "keyPrefix": t.prefix, "custom": t.is_custom(),
+        "createable": true, "updateable": true, "deletable": true, "queryable": true,
+        "fields": fields, "urls": t.urls(&version),
+    })))
 }
 
 async fn limits(State(app): State<Arc<Salesforce>>) -> Json<Value> {
@@ -664,10 +945,14 @@ fn derive_fields(t: &SObjectType, fields: &mut Map<String, Value>) {
     }
 }
 
-fn insert_record(d: &mut Data, t: &SObjectType, mut fields: Map<String, Value>) -> String {
+pub(crate) fn insert_record(
+    d: &mut Data,
+    t: &SObjectType,
+    mut fields: Map<String, Value>,
+) -> String {
     d.seq += 1;
     let id = format!("{}{:012}AAA", t.prefix, d.seq);
-    let now = sf_datetime(chrono::Utc::now());
+    let now = d.stamp();
     fields.insert("Id".into(), json!(id));
     fields.insert("IsDeleted".into(), json!(false));
     for f in ["CreatedDate", "LastModifiedDate", "SystemModstamp"] {
@@ -684,17 +969,23 @@ fn insert_record(d: &mut Data, t: &SObjectType, mut fields: Map<String, Value>) 
     id
 }
 
-fn update_record(t: &SObjectType, rec: &mut Record, changes: Map<String, Value>) {
-    for (k, v) in changes {
-        rec.fields.insert(k, v);
+/// Applies changes to the record `id` (which must exist) and stamps it.
+pub(crate) fn update_record(d: &mut Data, t: &SObjectType, id: &str, changes: Map<String, Value>) {
+    let now = d.stamp();
+    if let Some(rec) = d.records.get_mut(id) {
+        for (k, v) in changes {
+            rec.fields.insert(k, v);
+        }
+        rec.fields.insert("LastModifiedDate".into(), json!(now));
+        rec.fields.insert("SystemModstamp".into(), json!(now));
+        derive_fields(t, &mut rec.fields);
     }
-    let now = sf_datetime(chrono::Utc::now());
-    rec.fields.insert("LastModifiedDate".into(), json!(now));
-    rec.fields.insert("SystemModstamp".into(), json!(now));
-    derive_fields(t, &mut rec.fields);
 }
 
-fn missing_required(t: &SObjectType, fields: &Map<String, Value>) -> Result<(), SfError> {
+pub(crate) fn missing_required(
+    t: &SObjectType,
+    fields: &Map<String, Value>,
+) -> Result<(), SfError> {
     let missing: Vec<String> = t
         .required
         .iter()
@@ -713,11 +1004,11 @@ async fn create(
     Path((_version, sobject)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, SfError> {
-    let t = sobject_type(&sobject)?;
+    let t = app.sobject_type(&sobject)?;
     let fields = t.check_body(parse_body(&body)?)?;
     missing_required(t, &fields)?;
     let id = app.shared.write(|d| insert_record(d, t, fields));
-    tracing::debug!(sobject = t.name, record_id = %id, "created");
+    tracing::debug!(sobject = %t.name, record_id = %id, "created");
     Ok((
         StatusCode::CREATED,
         Json(json!({ "id": id, "errors": [], "success": true })),
@@ -725,7 +1016,14 @@ async fn create(
         .into_response())
 }
 
-fn render_record(version: &str, rec: &Record, only: Option<&[String]>) -> Value {
+/// A record as the API shows it: `attributes`, then the named fields (all of the
+/// type's when none are named).
+pub(crate) fn render_record(
+    version: &str,
+    t: Option<&SObjectType>,
+    rec: &Record,
+    only: Option<&[String]>,
+) -> Value {
     let mut out = Map::new();
     out.insert(
         "attributes".into(),
@@ -741,7 +1039,6 @@ fn render_record(version: &str, rec: &Record, only: Option<&[String]>) -> Value 
             }
         }
         None => {
-            let t = sobject_type(&rec.sobject).ok();
             let all = t.map(|t| {
                 SYSTEM_FIELDS
                     .iter()
@@ -768,7 +1065,10 @@ struct FieldsParam {
     fields: Option<String>,
 }
 
-fn field_list(t: &SObjectType, fields: Option<&str>) -> Result<Option<Vec<String>>, SfError> {
+pub(crate) fn field_list(
+    t: &SObjectType,
+    fields: Option<&str>,
+) -> Result<Option<Vec<String>>, SfError> {
     let Some(fields) = fields else {
         return Ok(None);
     };
@@ -790,13 +1090,13 @@ async fn fetch(
     Path((version, sobject, id)): Path<(String, String, String)>,
     Query(q): Query<FieldsParam>,
 ) -> Result<Json<Value>, SfError> {
-    let t = sobject_type(&sobject)?;
+    let t = app.sobject_type(&sobject)?;
     let only = field_list(t, q.fields.as_deref())?;
     app.shared.read(|d| {
         d.records
             .get(&id)
             .filter(|r| r.sobject == t.name)
-            .map(|r| Json(render_record(&version, r, only.as_deref())))
+            .map(|r| Json(render_record(&version, Some(t), r, only.as_deref())))
             .ok_or(SfError::NotFound)
     })
 }
@@ -806,11 +1106,11 @@ async fn update(
     Path((_version, sobject, id)): Path<(String, String, String)>,
     body: Bytes,
 ) -> Result<StatusCode, SfError> {
-    let t = sobject_type(&sobject)?;
+    let t = app.sobject_type(&sobject)?;
     let changes = t.check_body(parse_body(&body)?)?;
-    app.shared.write(|d| match d.records.get_mut(&id) {
+    app.shared.write(|d| match d.records.get(&id) {
         Some(rec) if rec.sobject == t.name => {
-            update_record(t, rec, changes);
+            update_record(d, t, &id, changes);
             Ok(StatusCode::NO_CONTENT)
         }
         _ => Err(SfError::NotFound),
@@ -821,7 +1121,7 @@ async fn remove(
     State(app): State<Arc<Salesforce>>,
     Path((_version, sobject, id)): Path<(String, String, String)>,
 ) -> Result<StatusCode, SfError> {
-    let t = sobject_type(&sobject)?;
+    let t = app.sobject_type(&sobject)?;
     app.shared.write(|d| match d.records.get(&id) {
         Some(rec) if rec.sobject == t.name => {
             d.records.remove(&id);
@@ -831,7 +1131,8 @@ async fn remove(
     })
 }
 
-fn matching_ids(d: &Data, t: &SObjectType, field: &str, value: &str) -> Vec<String> {
+/// The Ids of the records of type `t` whose `field` holds `value`.
+pub(crate) fn matching_ids(d: &Data, t: &SObjectType, field: &str, value: &str) -> Vec<String> {
     d.records
         .values()
         .filter(|r| r.sobject == t.name)
@@ -848,30 +1149,31 @@ async fn fetch_by_external(
     State(app): State<Arc<Salesforce>>,
     Path((version, sobject, field, value)): Path<(String, String, String, String)>,
 ) -> Result<Response, SfError> {
-    let t = sobject_type(&sobject)?;
-    let field = t.field(&field).ok_or(SfError::NotFound)?;
+    let t = app.sobject_type(&sobject)?;
+    let field = t.upsert_key(&field)?;
     app.shared.read(|d| {
         let ids = matching_ids(d, t, &field, &value);
         match ids.as_slice() {
             [] => Err(SfError::NotFound),
-            [id] => Ok(Json(render_record(&version, &d.records[id], None)).into_response()),
+            [id] => {
+                Ok(Json(render_record(&version, Some(t), &d.records[id], None)).into_response())
+            }
             many => Err(SfError::MultipleChoices(record_urls(
-                &version, t.name, many,
+                &version, &t.name, many,
             ))),
         }
     })
 }
 
+/// Upsert by `Id` or a declared External ID field:
+/// https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/dome_upsert.htm
 async fn upsert(
     State(app): State<Arc<Salesforce>>,
     Path((version, sobject, field, value)): Path<(String, String, String, String)>,
     body: Bytes,
 ) -> Result<Response, SfError> {
-    let t = sobject_type(&sobject)?;
-    let field = t.writable(&field).ok_or_else(|| SfError::InvalidField {
-        message: format!("Provided external ID field does not exist or is not accessible: {field}"),
-        fields: vec![field.clone()],
-    })?;
+    let t = app.sobject_type(&sobject)?;
+    let field = t.upsert_key(&field)?;
     let changes = t.check_body(parse_body(&body)?)?;
     // "Do not specify Id or an external ID field in the request body or an error is generated."
     if changes.contains_key(&field) {
@@ -886,6 +1188,7 @@ async fn upsert(
     app.shared.write(|d| {
         let ids = matching_ids(d, t, &field, &value);
         match ids.as_slice() {
+            [] if field == "Id" => Err(SfError::NotFound),
             [] => {
                 let mut fields = changes;
                 fields.insert(field.clone(), json!(value));
@@ -899,9 +1202,7 @@ async fn upsert(
             }
             [id] => {
                 let id = id.clone();
-                if let Some(rec) = d.records.get_mut(&id) {
-                    update_record(t, rec, changes);
-                }
+                update_record(d, t, &id, changes);
                 if new_style {
                     Ok(
                         Json(json!({ "id": id, "success": true, "errors": [], "created": false }))
@@ -912,7 +1213,7 @@ async fn upsert(
                 }
             }
             many => Err(SfError::MultipleChoices(record_urls(
-                &version, t.name, many,
+                &version, &t.name, many,
             ))),
         }
     })
@@ -929,7 +1230,7 @@ async fn updated(
     Path((_version, sobject)): Path<(String, String)>,
     Query(p): Query<UpdatedParams>,
 ) -> Result<Json<Value>, SfError> {
-    let t = sobject_type(&sobject)?;
+    let t = app.sobject_type(&sobject)?;
     let bad = |what: &str| SfError::InvalidField {
         message: format!("{what} is not a valid dateTime"),
         fields: vec![what.to_string()],
@@ -961,68 +1262,4 @@ async fn updated(
     Ok(Json(
         json!({ "ids": ids, "latestDateCovered": sf_datetime(end) }),
     ))
-}
-
-#[derive(Deserialize)]
-struct QueryParams {
-    q: Option<String>,
-}
-
-async fn query(
-    State(app): State<Arc<Salesforce>>,
-    Path(version): Path<String>,
-    Query(p): Query<QueryParams>,
-) -> Result<Json<Value>, SfError> {
-    let q =
-        p.q.ok_or_else(|| SfError::MalformedQuery("A query string has to be specified".into()))?;
-    let parsed = crate::soql::parse(&q).map_err(SfError::MalformedQuery)?;
-    let t = sobject_type(&parsed.from)?;
-    let canon = |f: &str| {
-        t.field(f).ok_or_else(|| SfError::InvalidField {
-            message: format!("No such column '{f}' on entity '{}'", t.name),
-            fields: vec![f.to_string()],
-        })
-    };
-    let select: Vec<String> = parsed
-        .fields
-        .iter()
-        .map(|f| canon(f))
-        .collect::<Result<_, _>>()?;
-    let conds = parsed
-        .conditions
-        .iter()
-        .map(|c| Ok((canon(&c.field)?, c)))
-        .collect::<Result<Vec<_>, SfError>>()?;
-    let order = parsed
-        .order_by
-        .as_ref()
-        .map(|(f, desc)| Ok::<_, SfError>((canon(f)?, *desc)))
-        .transpose()?;
-    let records = app.shared.read(|d| {
-        let mut rows: Vec<&Record> = d
-            .records
-            .values()
-            .filter(|r| r.sobject == t.name)
-            .filter(|r| conds.iter().all(|(f, c)| c.matches(r.fields.get(f))))
-            .collect();
-        if let Some((f, desc)) = &order {
-            rows.sort_by(|a, b| {
-                let o = crate::soql::compare_values(a.fields.get(f), b.fields.get(f));
-                if *desc {
-                    o.reverse()
-                } else {
-                    o
-                }
-            });
-        }
-        rows.into_iter()
-            .take(parsed.limit.unwrap_or(usize::MAX))
-            .map(|r| render_record(&version, r, Some(&select)))
-            .collect::<Vec<_>>()
-    });
-    Ok(Json(json!({
-        "totalSize": records.len(),
-        "done": true,
-        "records": records
-    })))
 }

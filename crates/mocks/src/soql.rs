@@ -1,8 +1,11 @@
 //! The subset of SOQL the connectors use:
-//! `SELECT f1, f2 FROM Type [WHERE f op v [AND f op v]...] [ORDER BY f [ASC|DESC]] [LIMIT n]`
-//! with `op` one of `= != <> < <= > >=` and `v` a quoted string, number, `true`,
-//! `false`, `null`, a date or a dateTime literal. Anything else is refused as a
-//! malformed query, never answered wrongly.
+//! `SELECT f1, Rel.f2 FROM Type [WHERE cond] [ORDER BY f [ASC|DESC] [, ...]] [LIMIT n]`,
+//! where a condition is `f op v`, `f [NOT] IN (v, ...)`, `NOT cond`, a parenthesised
+//! condition, or conditions joined by `AND` or by `OR` (mixing both needs parentheses,
+//! as SOQL wants); `op` is one of `= != <> < <= > >=`, `v` a quoted string, number,
+//! `true`, `false`, `null`, a date or a dateTime literal, and a field may be a parent
+//! relationship one level deep (`Account.BillingCountryCode`). Anything else is refused
+//! as a malformed query, never answered wrongly.
 
 use std::cmp::Ordering;
 
@@ -15,10 +18,10 @@ pub struct Soql {
     pub fields: Vec<String>,
     /// The sObject type.
     pub from: String,
-    /// Conditions joined by AND.
-    pub conditions: Vec<Condition>,
-    /// Sort field and whether descending.
-    pub order_by: Option<(String, bool)>,
+    /// The WHERE clause.
+    pub filter: Option<Expr>,
+    /// Sort keys in order: field and whether descending.
+    pub order_by: Vec<(String, bool)>,
     /// Row limit.
     pub limit: Option<usize>,
 }
@@ -58,7 +61,7 @@ pub enum Literal {
 }
 
 /// `field op literal`
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Condition {
     /// The field, as written.
     pub field: String,
@@ -66,6 +69,67 @@ pub struct Condition {
     pub op: Op,
     /// The value compared with.
     pub value: Literal,
+}
+
+/// A WHERE clause.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    /// `field op literal`
+    Cmp(Condition),
+    /// `field [NOT] IN (a, b)`
+    In {
+        /// The field, as written.
+        field: String,
+        /// The values.
+        values: Vec<Literal>,
+        /// `NOT IN`.
+        negated: bool,
+    },
+    /// `NOT expr`
+    Not(Box<Expr>),
+    /// Every one holds.
+    And(Vec<Expr>),
+    /// At least one holds.
+    Or(Vec<Expr>),
+}
+
+impl Expr {
+    /// Every field the clause reads, as written.
+    pub fn fields(&self) -> Vec<&str> {
+        match self {
+            Expr::Cmp(c) => vec![c.field.as_str()],
+            Expr::In { field, .. } => vec![field.as_str()],
+            Expr::Not(e) => e.fields(),
+            Expr::And(v) | Expr::Or(v) => v.iter().flat_map(Expr::fields).collect(),
+        }
+    }
+
+    /// Whether a record satisfies the clause; `get` gives a field's value by its name as
+    /// written.
+    pub fn eval(&self, get: &dyn Fn(&str) -> Option<Value>) -> bool {
+        match self {
+            Expr::Cmp(c) => c.matches(get(&c.field).as_ref()),
+            Expr::In {
+                field,
+                values,
+                negated,
+            } => {
+                let v = get(field);
+                let hit = values.iter().any(|l| {
+                    Condition {
+                        field: field.clone(),
+                        op: Op::Eq,
+                        value: l.clone(),
+                    }
+                    .matches(v.as_ref())
+                });
+                hit != *negated
+            }
+            Expr::Not(e) => !e.eval(get),
+            Expr::And(v) => v.iter().all(|e| e.eval(get)),
+            Expr::Or(v) => v.iter().any(|e| e.eval(get)),
+        }
+    }
 }
 
 fn tokenize(q: &str) -> Result<Vec<String>, String> {
@@ -89,9 +153,9 @@ fn tokenize(q: &str) -> Result<Vec<String>, String> {
                 }
             }
             out.push(s);
-        } else if c == ',' {
+        } else if c == ',' || c == '(' || c == ')' {
             chars.next();
-            out.push(",".into());
+            out.push(c.to_string());
         } else if "=!<>".contains(c) {
             let mut op = String::new();
             while let Some(&o) = chars.peek() {
@@ -103,10 +167,6 @@ fn tokenize(q: &str) -> Result<Vec<String>, String> {
                 }
             }
             out.push(op);
-        } else if c == '(' || c == ')' {
-            return Err(
-                "unexpected token: '('; the mock supports no subqueries or grouping".into(),
-            );
         } else {
             let mut word = String::new();
             while let Some(&w) = chars.peek() {
@@ -146,95 +206,222 @@ fn literal(tok: &str) -> Result<Literal, String> {
         .map_err(|_| format!("unexpected token: '{tok}'"))
 }
 
-/// Parses a query or says, in Salesforce's words where it can, why not.
-pub fn parse(q: &str) -> Result<Soql, String> {
-    let toks = tokenize(q)?;
-    let mut i = 0;
-    let kw = |i: usize, k: &str| toks.get(i).is_some_and(|t| t.eq_ignore_ascii_case(k));
-    if !kw(0, "SELECT") {
-        return Err(format!(
-            "unexpected token: '{}'",
-            toks.first().map_or("", |s| s)
-        ));
+const KEYWORDS: &[&str] = &[
+    "SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "IN", "ORDER", "BY", "LIMIT", "ASC", "DESC",
+];
+
+struct Parser {
+    toks: Vec<String>,
+    i: usize,
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&str> {
+        self.toks.get(self.i).map(String::as_str)
     }
-    i += 1;
-    let mut fields = Vec::new();
-    loop {
-        let f = toks.get(i).ok_or("unexpected end of query")?;
-        if f == "," || f.eq_ignore_ascii_case("FROM") {
+
+    fn kw(&self, k: &str) -> bool {
+        self.peek().is_some_and(|t| t.eq_ignore_ascii_case(k))
+    }
+
+    fn next(&mut self) -> Result<String, String> {
+        let t = self
+            .toks
+            .get(self.i)
+            .cloned()
+            .ok_or("unexpected end of query")?;
+        self.i += 1;
+        Ok(t)
+    }
+
+    fn unexpected(&self) -> String {
+        format!("unexpected token: '{}'", self.peek().unwrap_or("<end>"))
+    }
+
+    fn field(&mut self) -> Result<String, String> {
+        let f = self.next()?;
+        let ok = !f.is_empty()
+            && !f.starts_with('\'')
+            && f.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+            && !KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(&f));
+        if !ok {
             return Err(format!("unexpected token: '{f}'"));
         }
-        fields.push(f.clone());
-        i += 1;
-        if toks.get(i).is_some_and(|t| t == ",") {
-            i += 1;
+        if f.matches('.').count() > 1 {
+            return Err(format!(
+                "unexpected token: '{f}'; the mock follows parent relationships one level deep"
+            ));
+        }
+        Ok(f)
+    }
+
+    /// `term (OR term)*` or `term (AND term)*`, never both at one level.
+    fn expr(&mut self) -> Result<Expr, String> {
+        let first = self.factor()?;
+        let joiner = if self.kw("AND") {
+            "AND"
+        } else if self.kw("OR") {
+            "OR"
+        } else {
+            return Ok(first);
+        };
+        let mut parts = vec![first];
+        while self.kw(joiner) {
+            self.i += 1;
+            parts.push(self.factor()?);
+        }
+        let other = if joiner == "AND" { "OR" } else { "AND" };
+        if self.kw(other) {
+            return Err(format!(
+                "unexpected token: '{other}'; use parentheses to mix AND and OR"
+            ));
+        }
+        Ok(if joiner == "AND" {
+            Expr::And(parts)
+        } else {
+            Expr::Or(parts)
+        })
+    }
+
+    fn factor(&mut self) -> Result<Expr, String> {
+        if self.peek() == Some("(") {
+            self.i += 1;
+            if self.kw("SELECT") {
+                return Err("unexpected token: 'SELECT'; the mock supports no subqueries".into());
+            }
+            let e = self.expr()?;
+            if self.peek() != Some(")") {
+                return Err(self.unexpected());
+            }
+            self.i += 1;
+            return Ok(e);
+        }
+        if self.kw("NOT") {
+            self.i += 1;
+            return Ok(Expr::Not(Box::new(self.factor()?)));
+        }
+        let field = self.field()?;
+        let negated = if self.kw("NOT") {
+            self.i += 1;
+            if !self.kw("IN") {
+                return Err(self.unexpected());
+            }
+            true
+        } else {
+            false
+        };
+        if self.kw("IN") {
+            self.i += 1;
+            if self.peek() != Some("(") {
+                return Err(self.unexpected());
+            }
+            self.i += 1;
+            if self.kw("SELECT") {
+                return Err("unexpected token: 'SELECT'; the mock supports no subqueries".into());
+            }
+            let mut values = Vec::new();
+            loop {
+                values.push(literal(&self.next()?)?);
+                match self.next()?.as_str() {
+                    "," => continue,
+                    ")" => break,
+                    other => return Err(format!("unexpected token: '{other}'")),
+                }
+            }
+            return Ok(Expr::In {
+                field,
+                values,
+                negated,
+            });
+        }
+        let op = match self.peek() {
+            Some("=") => Op::Eq,
+            Some("!=") | Some("<>") => Op::Ne,
+            Some("<") => Op::Lt,
+            Some("<=") => Op::Le,
+            Some(">") => Op::Gt,
+            Some(">=") => Op::Ge,
+            _ => return Err(self.unexpected()),
+        };
+        self.i += 1;
+        let value = literal(&self.next()?)?;
+        Ok(Expr::Cmp(Condition { field, op, value }))
+    }
+}
+
+/// Parses a query or says, in Salesforce's words where it can, why not.
+pub fn parse(q: &str) -> Result<Soql, String> {
+    let mut p = Parser {
+        toks: tokenize(q)?,
+        i: 0,
+    };
+    if !p.kw("SELECT") {
+        return Err(p.unexpected());
+    }
+    p.i += 1;
+    let mut fields = Vec::new();
+    loop {
+        if p.peek() == Some("(") {
+            return Err("unexpected token: '('; the mock supports no subqueries".into());
+        }
+        fields.push(p.field()?);
+        if p.peek() == Some(",") {
+            p.i += 1;
             continue;
         }
         break;
     }
-    if !kw(i, "FROM") {
-        return Err(format!(
-            "unexpected token: '{}'",
-            toks.get(i).map_or("<end>", |s| s)
-        ));
+    if !p.kw("FROM") {
+        return Err(p.unexpected());
     }
-    let from = toks.get(i + 1).ok_or("unexpected end of query")?.clone();
-    i += 2;
-    let mut conditions = Vec::new();
-    if kw(i, "WHERE") {
-        i += 1;
+    p.i += 1;
+    let from = p.field()?;
+    let filter = if p.kw("WHERE") {
+        p.i += 1;
+        Some(p.expr()?)
+    } else {
+        None
+    };
+    let mut order_by = Vec::new();
+    if p.kw("ORDER") {
+        p.i += 1;
+        if !p.kw("BY") {
+            return Err(p.unexpected());
+        }
+        p.i += 1;
         loop {
-            let field = toks.get(i).ok_or("unexpected end of query")?.clone();
-            let op = match toks.get(i + 1).map(String::as_str) {
-                Some("=") => Op::Eq,
-                Some("!=") | Some("<>") => Op::Ne,
-                Some("<") => Op::Lt,
-                Some("<=") => Op::Le,
-                Some(">") => Op::Gt,
-                Some(">=") => Op::Ge,
-                other => return Err(format!("unexpected token: '{}'", other.unwrap_or("<end>"))),
+            let f = p.field()?;
+            let desc = if p.kw("DESC") {
+                p.i += 1;
+                true
+            } else {
+                if p.kw("ASC") {
+                    p.i += 1;
+                }
+                false
             };
-            let value = literal(toks.get(i + 2).ok_or("unexpected end of query")?)?;
-            conditions.push(Condition { field, op, value });
-            i += 3;
-            if kw(i, "AND") {
-                i += 1;
+            order_by.push((f, desc));
+            if p.peek() == Some(",") {
+                p.i += 1;
                 continue;
-            }
-            if kw(i, "OR") {
-                return Err("unexpected token: 'OR'; the mock supports only AND".into());
             }
             break;
         }
     }
-    let mut order_by = None;
-    if kw(i, "ORDER") && kw(i + 1, "BY") {
-        let f = toks.get(i + 2).ok_or("unexpected end of query")?.clone();
-        i += 3;
-        let desc = if kw(i, "DESC") {
-            i += 1;
-            true
-        } else {
-            if kw(i, "ASC") {
-                i += 1;
-            }
-            false
-        };
-        order_by = Some((f, desc));
-    }
     let mut limit = None;
-    if kw(i, "LIMIT") {
-        let n = toks.get(i + 1).ok_or("unexpected end of query")?;
+    if p.kw("LIMIT") {
+        p.i += 1;
+        let n = p.next()?;
         limit = Some(n.parse().map_err(|_| format!("unexpected token: '{n}'"))?);
-        i += 2;
     }
-    if let Some(t) = toks.get(i) {
-        return Err(format!("unexpected token: '{t}'"));
+    if p.peek().is_some() {
+        return Err(p.unexpected());
     }
     Ok(Soql {
         fields,
         from,
-        conditions,
+        filter,
         order_by,
         limit,
     })
@@ -308,27 +495,98 @@ mod tests {
         .expect("parses");
         assert_eq!(q.fields, vec!["Id", "AccountId"]);
         assert_eq!(q.from, "Opportunity");
-        assert_eq!(q.conditions.len(), 2);
-        assert_eq!(q.conditions[0].value, Literal::Bool(true));
-        assert_eq!(q.order_by, Some(("SystemModstamp".into(), false)));
+        let Some(Expr::And(parts)) = &q.filter else {
+            panic!("{:?}", q.filter)
+        };
+        assert_eq!(parts.len(), 2);
+        assert_eq!(
+            parts[0],
+            Expr::Cmp(Condition {
+                field: "IsWon".into(),
+                op: Op::Eq,
+                value: Literal::Bool(true)
+            })
+        );
+        assert_eq!(q.order_by, vec![("SystemModstamp".into(), false)]);
         assert_eq!(q.limit, Some(200));
-        assert!(q.conditions[1].matches(Some(&json!("2024-01-02T00:00:00.000+0000"))));
-        assert!(!q.conditions[1].matches(Some(&json!("2023-12-31T23:59:59.000+0000"))));
+        let f = q.filter.expect("filter");
+        let rec = |won: bool, stamp: &str| {
+            let won = json!(won);
+            let stamp = json!(stamp);
+            move |n: &str| match n {
+                "IsWon" => Some(won.clone()),
+                "SystemModstamp" => Some(stamp.clone()),
+                _ => None,
+            }
+        };
+        assert!(f.eval(&rec(true, "2024-01-02T00:00:00.000+0000")));
+        assert!(!f.eval(&rec(true, "2023-12-31T23:59:59.000+0000")));
+        assert!(!f.eval(&rec(false, "2024-01-02T00:00:00.000+0000")));
+    }
+
+    /// The poller's exact cursor: `(SystemModstamp, Id)` with a tie-breaker.
+    #[test]
+    fn parses_or_parentheses_in_and_two_sort_keys() {
+        let q = parse(
+            "SELECT Id, Account.BillingCountryCode FROM Opportunity WHERE IsWon = true AND (SystemModstamp > 2024-01-01T00:00:00Z OR (SystemModstamp = 2024-01-01T00:00:00Z AND Id > '006B')) AND StageName IN ('Closed Won', 'Won') ORDER BY SystemModstamp ASC, Id DESC",
+        )
+        .expect("parses");
+        assert_eq!(q.fields[1], "Account.BillingCountryCode");
+        assert_eq!(
+            q.order_by,
+            vec![("SystemModstamp".into(), false), ("Id".into(), true)]
+        );
+        let f = q.filter.expect("filter");
+        assert_eq!(
+            f.fields(),
+            vec![
+                "IsWon",
+                "SystemModstamp",
+                "SystemModstamp",
+                "Id",
+                "StageName"
+            ]
+        );
+        let rec = |stamp: &str, id: &str, stage: &str| {
+            let (stamp, id, stage) = (json!(stamp), json!(id), json!(stage));
+            move |n: &str| match n {
+                "IsWon" => Some(json!(true)),
+                "SystemModstamp" => Some(stamp.clone()),
+                "Id" => Some(id.clone()),
+                "StageName" => Some(stage.clone()),
+                _ => None,
+            }
+        };
+        assert!(f.eval(&rec("2024-01-01T00:00:00.000+0000", "006C", "Won")));
+        assert!(!f.eval(&rec("2024-01-01T00:00:00.000+0000", "006A", "Won")));
+        assert!(f.eval(&rec("2024-01-02T00:00:00.000+0000", "006A", "Closed Won")));
+        assert!(!f.eval(&rec("2024-01-02T00:00:00.000+0000", "006A", "Lost")));
+        let not_in = parse("SELECT Id FROM Lead WHERE NOT Country NOT IN ('DE')").expect("parses");
+        assert!(not_in.filter.expect("filter").eval(&|_| Some(json!("DE"))));
     }
 
     #[test]
     fn quoted_strings_keep_escapes_and_spaces() {
         let q = parse("SELECT Id FROM Account WHERE Name = 'O\\'Brien & Co'").expect("parses");
-        assert_eq!(q.conditions[0].value, Literal::Str("O'Brien & Co".into()));
+        let Some(Expr::Cmp(c)) = q.filter else {
+            panic!("one condition")
+        };
+        assert_eq!(c.value, Literal::Str("O'Brien & Co".into()));
     }
 
     #[test]
     fn refuses_what_it_does_not_understand() {
         assert!(parse("SELECT FROM Account").is_err());
-        assert!(parse("SELECT Id FROM Account WHERE A = 'x' OR B = 'y'").is_err());
-        assert!(parse("SELECT Id FROM Account WHERE Id IN ('a')").is_err());
+        assert!(parse("SELECT Id FROM Account WHERE A = 'x' AND B = 'y' OR C = 'z'").is_err());
+        assert!(
+            parse("SELECT Id FROM Account WHERE Id IN (SELECT AccountId FROM Contact)").is_err()
+        );
+        assert!(parse("SELECT Id, (SELECT Id FROM Contacts) FROM Account").is_err());
+        assert!(parse("SELECT Owner.Manager.Name FROM Account").is_err());
         assert!(parse("DELETE Account").is_err());
         assert!(parse("SELECT Id FROM Account LIMIT x").is_err());
         assert!(parse("SELECT Id FROM Account WHERE Name = 'open").is_err());
+        assert!(parse("SELECT Id FROM Account WHERE (Name = 'a'").is_err());
+        assert!(parse("SELECT Id FROM Account WHERE Name IN ('a' 'b')").is_err());
     }
 }

@@ -1,5 +1,6 @@
-//! Zuora mock: OAuth, REST v1 accounts, Orders (create, amend, renew, cancel) and
-//! subscriptions, with the documented cross-cutting behaviour:
+//! Zuora mock: OAuth, REST v1 accounts, Orders (create, amend, renew, cancel),
+//! subscriptions with custom fields, the product catalog and callout notifications, with
+//! the documented cross-cutting behaviour:
 //! - failures as HTTP 200 `{"success":false,"reasons":[{"code":<8 digits>,"message"}]}`,
 //!   the code being a 6-digit resource and a 2-digit category (11 authentication,
 //!   20 invalid value, 22 missing required field, 40 not found, 70 limit, 90 malformed);
@@ -8,14 +9,19 @@
 //!   request is still running;
 //! - `Zuora-Track-Id` echoed; `RateLimit-Limit/Remaining/Reset` on every response and
 //!   429 past the configured requests per minute;
-//! - subscription changes and declined payments go to an event feed
+//! - `GET /v1/catalog/products` lists the configured products by SKU ([`catalog`]);
+//!   orders may subscribe only to their product rate plans;
+//! - `customFields` of an order's `subscriptions[]` entry (or of `createSubscription`)
+//!   and top-level `Name__c` keys of `PUT /v1/subscriptions/{key}` are kept on the
+//!   subscription and shown as top-level keys;
+//! - subscription, payment and account changes go to an event feed
 //!   (`GET /__admin/events?after=N`) and, when `callout_url` is set, are POSTed there as
-//!   callouts with retries.
+//!   callout notifications in Zuora's shape, with its headers, basic auth and retries,
+//!   each recorded in `GET /v1/notification-history/callout` ([`callouts`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
@@ -31,6 +37,9 @@ use crate::kit::{self, FaultRule, Feed, MockApp, Shared, Tokens};
 use crate::store::Store;
 use crate::Listen;
 
+pub mod callouts;
+pub mod catalog;
+
 /// Zuora mock configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -45,40 +54,43 @@ pub struct Config {
     pub token_ttl_secs: i64,
     /// Requests per minute before 429; none for no limit.
     pub requests_per_minute: Option<u32>,
-    /// Product rate plans that may be subscribed to (id → name); empty allows any id.
-    pub rate_plans: BTreeMap<String, String>,
-    /// URL to POST subscription and payment events to (callouts).
+    /// The product catalog (`GET /v1/catalog/products`); orders may subscribe only to its
+    /// product rate plans; empty allows any id.
+    pub products: Vec<catalog::Product>,
+    /// URL to POST callout notifications to.
     pub callout_url: Option<String>,
-    /// Attempts per callout before it is given up.
+    /// Attempts per callout notification before it is given up.
     pub callout_attempts: u32,
+    /// Delay before the second attempt, in ms; it doubles for each further one.
+    pub callout_retry_base_ms: u64,
+    /// How long one attempt waits for an answer, in ms.
+    pub callout_timeout_ms: u64,
+    /// Basic-auth user name of the callout receiver (with `callout_password`).
+    pub callout_username: Option<String>,
+    /// Basic-auth password of the callout receiver.
+    pub callout_password: Option<String>,
+    /// Send the credentials on the first request instead of after a 401 challenge.
+    pub callout_preemptive_auth: bool,
     /// Misbehaviour rules active from the start.
     pub faults: Vec<FaultRule>,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        let rate_plans = [
-            ("prp-premium-saas", "Premium SaaS - 1 Year"),
-            ("prp-ultimate-saas", "Ultimate SaaS - 1 Year"),
-            ("prp-premium-self-managed", "Premium Self-Managed - 1 Year"),
-            (
-                "prp-ultimate-self-managed",
-                "Ultimate Self-Managed - 1 Year",
-            ),
-            ("prp-ci-minutes", "Compute Minutes Add-on"),
-        ]
-        .into_iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
         Self {
             listen: Listen::default(),
             client_id: "6f1c2e1a-0d9b-4b7e-9a57-3c0e2f1d9a01".into(),
             client_secret: "l2f-zuora-secret".into(),
             token_ttl_secs: 3599,
             requests_per_minute: Some(60_000),
-            rate_plans,
+            products: catalog::default_products(),
             callout_url: None,
             callout_attempts: 3,
+            callout_retry_base_ms: 500,
+            callout_timeout_ms: 10_000,
+            callout_username: None,
+            callout_password: None,
+            callout_preemptive_auth: false,
             faults: Vec::new(),
         }
     }
@@ -164,6 +176,9 @@ pub struct Subscription {
     pub cancelled_date: Option<String>,
     /// Rate plans.
     pub rate_plans: Vec<RatePlan>,
+    /// Custom fields (`Name__c`), shown as top-level keys as Zuora does.
+    #[serde(flatten)]
+    pub custom_fields: BTreeMap<String, Value>,
 }
 
 /// A kept answer for an idempotency key.
@@ -187,6 +202,9 @@ pub struct Data {
     pub orders: BTreeMap<String, Value>,
     /// Subscription and payment events.
     pub feed: Feed,
+    /// Every callout notification sent, with its last attempt.
+    #[serde(default)]
+    pub callout_history: Vec<callouts::CalloutRecord>,
     /// Issued tokens.
     pub tokens: Tokens,
     /// Idempotency keys and their answers.
@@ -202,6 +220,7 @@ pub struct Zuora {
     /// (minute window start in ms, requests in it)
     window: Mutex<(i64, u32)>,
     http: reqwest::Client,
+    queue: callouts::Queue,
 }
 
 impl Zuora {
@@ -213,36 +232,44 @@ impl Zuora {
             shared,
             window: Mutex::new((0, 0)),
             http: reqwest::Client::new(),
+            queue: callouts::Queue::default(),
         }))
     }
 
-    fn emit(self: &Arc<Self>, d: &mut Data, kind: &str, data: Value) {
-        let seq = d.feed.push(kind, data);
-        if let Some(url) = self.cfg.callout_url.clone() {
-            if let Some(ev) = d.feed.events.iter().find(|e| e.seq == seq).cloned() {
-                let client = self.http.clone();
-                let attempts = self.cfg.callout_attempts.max(1);
-                tokio::spawn(async move {
-                    for attempt in 1..=attempts {
-                        let sent = client
-                            .post(&url)
-                            .json(&ev)
-                            .timeout(Duration::from_secs(10))
-                            .send()
-                            .await;
-                        match sent {
-                            Ok(r) if r.status().is_success() => return,
-                            Ok(r) => {
-                                tracing::warn!(attempt, status = %r.status(), "callout refused")
-                            }
-                            Err(e) => tracing::warn!(attempt, error = %e, "callout failed"),
-                        }
-                        tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
-                    }
-                    tracing::error!(seq = ev.seq, "callout given up");
-                });
-            }
+    /// Records a subscription event in the feed and sends its callout.
+    fn emit_subscription(
+        self: &Arc<Self>,
+        d: &mut Data,
+        kind: &str,
+        number: &str,
+        order: Option<&str>,
+    ) {
+        let Some(sub) = d.subscriptions.get(number).cloned() else {
+            return;
+        };
+        let account_id = d
+            .accounts
+            .get(&sub.account_number)
+            .map(|a| a.id.clone())
+            .unwrap_or_default();
+        let snapshot = serde_json::to_value(&sub).unwrap_or(Value::Null);
+        let mut feed = json!({ "subscription": snapshot });
+        if let Some(o) = order {
+            feed["orderNumber"] = json!(o);
         }
+        d.feed.push(kind, feed);
+        self.callout(
+            kind,
+            &sub.id,
+            json!({
+                "subscriptionNumber": sub.subscription_number,
+                "subscriptionId": sub.id,
+                "subscriptionVersion": sub.version,
+                "accountNumber": sub.account_number,
+                "accountId": account_id,
+                "orderNumber": order,
+            }),
+        );
     }
 }
 
@@ -265,6 +292,8 @@ const RES_ORDER: u32 = 531_000;
 const RES_SUBSCRIPTION: u32 = 532_000;
 const RES_AUTH: u32 = 900_000;
 const RES_REQUEST: u32 = 590_000;
+const RES_CATALOG: u32 = 510_000;
+const RES_NOTIFICATION: u32 = 580_000;
 
 /// Category part of Zuora's codes.
 const CAT_AUTH: u32 = 11;
@@ -365,6 +394,9 @@ pub fn router(app: Arc<Zuora>) -> Router<()> {
             "/v1/subscriptions/accounts/{key}",
             get(account_subscriptions),
         )
+        .route("/v1/catalog/products", get(catalog::list))
+        .route("/v1/catalog/products/{key}", get(catalog::one))
+        .route("/v1/notification-history/callout", get(callouts::history))
         .route_layer(axum::middleware::from_fn_with_state(app.clone(), auth));
     let routes = Router::new()
         .route("/oauth/token", post(token))
@@ -576,6 +608,43 @@ fn parse_json(body: &Bytes, res: u32) -> Result<Value, ZError> {
     }
 }
 
+/// The custom fields (`Name__c`) of a `customFields` object; 20-category error for a key
+/// that is not a custom field name or a value that is not a scalar.
+fn custom_fields(v: Option<&Value>) -> Result<BTreeMap<String, Value>, ZError> {
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(BTreeMap::new());
+    };
+    let o = v
+        .as_object()
+        .ok_or_else(|| ZError::invalid(RES_SUBSCRIPTION, "customFields must be an object"))?;
+    let mut out = BTreeMap::new();
+    for (k, v) in o {
+        if !k.ends_with("__c") || k.len() <= 3 {
+            return Err(ZError::invalid(
+                RES_SUBSCRIPTION,
+                format!("Invalid custom field name: {k}"),
+            ));
+        }
+        if v.is_object() || v.is_array() {
+            return Err(ZError::invalid(
+                RES_SUBSCRIPTION,
+                format!("Invalid value for field {k}"),
+            ));
+        }
+        out.insert(k.clone(), v.clone());
+    }
+    Ok(out)
+}
+
+/// `scheme://host` of the request, for absolute `nextPage` links.
+pub(crate) fn base_url(headers: &HeaderMap, scheme: Option<kit::Scheme>) -> String {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    format!("{}://{host}", scheme.map_or("http", |s| s.0))
+}
+
 fn str_field<'a>(v: &'a Value, name: &str) -> Option<&'a str> {
     v.get(name)
         .and_then(Value::as_str)
@@ -783,6 +852,7 @@ async fn update_account(
         .get("billToContact")
         .map(|c| check_contact(c, "billToContact"))
         .transpose()?;
+    let app2 = app.clone();
     app.shared.write(|d| {
         let number = find_account(d, &key)
             .map(|a| a.account_number.clone())
@@ -790,6 +860,7 @@ async fn update_account(
                 ZError::not_found(RES_ACCOUNT, format!("Cannot find entity by key: '{key}'."))
             })?;
         let a = d.accounts.get_mut(&number).ok_or(ZError::NoRoute)?;
+        let before = a.clone();
         if let Some(n) = str_field(&body, "name") {
             a.name = n.to_string();
         }
@@ -807,6 +878,25 @@ async fn update_account(
         }
         if let Some(c) = bill_to {
             a.bill_to_contact = c;
+        }
+        let a = a.clone();
+        let changed = a.batch != before.batch
+            || a.communication_profile_id != before.communication_profile_id;
+        if changed {
+            d.feed.push(
+                "AccountUpdated",
+                json!({ "accountNumber": a.account_number, "batch": a.batch, "communicationProfileId": a.communication_profile_id }),
+            );
+            app2.callout(
+                "AccountUpdated",
+                &a.id,
+                json!({
+                    "accountNumber": a.account_number,
+                    "accountId": a.id,
+                    "batch": a.batch,
+                    "communicationProfileId": a.communication_profile_id,
+                }),
+            );
         }
         Ok(Json(json!({ "success": true })))
     })
@@ -860,12 +950,14 @@ impl Zuora {
     fn rate_plan(&self, d: &mut Data, v: &Value) -> Result<RatePlan, ZError> {
         let prp = str_field(v, "productRatePlanId")
             .ok_or_else(|| ZError::missing(RES_ORDER, "productRatePlanId"))?;
-        let name = if self.cfg.rate_plans.is_empty() {
+        let name = if self.cfg.products.is_empty() {
             prp.to_string()
         } else {
-            self.cfg.rate_plans.get(prp).cloned().ok_or_else(|| {
-                ZError::invalid(RES_ORDER, format!("Invalid productRatePlanId: {prp}"))
-            })?
+            catalog::rate_plan(&self.cfg.products, prp)
+                .map(|rp| rp.name.clone())
+                .ok_or_else(|| {
+                    ZError::invalid(RES_ORDER, format!("Invalid productRatePlanId: {prp}"))
+                })?
         };
         let (_, id) = next_id(d);
         Ok(RatePlan {
@@ -957,6 +1049,7 @@ impl Zuora {
                     version: 1,
                     cancelled_date: None,
                     rate_plans,
+                    custom_fields: custom_fields(cs.get("customFields"))?,
                 },
             );
             return Ok((number, "SubscriptionCreated"));
@@ -1147,6 +1240,23 @@ async fn create_order(
                 number = Some(n);
             }
             if let Some(n) = number {
+                let fields = custom_fields(s.get("customFields"))?;
+                let clearing: Vec<String> = s
+                    .get("clearingCustomFields")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if let Some(sub) = work.subscriptions.get_mut(&n) {
+                    sub.custom_fields.extend(fields);
+                    for f in clearing {
+                        sub.custom_fields.insert(f, Value::Null);
+                    }
+                }
                 numbers.push(n);
             }
         }
@@ -1170,12 +1280,7 @@ async fn create_order(
             }),
         );
         for (n, ev) in events {
-            let sub = serde_json::to_value(&d.subscriptions[&n]).unwrap_or(Value::Null);
-            app2.emit(
-                d,
-                ev,
-                json!({ "orderNumber": order_number, "subscription": sub }),
-            );
+            app2.emit_subscription(d, ev, &n, Some(&order_number));
         }
         Ok(Json(json!({
             "success": true,
@@ -1251,23 +1356,54 @@ async fn update_subscription(
     body: Bytes,
 ) -> Result<Json<Value>, ZError> {
     let body = parse_json(&body, RES_SUBSCRIPTION)?;
+    // Custom fields come as top-level `Name__c` keys, as Zuora's update call takes them.
+    let top: serde_json::Map<String, Value> = body
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter(|(k, _)| k.ends_with("__c"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut fields = custom_fields(Some(&Value::Object(top)))?;
+    fields.extend(custom_fields(body.get("customFields"))?);
+    let auto_renew = match body.get("autoRenew") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(other) => {
+            return Err(ZError::invalid(
+                RES_SUBSCRIPTION,
+                format!("Invalid value for field autoRenew: {other}"),
+            ))
+        }
+    };
     let app2 = app.clone();
     app.shared.write(|d| {
-        let s = d.subscriptions.get_mut(&key).ok_or_else(|| {
-            ZError::not_found(
-                RES_SUBSCRIPTION,
-                format!("Subscription {key} does not exist."),
-            )
-        })?;
-        let mut changed = false;
-        if let Some(a) = body.get("autoRenew").and_then(Value::as_bool) {
-            changed = a != s.auto_renew;
+        let number = d
+            .subscriptions
+            .get(&key)
+            .or_else(|| d.subscriptions.values().find(|s| s.id == key))
+            .map(|s| s.subscription_number.clone())
+            .ok_or_else(|| {
+                ZError::not_found(
+                    RES_SUBSCRIPTION,
+                    format!("Subscription {key} does not exist."),
+                )
+            })?;
+        let s = d.subscriptions.get_mut(&number).ok_or(ZError::NoRoute)?;
+        let before = s.clone();
+        if let Some(a) = auto_renew {
             s.auto_renew = a;
         }
-        let snapshot = serde_json::to_value(&*s).unwrap_or(Value::Null);
+        s.custom_fields.extend(fields);
+        let auto_changed = s.auto_renew != before.auto_renew;
+        if *s != before {
+            s.version += 1;
+        }
         let id = s.id.clone();
-        if changed {
-            app2.emit(d, "AutoRenewChanged", json!({ "subscription": snapshot }));
+        if auto_changed {
+            app2.emit_subscription(d, "AutoRenewChanged", &number, None);
         }
         Ok(Json(json!({ "success": true, "subscriptionId": id })))
     })
@@ -1301,11 +1437,43 @@ async fn decline_payment(
             ZError::not_found(RES_SUBSCRIPTION, format!("Subscription {number} does not exist."))
         })?;
         let reason = str_field(&body, "reason").unwrap_or("card_declined").to_string();
-        app2.emit(
-            d,
+        // The renewal invoice: seats × the catalog price of each rate plan.
+        let amount = body.get("amount").and_then(Value::as_f64).unwrap_or_else(|| {
+            s.rate_plans
+                .iter()
+                .map(|rp| {
+                    catalog::rate_plan(&app2.cfg.products, &rp.product_rate_plan_id)
+                        .map_or(0.0, |c| c.unit_price * rp.quantity.unwrap_or(1.0))
+                })
+                .sum()
+        });
+        let gateway = str_field(&body, "gatewayResponseCode").unwrap_or("05").to_string();
+        let (n, _) = next_id(d);
+        let invoice = format!("INV{n:08}");
+        d.feed.push(
             "PaymentDeclined",
-            json!({ "subscriptionNumber": number, "accountNumber": s.account_number, "reason": reason }),
+            json!({ "subscriptionNumber": number, "accountNumber": s.account_number, "reason": reason, "invoiceNumber": invoice, "amount": amount, "gatewayResponseCode": gateway }),
         );
-        Ok(Json(json!({ "success": true })))
+        let account_id = d
+            .accounts
+            .get(&s.account_number)
+            .map(|a| a.id.clone())
+            .unwrap_or_default();
+        app2.callout(
+            "PaymentDeclined",
+            &s.id,
+            json!({
+                "subscriptionNumber": number,
+                "subscriptionId": s.id,
+                "subscriptionVersion": s.version,
+                "accountNumber": s.account_number,
+                "accountId": account_id,
+                "orderNumber": null,
+                "invoiceNumber": invoice,
+                "amount": amount,
+                "gatewayResponseCode": gateway,
+            }),
+        );
+        Ok(Json(json!({ "success": true, "invoiceNumber": invoice })))
     })
 }

@@ -69,18 +69,28 @@ async fn salesforce_client_refreshes_its_session_after_a_401() {
         "https://acme.example"
     );
     assert!(matches!(
-        sf.upsert("Account", "Ext__c", "A/1", &json!({ "Name": "Slash" }))
-            .await,
+        sf.upsert(
+            "Account",
+            "L2f_Account_Id__c",
+            "A/1",
+            &json!({ "Name": "Slash" })
+        )
+        .await,
         Ok(Upserted::Created(_))
     ));
     assert_eq!(
-        sf.upsert("Account", "Ext__c", "A/1", &json!({ "Name": "Slash 2" }))
-            .await
-            .expect("upsert"),
+        sf.upsert(
+            "Account",
+            "L2f_Account_Id__c",
+            "A/1",
+            &json!({ "Name": "Slash 2" })
+        )
+        .await
+        .expect("upsert"),
         Upserted::Updated
     );
     let rows = sf
-        .query("SELECT Id, Name FROM Account WHERE Ext__c = 'A/1'")
+        .query("SELECT Id, Name FROM Account WHERE L2f_Account_Id__c = 'A/1'")
         .await
         .expect("query");
     assert_eq!(rows[0]["Name"], "Slash 2");
@@ -217,10 +227,10 @@ async fn mail_and_own_api_clients() {
         .call(
             Method::POST,
             "/api/v1/trials",
-            Some(&json!({ "email": "t@example.com", "country": "Narnia" })),
+            Some(&json!({ "email": "not-an-address", "country": "Narnia" })),
         )
         .await
-        .expect_err("country");
+        .expect_err("email");
     assert!(
         matches!(&err, ClientError::Api { status: 422, .. }),
         "{err}"

@@ -201,7 +201,10 @@ async fn get_and_patch_a_record() {
 /// https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/dome_upsert.htm
 #[tokio::test]
 async fn upsert_by_external_id_creates_updates_and_reports_multiple_matches() {
-    let r = app(Config::default());
+    let mut cfg = Config::default();
+    cfg.external_ids
+        .insert("Account".into(), vec!["customExtIdField__c".into()]);
+    let r = app(cfg);
     let t = login(&r).await;
     let doc = json!({ "Name": "California Wheat Corporation", "Type": "New Customer" });
     let created = json(

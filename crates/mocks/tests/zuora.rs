@@ -449,3 +449,164 @@ async fn auto_renew_flips_through_the_subscription_update_call() {
     let events = get(&r, "/__admin/events", &t).await.json();
     assert_eq!(events["events"][1]["type"], "AutoRenewChanged");
 }
+
+/// "List all products": `products[]` with `sku` and `productRatePlans[]` whose charges
+/// carry their pricing, paged with `nextPage`:
+/// https://developer.zuora.com/v1-api-reference/api/operation/GET_Catalog/
+#[tokio::test]
+async fn the_catalog_lists_products_by_sku_with_rate_plans_and_prices() {
+    let r = app(Config::default());
+    let t = token(&r).await;
+    let first = get(&r, "/v1/catalog/products?pageSize=2", &t).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    let first = first.json();
+    assert_eq!(first["success"], true);
+    assert_eq!(first["products"].as_array().map(Vec::len), Some(2));
+    assert!(first["nextPage"]
+        .as_str()
+        .expect("next")
+        .ends_with("/v1/catalog/products?page=2&pageSize=2"));
+    let all = get(&r, "/v1/catalog/products", &t).await.json();
+    assert!(all.get("nextPage").is_none());
+    let skus: Vec<&str> = all["products"]
+        .as_array()
+        .expect("p")
+        .iter()
+        .map(|p| p["sku"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        skus,
+        [
+            "premium-saas-1y",
+            "ultimate-saas-1y",
+            "premium-self-managed-1y",
+            "ultimate-self-managed-1y",
+            "ci-minutes-1000"
+        ]
+    );
+    let premium = &all["products"][0];
+    assert_eq!(premium["productRatePlans"][0]["id"], "prp-premium-saas");
+    assert_eq!(
+        premium["productRatePlans"][0]["name"],
+        "Premium SaaS - 1 Year"
+    );
+    let charge = &premium["productRatePlans"][0]["productRatePlanCharges"][0];
+    assert_eq!(charge["model"], "PerUnit");
+    assert_eq!(
+        charge["pricing"][0],
+        json!({ "currency": "USD", "price": 29.0, "tiers": null, "includedUnits": null, "overagePrice": null, "discountPercentage": null, "discountAmount": null })
+    );
+    assert_eq!(charge["pricingSummary"], json!(["USD29/Seat"]));
+    let by_sku = get(&r, "/v1/catalog/products/ci-minutes-1000", &t)
+        .await
+        .json();
+    assert_eq!(by_sku["productRatePlans"][0]["id"], "prp-ci-minutes");
+    let by_id = get(
+        &r,
+        &format!(
+            "/v1/catalog/products/{}",
+            by_sku["id"].as_str().expect("id")
+        ),
+        &t,
+    )
+    .await
+    .json();
+    assert_eq!(by_id["sku"], "ci-minutes-1000");
+    assert_eq!(
+        get(&r, "/v1/catalog/products/nope", &t).await.json()["success"],
+        false
+    );
+    assert_eq!(
+        get(&r, "/v1/catalog/products?pageSize=41", &t).await.json()["success"],
+        false
+    );
+
+    // An order for a rate plan the catalog does not have still fails.
+    let acct = create_account(&r, &t, json!({})).await;
+    let order = json!({ "orderDate": "2026-01-01", "existingAccountNumber": acct, "subscriptions": [{ "orderActions": [{ "type": "CreateSubscription", "createSubscription": { "subscribeToRatePlans": [{ "productRatePlanId": "prp-platinum" }] } }] }] });
+    let refused = json(&r, Method::POST, "/v1/orders", &t, &order)
+        .await
+        .json();
+    assert_eq!(refused["success"], false);
+    assert_eq!(
+        refused["reasons"][0]["message"],
+        "Invalid productRatePlanId: prp-platinum"
+    );
+}
+
+/// Custom fields of a subscription come back as top-level `Name__c` keys; orders carry
+/// them in `subscriptions[].customFields` (and `createSubscription.customFields`), the
+/// update call as top-level keys.
+#[tokio::test]
+async fn subscription_custom_fields_are_kept_and_shown_top_level() {
+    let r = app(Config::default());
+    let t = token(&r).await;
+    let acct = create_account(&r, &t, json!({})).await;
+    let order = json!({ "orderDate": "2026-01-01", "existingAccountNumber": acct, "subscriptions": [{
+        "customFields": { "L2fOrderId__c": "sub_000002" },
+        "orderActions": [{ "type": "CreateSubscription", "createSubscription": {
+            "customFields": { "L2fChannel__c": "web_store" },
+            "subscribeToRatePlans": [{ "productRatePlanId": "prp-premium-saas" }] } }]
+    }] });
+    let created = json(&r, Method::POST, "/v1/orders", &t, &order)
+        .await
+        .json();
+    assert_eq!(created["success"], true, "{created}");
+    let n = created["subscriptionNumbers"][0]
+        .as_str()
+        .expect("n")
+        .to_string();
+    let sub = get(&r, &format!("/v1/subscriptions/{n}"), &t).await.json();
+    assert_eq!(sub["L2fOrderId__c"], "sub_000002");
+    assert_eq!(sub["L2fChannel__c"], "web_store");
+    let cancel = json!({ "orderDate": "2026-02-01", "existingAccountNumber": acct, "subscriptions": [{
+        "subscriptionNumber": n,
+        "customFields": { "L2fCancellationReason__c": "customer_request" },
+        "clearingCustomFields": ["L2fChannel__c"],
+        "orderActions": [{ "type": "CancelSubscription", "cancelSubscription": { "cancellationPolicy": "EndOfCurrentTerm" } }]
+    }] });
+    assert_eq!(
+        json(&r, Method::POST, "/v1/orders", &t, &cancel)
+            .await
+            .json()["success"],
+        true
+    );
+    let put = json(
+        &r,
+        Method::PUT,
+        &format!("/v1/subscriptions/{n}"),
+        &t,
+        &json!({ "L2fNote__c": "mirrored" }),
+    )
+    .await
+    .json();
+    assert_eq!(put["success"], true);
+    let listed = get(&r, &format!("/v1/subscriptions/accounts/{acct}"), &t)
+        .await
+        .json();
+    let s = &listed["subscriptions"][0];
+    assert_eq!(s["status"], "Cancelled");
+    assert_eq!(s["L2fCancellationReason__c"], "customer_request");
+    assert_eq!(s["L2fNote__c"], "mirrored");
+    assert_eq!(s["L2fOrderId__c"], "sub_000002");
+    assert_eq!(s["L2fChannel__c"], Value::Null);
+    let bad = json!({ "orderDate": "2026-01-01", "existingAccountNumber": acct, "subscriptions": [{
+        "customFields": { "NotCustom": "x" },
+        "orderActions": [{ "type": "CreateSubscription", "createSubscription": { "subscribeToRatePlans": [{ "productRatePlanId": "prp-premium-saas" }] } }]
+    }] });
+    let refused = json(&r, Method::POST, "/v1/orders", &t, &bad).await.json();
+    assert_eq!(refused["success"], false);
+    assert_eq!(
+        refused["reasons"][0]["message"],
+        "Invalid custom field name: NotCustom"
+    );
+    // All or nothing: the refused order created no subscription.
+    assert_eq!(
+        get(&r, &format!("/v1/subscriptions/accounts/{acct}"), &t)
+            .await
+            .json()["subscriptions"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+}

@@ -143,3 +143,20 @@ pub fn kinds(feed: &Value) -> Vec<String> {
         .map(|e| e["type"].as_str().unwrap_or("").to_string())
         .collect()
 }
+
+/// A Salesforce access token by the password grant with the default credentials.
+pub async fn salesforce_token(router: &Router) -> String {
+    let c = l2f_mocks::salesforce::Config::default();
+    form_token(
+        router,
+        "/services/oauth2/token",
+        &[
+            ("grant_type", "password"),
+            ("client_id", &c.client_id),
+            ("client_secret", &c.client_secret),
+            ("username", &c.username),
+            ("password", &c.password),
+        ],
+    )
+    .await
+}
