@@ -65,6 +65,13 @@ pub trait Source: Send + Sync + 'static {
         &mut self,
         cursor: Option<&Value>,
     ) -> impl Future<Output = Result<Polled, HandlerError>> + Send;
+
+    /// Called once the records of the last poll and `cursor` are committed in Kafka: a
+    /// webhook source answers its callers here (never before), a feed source may forget
+    /// what it buffered.
+    fn committed(&mut self, cursor: &Value) {
+        let _ = cursor;
+    }
 }
 
 /// How a source loop runs.
@@ -388,6 +395,7 @@ impl<S: Source> SourceLoop<S> {
                     true => {
                         SourceStats::bump(&self.stats.0.transactions, 1);
                         SourceStats::bump(&self.stats.0.records, n);
+                        self.source.committed(&polled.cursor);
                         cursor = Some(polled.cursor.clone());
                     }
                     false => {
