@@ -3,7 +3,8 @@
 //! The test `types_match_schemas` fails when a type and its schema drift apart.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use rust_decimal::Decimal;
+/// The decimal type of [`Money`] amounts, re-exported so producers need no extra dependency.
+pub use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
