@@ -13,7 +13,7 @@
 //!   `{"status":"skipped","reasons":[{"code","message"}]}` (1003 required field
 //!   missing, 1004 not found, 1005 already exists, 1007 several matches).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -443,10 +443,12 @@ async fn sync_leads(State(app): State<Arc<Marketo>>, body: Bytes) -> Result<Json
     }
     let required = app.cfg.required_fields.clone();
     let result = app.shared.write(|d| {
+        // One pass over the leads per call, not one per record.
+        let mut index = lookup_index(d, &lookup);
         input
             .iter()
             .filter_map(Value::as_object)
-            .map(|rec| sync_one(d, &action, &lookup, &required, rec))
+            .map(|rec| sync_one(d, &mut index, &action, &lookup, &required, rec))
             .collect::<Vec<_>>()
     });
     Ok(success(result))
@@ -456,26 +458,51 @@ fn skipped(code: &str, message: String) -> Value {
     json!({ "status": "skipped", "reasons": [{ "code": code, "message": message }] })
 }
 
+/// How a lookup value is matched: emails without regard to case, other strings as they
+/// are, other values by their JSON text.
+fn lookup_key(field: &str, v: &Value) -> String {
+    match v {
+        Value::String(s) if field == "email" => s.to_lowercase(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Lead ids by their lookup field's value.
+fn lookup_index(d: &Data, lookup: &str) -> HashMap<String, Vec<u64>> {
+    let mut index: HashMap<String, Vec<u64>> = HashMap::new();
+    for (id, l) in &d.leads {
+        let key = if lookup == "id" {
+            Some(id.to_string())
+        } else {
+            l.get(lookup)
+                .filter(|v| !v.is_null())
+                .map(|v| lookup_key(lookup, v))
+        };
+        if let Some(k) = key {
+            index.entry(k).or_default().push(*id);
+        }
+    }
+    index
+}
+
 fn sync_one(
     d: &mut Data,
+    index: &mut HashMap<String, Vec<u64>>,
     action: &str,
     lookup: &str,
     required: &[String],
     rec: &Map<String, Value>,
 ) -> Value {
     let matches: Vec<u64> = match rec.get(lookup) {
-        Some(v) if !v.is_null() && action != "createDuplicate" => d
-            .leads
-            .iter()
-            .filter(|(id, l)| {
-                if lookup == "id" {
-                    v.as_u64() == Some(**id)
-                } else {
-                    lead_matches(l, lookup, v)
-                }
-            })
-            .map(|(id, _)| *id)
-            .collect(),
+        Some(v) if !v.is_null() && action != "createDuplicate" => {
+            let key = if lookup == "id" {
+                v.as_u64().map(|n| n.to_string())
+            } else {
+                Some(lookup_key(lookup, v))
+            };
+            key.and_then(|k| index.get(&k).cloned()).unwrap_or_default()
+        }
         Some(_) => Vec::new(),
         None if action == "createOnly" || action == "createDuplicate" => Vec::new(),
         None => {
@@ -504,6 +531,16 @@ fn sync_one(
             lead.insert("id".into(), json!(id));
             lead.insert("createdAt".into(), json!(now));
             lead.insert("updatedAt".into(), json!(now));
+            let key = if lookup == "id" {
+                Some(id.to_string())
+            } else {
+                lead.get(lookup)
+                    .filter(|v| !v.is_null())
+                    .map(|v| lookup_key(lookup, v))
+            };
+            if let Some(k) = key {
+                index.entry(k).or_default().push(id);
+            }
             d.leads.insert(id, lead);
             json!({ "id": id, "status": "created" })
         }

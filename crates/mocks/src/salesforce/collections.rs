@@ -24,8 +24,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::{
-    field_list, insert_record, matching_ids, missing_required, parse_body, render_record,
-    update_record, version_number, Data, SObjectType, Salesforce, SfError,
+    field_list, insert_record, missing_required, parse_body, render_record, update_record,
+    version_number, Data, Record, SObjectType, Salesforce, SfError,
 };
 
 /// Records one create, update, upsert or delete call takes.
@@ -108,18 +108,53 @@ fn check_version(version: &str, min: u32) -> Result<(), SfError> {
     }
 }
 
+/// What a call changed, to put back when `allOrNone` rolls it back: the records as they
+/// were before (none for a record the call created). Costs only the records touched.
+#[derive(Default)]
+struct Undo {
+    before: Vec<(String, Option<Record>)>,
+}
+
+impl Undo {
+    /// Keeps the record `id` as it is now, before a change.
+    fn touch(&mut self, d: &Data, id: &str) {
+        if !self.before.iter().any(|(k, _)| k == id) {
+            self.before
+                .push((id.to_string(), d.records.get(id).cloned()));
+        }
+    }
+
+    /// Notes a record the call created.
+    fn created(&mut self, id: &str) {
+        self.before.push((id.to_string(), None));
+    }
+
+    fn roll_back(self, d: &mut Data) {
+        for (id, before) in self.before.into_iter().rev() {
+            match before {
+                Some(r) => {
+                    d.records.insert(id, r);
+                }
+                None => {
+                    d.records.remove(&id);
+                }
+            }
+        }
+    }
+}
+
 /// Runs `op` on every record; with `all_or_none`, one failure undoes every change.
 fn run(
     d: &mut Data,
     all_or_none: bool,
     n: usize,
-    mut op: impl FnMut(&mut Data, usize) -> Result<Value, Value>,
+    mut op: impl FnMut(&mut Data, &mut Undo, usize) -> Result<Value, Value>,
 ) -> Vec<Value> {
-    let saved = all_or_none.then(|| (d.records.clone(), d.seq, d.last_modstamp_ms));
-    let results: Vec<Result<Value, Value>> = (0..n).map(|i| op(d, i)).collect();
-    let failed = results.iter().any(Result::is_err);
-    if let (true, Some((records, seq, stamp))) = (failed, saved) {
-        d.records = records;
+    let (seq, stamp) = (d.seq, d.last_modstamp_ms);
+    let mut undo = Undo::default();
+    let results: Vec<Result<Value, Value>> = (0..n).map(|i| op(d, &mut undo, i)).collect();
+    if all_or_none && results.iter().any(Result::is_err) {
+        undo.roll_back(d);
         d.seq = seq;
         d.last_modstamp_ms = stamp;
         return results
@@ -156,12 +191,19 @@ fn as_object(rec: &Value) -> Result<Map<String, Value>, Value> {
     })
 }
 
-fn create_one(app: &Salesforce, d: &mut Data, rec: &Value) -> Result<Value, Value> {
+fn create_one(
+    app: &Salesforce,
+    d: &mut Data,
+    undo: &mut Undo,
+    rec: &Value,
+) -> Result<Value, Value> {
     let obj = as_object(rec)?;
     let t = record_type(app, &obj)?;
     let fields = t.check_body(obj).map_err(record_error)?;
     missing_required(t, &fields).map_err(record_error)?;
-    Ok(ok(&insert_record(d, t, fields)))
+    let id = insert_record(d, t, fields);
+    undo.created(&id);
+    Ok(ok(&id))
 }
 
 /// `POST /composite/sobjects`: create up to 200 records of any types.
@@ -173,8 +215,8 @@ pub(super) async fn create(
     check_version(&version, 42)?;
     let b = parse_batch(&body)?;
     Ok(Json(app.shared.write(|d| {
-        run(d, b.all_or_none, b.records.len(), |d, i| {
-            create_one(&app, d, &b.records[i])
+        run(d, b.all_or_none, b.records.len(), |d, undo, i| {
+            create_one(&app, d, undo, &b.records[i])
         })
     })))
 }
@@ -184,7 +226,12 @@ fn well_formed_id(id: &str) -> bool {
     (id.len() == 15 || id.len() == 18) && id.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
-fn update_one(app: &Salesforce, d: &mut Data, rec: &Value) -> Result<Value, Value> {
+fn update_one(
+    app: &Salesforce,
+    d: &mut Data,
+    undo: &mut Undo,
+    rec: &Value,
+) -> Result<Value, Value> {
     let mut obj = as_object(rec)?;
     let t = record_type(app, &obj)?;
     let key = obj.keys().find(|k| k.eq_ignore_ascii_case("id")).cloned();
@@ -209,6 +256,7 @@ fn update_one(app: &Salesforce, d: &mut Data, rec: &Value) -> Result<Value, Valu
         ));
     }
     let changes = t.check_body(obj).map_err(record_error)?;
+    undo.touch(d, &id);
     update_record(d, t, &id, changes);
     Ok(ok(&id))
 }
@@ -222,8 +270,8 @@ pub(super) async fn update(
     check_version(&version, 42)?;
     let b = parse_batch(&body)?;
     Ok(Json(app.shared.write(|d| {
-        run(d, b.all_or_none, b.records.len(), |d, i| {
-            update_one(&app, d, &b.records[i])
+        run(d, b.all_or_none, b.records.len(), |d, undo, i| {
+            update_one(&app, d, undo, &b.records[i])
         })
     })))
 }
@@ -243,8 +291,10 @@ fn upsert_one(
     t: &SObjectType,
     field: &str,
     d: &mut Data,
+    undo: &mut Undo,
     rec: &Value,
     duplicated: &HashMap<String, usize>,
+    index: &mut HashMap<String, Vec<String>>,
 ) -> Result<Value, Value> {
     let mut obj = as_object(rec)?;
     let ty = obj
@@ -278,17 +328,20 @@ fn upsert_one(
     }
     obj.remove(&key);
     let changes = t.check_body(obj).map_err(record_error)?;
-    let ids = matching_ids(d, t, field, &value);
+    let ids = index.get(&value).cloned().unwrap_or_default();
     match ids.as_slice() {
         [] => {
             let mut fields = changes;
             fields.insert(field.to_string(), json!(value));
             missing_required(t, &fields).map_err(record_error)?;
             let id = insert_record(d, t, fields);
+            undo.created(&id);
+            index.insert(value, vec![id.clone()]);
             Ok(json!({ "id": id, "success": true, "errors": [], "created": true }))
         }
         [id] => {
             let id = id.clone();
+            undo.touch(d, &id);
             update_record(d, t, &id, changes);
             Ok(json!({ "id": id, "success": true, "errors": [], "created": false }))
         }
@@ -301,6 +354,23 @@ fn upsert_one(
             vec![field.to_string()],
         )),
     }
+}
+
+/// The Ids of the records of type `t` by their value of `field` (as matched by
+/// `matching_ids`).
+fn external_index(d: &Data, t: &SObjectType, field: &str) -> HashMap<String, Vec<String>> {
+    let mut index: HashMap<String, Vec<String>> = HashMap::new();
+    for r in d.records.values().filter(|r| r.sobject == t.name) {
+        let value = match r.fields.get(field) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => continue,
+        };
+        if let Some(id) = r.fields.get("Id").and_then(Value::as_str) {
+            index.entry(value).or_default().push(id.to_string());
+        }
+    }
+    index
 }
 
 /// `PATCH /composite/sobjects/{SObjectName}/{ExternalIdFieldName}`: upsert up to 200
@@ -327,8 +397,10 @@ pub(super) async fn upsert(
         }
     }
     Ok(Json(app.shared.write(|d| {
-        run(d, b.all_or_none, b.records.len(), |d, i| {
-            upsert_one(t, &field, d, &b.records[i], &duplicated)
+        // One pass over the store per call, not one per record.
+        let mut index = external_index(d, t, &field);
+        run(d, b.all_or_none, b.records.len(), |d, undo, i| {
+            upsert_one(t, &field, d, undo, &b.records[i], &duplicated, &mut index)
         })
     })))
 }
@@ -437,15 +509,21 @@ pub(super) async fn delete(
         return Err(SfError::ExceededIdLimit(MAX_RECORDS));
     }
     Ok(Json(app.shared.write(|d| {
-        run(d, p.all_or_none.unwrap_or(false), ids.len(), |d, i| {
-            let id = &ids[i];
-            if !well_formed_id(id) {
-                return Err(error("MALFORMED_ID", format!("malformed id {id}"), vec![]));
-            }
-            match d.records.remove(id) {
-                Some(_) => Ok(ok(id)),
-                None => Err(error("ENTITY_IS_DELETED", "entity is deleted", vec![])),
-            }
-        })
+        run(
+            d,
+            p.all_or_none.unwrap_or(false),
+            ids.len(),
+            |d, undo, i| {
+                let id = &ids[i];
+                if !well_formed_id(id) {
+                    return Err(error("MALFORMED_ID", format!("malformed id {id}"), vec![]));
+                }
+                undo.touch(d, id);
+                match d.records.remove(id) {
+                    Some(_) => Ok(ok(id)),
+                    None => Err(error("ENTITY_IS_DELETED", "entity is deleted", vec![])),
+                }
+            },
+        )
     })))
 }
