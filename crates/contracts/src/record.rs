@@ -122,6 +122,21 @@ macro_rules! any_event {
             pub fn envelope(&self) -> &Envelope {
                 match self { $(AnyEvent::$name(e) => e.envelope()),+ }
             }
+
+            /// The catalog topic of the event.
+            pub fn topic(&self) -> &'static str {
+                match self { $(AnyEvent::$name(_) => <$name as Keyed>::TOPIC),+ }
+            }
+
+            /// The aggregate key of the event.
+            pub fn key(&self) -> &str {
+                match self { $(AnyEvent::$name(e) => e.key()),+ }
+            }
+
+            /// The record of the event on `topic` (see [`frame_to`]).
+            pub fn frame_to(&self, codec: &Codec, topic: &str) -> Result<Framed> {
+                match self { $(AnyEvent::$name(e) => frame_to(codec, topic, e)),+ }
+            }
         }
     };
 }

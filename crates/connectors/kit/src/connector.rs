@@ -81,6 +81,10 @@ pub trait Connector: Send + Sync + 'static {
     fn topics(&self) -> Vec<String>;
     /// The apps it calls, with the keys that name them.
     fn endpoints(&self) -> Vec<Endpoint>;
+    /// Whether it runs a source (which needs the offsets topic of `[sources]`).
+    fn has_source(&self) -> bool {
+        false
+    }
     /// Whether its app answers with its credentials (a token fetch, a cheap read).
     fn healthcheck(&self) -> BoxFuture<'_, Result<(), String>>;
     /// Starts its pipelines in `ctx` and runs until `ctx.shutdown` (or the first pipeline

@@ -43,6 +43,42 @@ pub fn event_record<E: Keyed>(
     Ok(r)
 }
 
+/// The partition a feed's dead letters name as their source: none (a feed is not a topic),
+/// so `l2f dlq redrive` knows such a letter goes back to its app, not to Kafka.
+pub const FEED_PARTITION: i32 = -1;
+
+/// A dead letter for a change of an app's feed that cannot become an event: the raw change as
+/// the value, the `l2f.dlq.*` headers naming why, and where it sits (`feed` as the source,
+/// partition [`FEED_PARTITION`], the feed position as offset). A source writes it in the same
+/// transaction as the events around it, so its cursor moves past the change only once the
+/// letter is safe.
+pub fn feed_letter(
+    dead_letter_topic: &str,
+    source: &str,
+    feed: &str,
+    position: i64,
+    key: &str,
+    raw: &serde_json::Value,
+    reason: &str,
+) -> OutRecord {
+    let change = Record {
+        topic: feed.to_string(),
+        partition: FEED_PARTITION,
+        offset: position,
+        key: Some(key.as_bytes().to_vec()),
+        payload: Some(serde_json::to_vec(raw).unwrap_or_default()),
+        headers: vec![],
+        timestamp_ms: None,
+    };
+    l2f_bus::dlq::letter(
+        &change,
+        &HandlerError::permanent(reason),
+        1,
+        dead_letter_topic,
+        source,
+    )
+}
+
 /// Decodes one event type; anything else, or bytes that do not decode, is a permanent failure
 /// naming the record's position.
 pub fn decode<E: Event>(codec: &Codec, record: &Record) -> Result<E, HandlerError> {
@@ -128,6 +164,38 @@ mod tests {
         assert_eq!(
             effect.key.as_deref(),
             Some(examples::subscription_created().subscription_id.as_bytes())
+        );
+    }
+
+    #[test]
+    fn a_feed_letter_names_its_feed_position_and_reason() {
+        let raw = serde_json::json!({"seq": 17, "type": "LeadCaptured"});
+        let out = feed_letter(
+            "dead-letters",
+            "customers",
+            "customers-outbox",
+            17,
+            "lead_1",
+            &raw,
+            "LeadCaptured.country: no (value: \"Narnia\")",
+        );
+        let read = Record {
+            partition: 0,
+            offset: 3,
+            ..as_read(&out)
+        };
+        let l = l2f_bus::dlq::DeadLetter::parse(read).unwrap();
+        assert_eq!(
+            (l.source_topic.as_str(), l.source_partition, l.source_offset),
+            ("customers-outbox", FEED_PARTITION, 17)
+        );
+        assert_eq!(l.error_class, "permanent");
+        assert!(l.error_message.contains("Narnia"));
+        assert_eq!(l.consumer_group, "customers");
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(l.record.payload.as_deref().unwrap())
+                .unwrap(),
+            raw
         );
     }
 
