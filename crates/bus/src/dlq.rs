@@ -121,6 +121,13 @@ impl DeadLetter {
         })
     }
 
+    /// Whether the letter holds a change of an app's feed that a source could not turn into an
+    /// event (its source partition is negative): it cannot be redriven into Kafka, the fix
+    /// belongs in the app.
+    pub fn from_feed(&self) -> bool {
+        self.source_partition < 0
+    }
+
     /// The record to send back to its source topic: original key, value and headers, the
     /// dead-letter headers removed and the redrive count raised by one.
     pub fn redrive_record(&self) -> OutRecord {
@@ -222,7 +229,7 @@ impl RedriveFilter {
 }
 
 /// Sends the selected letters back to their source topics, in dead-letter order; returns how
-/// many were redriven. The dead-letter topic itself is left as it is (it is an audit trail).
+/// many were redriven. Letters from an app's feed ([`DeadLetter::from_feed`]) are never sent. The dead-letter topic itself is left as it is (it is an audit trail).
 pub async fn redrive(
     producer: &Producer,
     letters: &[DeadLetter],
@@ -230,7 +237,7 @@ pub async fn redrive(
 ) -> Result<usize> {
     let chosen: Vec<OutRecord> = letters
         .iter()
-        .filter(|l| filter.matches(l))
+        .filter(|l| filter.matches(l) && !l.from_feed())
         .map(DeadLetter::redrive_record)
         .collect();
     producer.send_all(&chosen, 1).await?;
@@ -279,5 +286,31 @@ mod tests {
             ..RedriveFilter::default()
         };
         assert_eq!(filter.missing_positions(&letters), vec![(2, 5)]);
+    }
+
+    #[test]
+    fn a_letter_from_an_apps_feed_is_known_as_such() {
+        let change = Record {
+            topic: "customers-outbox".into(),
+            partition: -1,
+            offset: 17,
+            key: Some(b"lead_1".to_vec()),
+            payload: Some(b"{}".to_vec()),
+            headers: vec![],
+            timestamp_ms: None,
+        };
+        let out = letter(&change, &HandlerError::permanent("no"), 1, "dlq", "customers");
+        let read = Record {
+            topic: out.topic.clone(),
+            partition: 0,
+            offset: 0,
+            key: out.key.clone(),
+            payload: out.payload.clone(),
+            headers: out.headers.clone(),
+            timestamp_ms: None,
+        };
+        let l = DeadLetter::parse(read).unwrap();
+        assert!(l.from_feed());
+        assert!(!dead_letter(0, 1).from_feed());
     }
 }

@@ -113,7 +113,30 @@ pub async fn run(cmd: DlqCmd) -> Result<i32> {
                     letters.len()
                 );
             }
-            let chosen: Vec<&DeadLetter> = letters.iter().filter(|l| filter.matches(l)).collect();
+            if let Some(l) = letters.iter().find(|l| {
+                l.from_feed()
+                    && filter
+                        .positions
+                        .contains(&(l.record.partition, l.record.offset))
+            }) {
+                bail!(
+                    "dead letter {} holds a change of the app feed {} (position {}) that never became an event: it cannot be redriven into Kafka; fix it in the app (the change is the letter's value); nothing redriven",
+                    l.position(),
+                    l.source_topic,
+                    l.source_offset
+                );
+            }
+            let from_feeds = letters
+                .iter()
+                .filter(|l| filter.matches(l) && l.from_feed())
+                .count();
+            if from_feeds > 0 {
+                eprintln!("note: {from_feeds} selected letter(s) hold changes of an app's feed, not records: left out (fix them in the app)");
+            }
+            let chosen: Vec<&DeadLetter> = letters
+                .iter()
+                .filter(|l| filter.matches(l) && !l.from_feed())
+                .collect();
             if chosen.is_empty() {
                 let mut asked = vec![if filter.positions.is_empty() {
                     "--all".to_string()
