@@ -114,10 +114,11 @@ pub fn combine(mut parts: Vec<PartitionChain<'_>>) -> String {
 /// Lowercase hex.
 pub fn hex(b: &[u8]) -> String {
     use std::fmt::Write;
-    b.iter().fold(String::with_capacity(b.len() * 2), |mut s, x| {
-        let _ = write!(s, "{x:02x}");
-        s
-    })
+    b.iter()
+        .fold(String::with_capacity(b.len() * 2), |mut s, x| {
+            let _ = write!(s, "{x:02x}");
+            s
+        })
 }
 
 #[cfg(test)]
@@ -187,7 +188,13 @@ mod tests {
             records,
             chain: [partition as u8; 32],
         };
-        assert_eq!(combine(vec![p(0, 3), p(1, 4)]), combine(vec![p(1, 4), p(0, 3)]));
-        assert_ne!(combine(vec![p(0, 3), p(1, 4)]), combine(vec![p(0, 3), p(1, 5)]));
+        assert_eq!(
+            combine(vec![p(0, 3), p(1, 4)]),
+            combine(vec![p(1, 4), p(0, 3)])
+        );
+        assert_ne!(
+            combine(vec![p(0, 3), p(1, 4)]),
+            combine(vec![p(0, 3), p(1, 5)])
+        );
     }
 }

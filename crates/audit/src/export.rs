@@ -176,9 +176,7 @@ impl ExportWriter {
             None => (Box::new(std::io::stdout()), "-".into()),
             Some(p) if p == Path::new("-") => (Box::new(std::io::stdout()), "-".into()),
             Some(p) => (
-                Box::new(
-                    File::create(p).map_err(|e| AuditError::io(p.display().to_string(), e))?,
-                ),
+                Box::new(File::create(p).map_err(|e| AuditError::io(p.display().to_string(), e))?),
                 p.display().to_string(),
             ),
         };
@@ -365,12 +363,13 @@ impl ExportReader {
                 }
                 return Ok(Some(line.into_bytes()));
             },
-            Inner::Avro(r) => r
-                .deserialize_seed_next(ToJson)
-                .map_err(|e| AuditError::NotAnExport {
-                    path: self.path.clone(),
-                    reason: e.to_string(),
-                }),
+            Inner::Avro(r) => {
+                r.deserialize_seed_next(ToJson)
+                    .map_err(|e| AuditError::NotAnExport {
+                        path: self.path.clone(),
+                        reason: e.to_string(),
+                    })
+            }
         }
     }
 }

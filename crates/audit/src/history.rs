@@ -239,12 +239,23 @@ mod tests {
 
     #[test]
     fn events_are_ordered_by_occurrence_and_linked_to_their_causes() {
-        let out = link(vec![ev(3, Some(2), 30), ev(1, None, 10), ev(2, Some(1), 20), ev(4, Some(9), 40)]);
+        let out = link(vec![
+            ev(3, Some(2), 30),
+            ev(1, None, 10),
+            ev(2, Some(1), 20),
+            ev(4, Some(9), 40),
+        ]);
         let ids: Vec<i64> = out.iter().map(|e| e.offset).collect();
         assert_eq!(ids, vec![1, 2, 3, 4]);
-        assert_eq!(out.iter().map(|e| e.depth).collect::<Vec<_>>(), vec![0, 1, 2, 0]);
+        assert_eq!(
+            out.iter().map(|e| e.depth).collect::<Vec<_>>(),
+            vec![0, 1, 2, 0]
+        );
         assert_eq!(out[2].caused_by.as_deref(), Some("E2"));
-        assert!(!out[3].cause_shown, "a cause outside the story is not invented");
+        assert!(
+            !out[3].cause_shown,
+            "a cause outside the story is not invented"
+        );
     }
 
     #[test]

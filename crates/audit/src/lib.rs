@@ -2,8 +2,8 @@
 //! disturbing anyone, export it, prove the export complete, and tell one customer's story.
 //!
 //! What this crate guarantees, and what each guarantee rests on:
-//! - **Disturbs no consumer group** ([`l2f_bus::reader`]): partitions are *assigned*, no
-//!   `group.id` is set and nothing is ever committed, so no group's offsets move and no
+//! - **Disturbs no consumer group** ([`l2f_bus::reader`]): partitions are *assigned*
+//!   (never subscribed) under a fresh throwaway group id, and nothing is ever committed, so no group's offsets move and no
 //!   rebalance happens.
 //! - **Exact ranges** ([`range`]): a time bound is resolved per partition with Kafka's
 //!   ListOffsets-by-timestamp (`offsetsForTimes`): the first record at or after `--from`,

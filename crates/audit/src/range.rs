@@ -265,9 +265,7 @@ pub fn resolve(
         if let Some(n) = &named {
             for p in n {
                 if !marks.iter().any(|(q, _, _)| q == p) {
-                    return Err(AuditError::Range(format!(
-                        "{topic} has no partition {p}"
-                    )));
+                    return Err(AuditError::Range(format!("{topic} has no partition {p}")));
                 }
             }
         }
@@ -351,7 +349,10 @@ mod tests {
     fn malformed_bounds_say_what_is_accepted() {
         for bad in ["yesterday", "0:-1", "x:1", "2026-13-01T00:00:00Z"] {
             let err = bad.parse::<Bound>().unwrap_err();
-            assert!(err.contains(bad) || err.contains("RFC 3339"), "{bad}: {err}");
+            assert!(
+                err.contains(bad) || err.contains("RFC 3339"),
+                "{bad}: {err}"
+            );
         }
     }
 
@@ -359,7 +360,11 @@ mod tests {
     fn an_offsets_bound_picks_the_topic_it_names() {
         let b: Bound = "0:5,orders:0:9".parse().unwrap();
         assert_eq!(b.offset_for("leads", 0), Some(5));
-        assert_eq!(b.offset_for("orders", 0), Some(5), "the first matching entry");
+        assert_eq!(
+            b.offset_for("orders", 0),
+            Some(5),
+            "the first matching entry"
+        );
         let b: Bound = "orders:0:9,0:5".parse().unwrap();
         assert_eq!(b.offset_for("orders", 0), Some(9));
         assert_eq!(b.names("leads"), Some([0].into()));

@@ -120,17 +120,18 @@ impl Renderer {
                     }
                     match self.table.get(w.event.as_str()) {
                         None => error = Some(format!("no Rust type for event {}", w.event)),
-                        Some(&(f, b)) => match f(&self.codec, frame, self.format, &mut self.event)
-                        {
-                            Ok(env) => {
-                                self.envelope = Some(env);
-                                branch = b;
+                        Some(&(f, b)) => {
+                            match f(&self.codec, frame, self.format, &mut self.event) {
+                                Ok(env) => {
+                                    self.envelope = Some(env);
+                                    branch = b;
+                                }
+                                Err(e) => {
+                                    self.event.clear();
+                                    error = Some(e.to_string());
+                                }
                             }
-                            Err(e) => {
-                                self.event.clear();
-                                error = Some(e.to_string());
-                            }
-                        },
+                        }
                     }
                     self.writer = Some(w);
                 }

@@ -157,8 +157,12 @@ impl Tracker {
     }
 
     /// An exported record: counts, first/last, and the digest chain.
-    pub fn exported<'a, H>(&mut self, event_type: Option<&str>, decoded: bool, r: RecordBytes<'a, H>)
-    where
+    pub fn exported<'a, H>(
+        &mut self,
+        event_type: Option<&str>,
+        decoded: bool,
+        r: RecordBytes<'a, H>,
+    ) where
         H: ExactSizeIterator<Item = (&'a str, Option<&'a [u8]>)>,
     {
         self.sum.records += 1;
@@ -211,7 +215,9 @@ impl Tracker {
         );
         self.sum.gap_offsets = self.parts.iter().map(|p| p.s.gap_offsets).sum();
         let mut parts: Vec<PartitionSummary> = self.parts.into_iter().map(|p| p.s).collect();
-        parts.sort_by(|a, b| (a.topic.as_bytes(), a.partition).cmp(&(b.topic.as_bytes(), b.partition)));
+        parts.sort_by(|a, b| {
+            (a.topic.as_bytes(), a.partition).cmp(&(b.topic.as_bytes(), b.partition))
+        });
         self.sum.partitions = parts;
         self.sum.digest_algorithm = digest::ALGORITHM.into();
         self.sum.elapsed_ms = elapsed_ms;

@@ -256,7 +256,11 @@ fn walk(path: &str, e: &Value, t: &Value, depth: usize, out: &mut Vec<FieldDiff>
             }
         }
         _ => out.push(FieldDiff {
-            field: if path.is_empty() { "(record)".into() } else { path.into() },
+            field: if path.is_empty() {
+                "(record)".into()
+            } else {
+                path.into()
+            },
             export: e.clone(),
             topic: t.clone(),
         }),

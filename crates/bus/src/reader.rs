@@ -2,8 +2,8 @@
 //! (dead-letter listing, replay, audits) never disturb the live groups.
 //!
 //! The reader *assigns* partitions (it never subscribes), so it is no member of any group and
-//! triggers no rebalance; it has no `group.id` and never commits, so no group's offsets can
-//! move. [`RangeReader`] streams: it holds what librdkafka prefetches (bounded by
+//! triggers no rebalance; its group id is a fresh throwaway and it never commits, so no
+//! group's offsets can move. [`RangeReader`] streams: it holds what librdkafka prefetches (bounded by
 //! `queued.max.messages.kbytes`) and nothing more, whatever the range.
 
 use std::collections::HashMap;
@@ -53,12 +53,14 @@ pub struct Span {
 
 /// A consumer that is no group member and never commits, so reading disturbs nobody.
 ///
-/// No `group.id` is set (assign-mode consumers need none), auto-commit and offset storing
-/// are off, and `isolation.level` is as asked.
+/// librdkafka needs a `group.id` even to assign partitions, so each reader gets a fresh
+/// throwaway one (`l2f-reader-<uuid>`) that never joins (no subscribe) and never commits
+/// (auto-commit and offset storing off, no commit call): no group by that name ever exists
+/// on the brokers. `isolation.level` is as asked.
 pub fn reader_consumer(client: &ClientConfig, isolation: Isolation) -> Result<BaseConsumer> {
     let mut c = client.clone();
-    c.remove("group.id");
-    c.set("enable.auto.commit", "false")
+    c.set("group.id", format!("l2f-reader-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
         .set("auto.offset.reset", "earliest")
