@@ -1,0 +1,120 @@
+//! `l2f history KEY`: one customer's, lead's or subscription's whole story across topics,
+//! in the order things happened, each event indented under the event that caused it.
+//! Reads like `l2f replay`: no consumer group, no commit.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget};
+use l2f_audit::history::{history, HistoryEvent, HistoryQuery};
+use l2f_bus::reader::Isolation;
+use l2f_bus::topics::Catalog;
+
+use crate::cluster::{config, connect};
+use crate::ConfigArg;
+
+/// `l2f history` arguments.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// A record key (lead, account or subscription id) or a correlation id.
+    key: String,
+    /// Topics to search (repeatable, or comma separated; default: every catalog topic but
+    /// the dead letters).
+    #[arg(long = "topic", short = 't', value_delimiter = ',')]
+    topics: Vec<String>,
+    /// Only events keyed by KEY, not the rest of their flows.
+    #[arg(long)]
+    key_only: bool,
+    /// One JSON line per event (with depth and cause) instead of the indented list.
+    #[arg(long)]
+    json: bool,
+    /// Read records of open and aborted transactions too.
+    #[arg(long)]
+    read_uncommitted: bool,
+}
+
+/// Runs `l2f history`; returns the exit code (1 when nothing is found).
+pub async fn run(args: HistoryArgs) -> Result<i32> {
+    let cfg = config(&args.config)?;
+    let topics = if args.topics.is_empty() {
+        Catalog::load(&cfg.topics.catalog)?
+            .topics
+            .iter()
+            .map(|t| t.name.clone())
+            .filter(|t| *t != cfg.dead_letter.topic)
+            .collect()
+    } else {
+        args.topics.clone()
+    };
+    let cluster = connect(&cfg, false, "history")?;
+    let client = cluster.client.clone();
+    let timeout = cfg.kafka.connect_timeout.max(Duration::from_secs(10));
+    let query = HistoryQuery {
+        key: args.key.clone(),
+        topics,
+        key_only: args.key_only,
+        isolation: if args.read_uncommitted {
+            Isolation::ReadUncommitted
+        } else {
+            Isolation::ReadCommitted
+        },
+    };
+    let events = tokio::task::spawn_blocking(move || {
+        let target = if std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let bar = ProgressBar::with_draw_target(None, target);
+        let r = history(&client, &query, timeout, &mut |n| bar.set_position(n));
+        bar.finish_and_clear();
+        r
+    })
+    .await
+    .context("history task")??;
+    if events.is_empty() {
+        eprintln!("no event has key or correlation id {}", args.key);
+        return Ok(1);
+    }
+    for e in &events {
+        if args.json {
+            println!("{}", serde_json::to_string(e)?);
+        } else {
+            println!("{}", line(e));
+        }
+    }
+    Ok(0)
+}
+
+fn line(e: &HistoryEvent) -> String {
+    let when = e
+        .occurred_at
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_else(|| "(no envelope)".into());
+    let tree = if e.depth == 0 {
+        String::new()
+    } else {
+        format!("{}└─ ", "   ".repeat(e.depth - 1))
+    };
+    let cause = match (&e.causation_id, &e.caused_by) {
+        (_, Some(t)) => format!("  ← {t}"),
+        (Some(c), None) => format!("  ← {c} (not among these events)"),
+        (None, None) => String::new(),
+    };
+    format!(
+        "{when}  {tree}{}  {}[{}]@{}  key {}  from {}  event {}{cause}",
+        e.event_type.as_deref().unwrap_or("(undecodable)"),
+        e.topic,
+        e.partition,
+        e.offset,
+        e.key.as_deref().unwrap_or("-"),
+        e.source.as_deref().unwrap_or("-"),
+        e.event_id
+            .map(|i| i.to_string())
+            .unwrap_or_else(|| "-".into()),
+    )
+}
