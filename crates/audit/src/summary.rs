@@ -99,6 +99,7 @@ impl Part {
 pub struct Tracker {
     parts: Vec<Part>,
     index: HashMap<String, HashMap<i32, usize>>,
+    last: usize,
     sum: Summary,
 }
 
@@ -131,12 +132,24 @@ impl Tracker {
         Tracker {
             parts,
             index,
+            last: 0,
             sum: Summary::default(),
         }
     }
 
     fn part(&mut self, topic: &str, partition: i32) -> Option<&mut Part> {
-        let i = *self.index.get(topic)?.get(&partition)?;
+        // Records come in runs from one partition: check the last one first.
+        let last = self.last;
+        let hit = self
+            .parts
+            .get(last)
+            .is_some_and(|p| p.s.partition == partition && p.s.topic == topic);
+        let i = if hit {
+            last
+        } else {
+            *self.index.get(topic)?.get(&partition)?
+        };
+        self.last = i;
         self.parts.get_mut(i)
     }
 

@@ -51,6 +51,17 @@ pub struct Span {
     pub end: i64,
 }
 
+/// Prefetch settings of a reader, unless `kafka.properties` sets them. An assign-mode
+/// consumer has one queue for all its partitions: past `queued.min.messages` librdkafka
+/// backs off fetching for `fetch.queue.backoff.ms` (1 s by default), which left a
+/// full-speed reader idle most of the time; 10 ms keeps it fed. The queue is capped at
+/// 32 MB whatever the number of partitions, which bounds a reader's memory.
+pub const READER_DEFAULTS: &[(&str, &str)] = &[
+    ("fetch.queue.backoff.ms", "10"),
+    ("queued.min.messages", "20000"),
+    ("queued.max.messages.kbytes", "32768"),
+];
+
 /// A consumer that is no group member and never commits, so reading disturbs nobody.
 ///
 /// librdkafka needs a `group.id` even to assign partitions, so each reader gets a fresh
@@ -65,6 +76,11 @@ pub fn reader_consumer(client: &ClientConfig, isolation: Isolation) -> Result<Ba
         .set("enable.partition.eof", "false")
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", isolation.as_librdkafka());
+    for (key, value) in READER_DEFAULTS {
+        if c.get(key).is_none() {
+            c.set(*key, *value);
+        }
+    }
     c.create().map_err(|e| BusError::kafka("create reader", e))
 }
 
@@ -113,7 +129,9 @@ pub struct RangeReader {
     ends: HashMap<String, HashMap<i32, i64>>,
     pending: usize,
     idle_timeout: Duration,
-    last_progress: Instant,
+    /// When the reader last went without a record (None while records flow: no clock
+    /// read per record).
+    idle_since: Option<Instant>,
 }
 
 impl RangeReader {
@@ -160,7 +178,7 @@ impl RangeReader {
             ends,
             pending,
             idle_timeout,
-            last_progress: Instant::now(),
+            idle_since: None,
         })
     }
 
@@ -176,13 +194,13 @@ impl RangeReader {
             ends,
             pending,
             idle_timeout,
-            last_progress,
+            idle_since,
         } = self;
         loop {
             if *pending == 0 {
                 return None;
             }
-            if last_progress.elapsed() > *idle_timeout {
+            if idle_since.is_some_and(|t| t.elapsed() > *idle_timeout) {
                 let mut left: Vec<String> = ends
                     .iter()
                     .flat_map(|(t, ps)| ps.keys().map(move |p| format!("{t}/{p}")))
@@ -197,7 +215,9 @@ impl RangeReader {
             match consumer.poll(Duration::from_millis(100)) {
                 None => {
                     if finish_by_position(consumer, ends, pending) {
-                        *last_progress = Instant::now();
+                        *idle_since = None;
+                    } else {
+                        idle_since.get_or_insert_with(Instant::now);
                     }
                 }
                 Some(Err(e)) => return Some(Err(BusError::kafka("read ranges", e))),
@@ -206,7 +226,7 @@ impl RangeReader {
                     else {
                         continue;
                     };
-                    *last_progress = Instant::now();
+                    *idle_since = None;
                     if m.offset() + 1 >= stop {
                         finish(consumer, ends, pending, m.topic(), m.partition());
                     }
