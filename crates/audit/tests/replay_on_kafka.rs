@@ -166,6 +166,22 @@ async fn two_replays_of_one_range_give_the_same_digest_in_either_format() {
     let report = verify(&client(&b), &dir.path().join("c.avro"), T, &mut |_| {}).unwrap();
     assert!(report.ok(), "{report:?}");
     assert_eq!(report.matching, 300);
+    // One byte of the first record's key changed in the Avro file: caught, field named.
+    let mut bytes = std::fs::read(dir.path().join("c.avro")).unwrap();
+    let at = bytes.windows(5).position(|w| w == b"acct-").unwrap();
+    bytes[at + 2] = b'q';
+    std::fs::write(dir.path().join("c.avro"), &bytes).unwrap();
+    let report = verify(&client(&b), &dir.path().join("c.avro"), T, &mut |_| {}).unwrap();
+    assert!(!report.ok());
+    assert_eq!(
+        (
+            report.altered_count,
+            report.missing_count,
+            report.extra_count
+        ),
+        (1, 0, 0)
+    );
+    assert_eq!(report.altered[0].fields[0].field, "key");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget};
 use l2f_audit::history::{history, HistoryEvent, HistoryQuery};
 use l2f_bus::reader::Isolation;
 use l2f_bus::topics::Catalog;
+use l2f_contracts::schema::{Logical, Named, Node};
 
 use crate::cluster::{config, connect};
 use crate::ConfigArg;
@@ -106,7 +107,7 @@ fn line(e: &HistoryEvent) -> String {
         (None, None) => String::new(),
     };
     format!(
-        "{when}  {tree}{}  {}[{}]@{}  key {}  from {}  event {}{cause}",
+        "{when}  {tree}{}  {}[{}]@{}  key {}  from {}  event {}{cause}{}",
         e.event_type.as_deref().unwrap_or("(undecodable)"),
         e.topic,
         e.partition,
@@ -116,5 +117,60 @@ fn line(e: &HistoryEvent) -> String {
         e.event_id
             .map(|i| i.to_string())
             .unwrap_or_else(|| "-".into()),
+        detail(e.event_type.as_deref(), &e.event),
     )
+}
+
+/// The logical type of a top-level field of an event's schema (dates and timestamps are
+/// numbers in the event JSON, shown as dates here).
+fn logical(event_type: &str, field: &str) -> Option<Logical> {
+    let schema = l2f_contracts::Catalog::embedded().get(event_type)?;
+    let Some(Named::Record(r)) = schema.root_named() else {
+        return None;
+    };
+    let f = r.fields.iter().find(|f| f.name == field)?;
+    match &f.node {
+        Node::Primitive(_, l) => l.clone(),
+        _ => None,
+    }
+}
+
+/// What the event told its readers, in brief: its plain fields (not the envelope, not the
+/// ids shown elsewhere) as `name=value`, cut at 160 characters.
+fn detail(event_type: Option<&str>, event: &serde_json::Value) -> String {
+    let Some(fields) = event.as_object() else {
+        return String::new();
+    };
+    let number = |k: &str, n: &serde_json::Number| {
+        let l = event_type.and_then(|t| logical(t, k));
+        match (l, n.as_i64()) {
+            (Some(Logical::Date), Some(d)) => {
+                l2f_contracts::events::avro_date::from_days(d as i32).map(|d| d.to_string())
+            }
+            (Some(Logical::TimestampMillis), Some(ms)) => {
+                chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            }
+            _ => None,
+        }
+        .unwrap_or_else(|| n.to_string())
+    };
+    let parts: Vec<String> = fields
+        .iter()
+        .filter(|(k, _)| *k != "envelope" && !k.ends_with("_id"))
+        .filter_map(|(k, v)| match v {
+            serde_json::Value::String(s) => Some(format!("{k}={s}")),
+            serde_json::Value::Number(n) => Some(format!("{k}={}", number(k, n))),
+            serde_json::Value::Bool(b) => Some(format!("{k}={b}")),
+            _ => None,
+        })
+        .collect();
+    if parts.is_empty() {
+        return String::new();
+    }
+    let mut s = format!("  | {}", parts.join(" "));
+    if s.chars().count() > 160 {
+        s = s.chars().take(159).collect::<String>() + "…";
+    }
+    s
 }

@@ -93,9 +93,15 @@ fn progress_bar(total: u64) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(total), target);
     bar.set_style(
         ProgressStyle::with_template(
-            "{spinner} {elapsed_precise} [{wide_bar}] {human_pos}/{human_len} offsets  {per_sec}  ETA {eta}",
+            "{spinner} {elapsed_precise} [{wide_bar}] {human_pos}/{human_len} offsets  {rate}  ETA {eta}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key(
+            "rate",
+            |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0} rec/s", s.per_sec());
+            },
+        )
         .progress_chars("=> "),
     );
     bar

@@ -85,7 +85,10 @@ fn rec<E: Event>(topic: &str, key: &str, e: &E) -> OutRecord {
 /// One customer's story (lead → order → subscription → terms → license → two renewal
 /// notices → cancellation), keyed as the catalog says. Returns the records in a scrambled
 /// production order, and the event ids in the order they happened.
-fn story(t: &Topics, n: u32) -> (Vec<OutRecord>, Vec<(Uuid, &'static str, Option<Uuid>)>) {
+/// An event as the history shows it: id, type, cause.
+type Happened<'a> = (Uuid, &'a str, Option<Uuid>);
+
+fn story(t: &Topics, n: u32) -> (Vec<OutRecord>, Vec<Happened<'static>>) {
     let flow = Uuid::new_v4();
     let ids: Vec<Uuid> = (0..8).map(|_| Uuid::new_v4()).collect();
     let (lead, acct, sub) = (format!("lead-{n}"), format!("acct-{n}"), format!("A-S{n}"));
@@ -164,7 +167,7 @@ async fn audit_one_customers_whole_history_in_order_with_causation_links() {
         let r = l2f(&cfg, &["history", key, "--topic", &t.arg(), "--json"]);
         assert_eq!(r.code, 0, "{}", r.stderr);
         let got = json_lines(&r.stdout);
-        let ids: Vec<(Uuid, &str, Option<Uuid>)> = got
+        let ids: Vec<Happened<'_>> = got
             .iter()
             .map(|e| {
                 (
