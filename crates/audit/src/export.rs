@@ -18,7 +18,9 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, Write};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::thread::JoinHandle;
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -150,14 +152,14 @@ pub enum ExportWriter {
     /// JSON lines.
     Json {
         /// The file (or standard output).
-        out: BufWriter<Box<dyn Write + Send>>,
+        out: ChunkWriter,
         /// For error messages.
         path: String,
     },
     /// Avro object container file.
     Avro {
         /// The container writer.
-        out: Box<Writer<'static, 'static, BufWriter<Box<dyn Write + Send>>>>,
+        out: Box<Writer<'static, 'static, ChunkWriter>>,
         /// For error messages.
         path: String,
     },
@@ -180,7 +182,7 @@ impl ExportWriter {
                 p.display().to_string(),
             ),
         };
-        let buffered = BufWriter::with_capacity(1 << 20, sink);
+        let buffered = ChunkWriter::new(sink);
         match format {
             Format::Json => {
                 let mut w = ExportWriter::Json {
@@ -232,16 +234,109 @@ impl ExportWriter {
                 let line = serde_json::json!({ "l2f.summary": summary });
                 out.write_all(line.to_string().as_bytes())
                     .and_then(|_| out.write_all(b"\n"))
-                    .and_then(|_| out.flush())
+                    .and_then(|_| out.finish())
                     .map_err(|e| AuditError::io(path, e))
             }
             ExportWriter::Avro { out, path } => {
                 let mut inner = out
                     .into_inner()
                     .map_err(|e| AuditError::Avro(format!("{path}: {e}")))?;
-                inner.flush().map_err(|e| AuditError::io(path, e))
+                inner.finish().map_err(|e| AuditError::io(path, e))
             }
         }
+    }
+}
+
+/// Size of the chunks handed to the writing thread.
+const CHUNK: usize = 1 << 20;
+/// Chunks queued for the writing thread at most (so at most ~5 MB in flight).
+const CHUNKS_QUEUED: usize = 4;
+
+/// A buffered writer whose `write` system calls run on a thread of their own, so copying
+/// the export into the kernel overlaps with reading and rendering the next records.
+/// Memory: the chunk being filled plus at most [`CHUNKS_QUEUED`] full ones.
+pub struct ChunkWriter {
+    buf: Vec<u8>,
+    tx: Option<SyncSender<Vec<u8>>>,
+    spare: Receiver<Vec<u8>>,
+    thread: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl ChunkWriter {
+    /// Starts the writing thread over `sink`.
+    pub fn new(mut sink: Box<dyn Write + Send>) -> Self {
+        let (tx, rx) = sync_channel::<Vec<u8>>(CHUNKS_QUEUED);
+        let (give_back, spare) = sync_channel::<Vec<u8>>(CHUNKS_QUEUED + 1);
+        let thread = std::thread::spawn(move || -> std::io::Result<()> {
+            for mut chunk in rx {
+                sink.write_all(&chunk)?;
+                chunk.clear();
+                let _ = give_back.try_send(chunk);
+            }
+            sink.flush()
+        });
+        ChunkWriter {
+            buf: Vec::with_capacity(CHUNK),
+            tx: Some(tx),
+            spare,
+            thread: Some(thread),
+        }
+    }
+
+    fn hand_over(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let next = self
+            .spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+        let full = std::mem::replace(&mut self.buf, next);
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(full).is_ok());
+        if sent {
+            Ok(())
+        } else {
+            // The thread stopped: it failed; `finish` reports why.
+            self.finish()
+                .and(Err(std::io::Error::other("export writer stopped")))
+        }
+    }
+
+    /// Writes what is buffered, waits for the thread, and reports its first error.
+    pub fn finish(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            let full = std::mem::take(&mut self.buf);
+            if let Some(tx) = &self.tx {
+                let _ = tx.send(full);
+            }
+        }
+        self.tx = None;
+        match self.thread.take() {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("export writer panicked"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.hand_over()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.hand_over()
+    }
+}
+
+impl Drop for ChunkWriter {
+    fn drop(&mut self) {
+        let _ = self.finish();
     }
 }
 
