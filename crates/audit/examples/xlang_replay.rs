@@ -79,6 +79,7 @@ async fn main() -> Result<()> {
         Format::Avro,
         Some(&out.join("replay.avro")),
         Duration::from_secs(20),
+        2,
         &mut |_| {},
     )?;
     std::fs::write(

@@ -19,10 +19,10 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::thread::JoinHandle;
 use std::path::Path;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::OnceLock;
+use std::thread::JoinHandle;
 
 use l2f_bus::reader::Isolation;
 use l2f_contracts::events::EVENT_NAMES;
@@ -223,6 +223,19 @@ impl ExportWriter {
             ExportWriter::Json { .. } => self.line(bytes),
             ExportWriter::Avro { out, path } => out
                 .push_serialized(bytes, 1)
+                .map_err(|e| AuditError::Avro(format!("{path}: {e}"))),
+        }
+    }
+
+    /// Writes `count` rendered records at once: JSON lines each ending in a newline, or
+    /// Avro datums back to back.
+    pub fn records(&mut self, bytes: &[u8], count: u64) -> Result<()> {
+        match self {
+            ExportWriter::Json { out, path } => out
+                .write_all(bytes)
+                .map_err(|e| AuditError::io(path.clone(), e)),
+            ExportWriter::Avro { out, path } => out
+                .push_serialized(bytes, count)
                 .map_err(|e| AuditError::Avro(format!("{path}: {e}"))),
         }
     }

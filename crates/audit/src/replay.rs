@@ -2,6 +2,8 @@
 //! the renderer and a caller's sink, one record at a time, building the summary as it goes.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
@@ -10,7 +12,7 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::ClientConfig;
 
 use crate::digest::{self, RecordBytes};
-use crate::error::Result;
+use crate::error::{AuditError, Result};
 use crate::export::{ExportHeader, ExportWriter, Format, EXPORT_VERSION};
 use crate::range::{resolve, Bound, Filters, PartitionRange};
 use crate::render::{Renderer, View};
@@ -89,6 +91,36 @@ pub fn scan(
     mut each: impl FnMut(Position<'_>, &View<'_>) -> Result<()>,
 ) -> Result<Summary> {
     let started = Instant::now();
+    let mut total = 0;
+    let mut tick = |n: u64| {
+        total += n;
+        progress(total)
+    };
+    let tracker = read_ranges(
+        client,
+        ranges,
+        filters,
+        isolation,
+        renderer,
+        idle_timeout,
+        &mut tick,
+        &mut each,
+    )?;
+    Ok(tracker.finish(started.elapsed().as_millis() as u64))
+}
+
+/// The loop of one reader: its own consumer over `ranges`, its own tracker.
+#[allow(clippy::too_many_arguments)]
+fn read_ranges(
+    client: &ClientConfig,
+    ranges: &[PartitionRange],
+    filters: &Filters,
+    isolation: Isolation,
+    renderer: &mut Renderer,
+    idle_timeout: Duration,
+    tick: &mut dyn FnMut(u64),
+    each: &mut dyn FnMut(Position<'_>, &View<'_>) -> Result<()>,
+) -> Result<Tracker> {
     let spans: Vec<Span> = ranges.iter().map(PartitionRange::span).collect();
     let mut reader = RangeReader::new(client, &spans, isolation, idle_timeout)?;
     let mut tracker = Tracker::new(ranges);
@@ -124,34 +156,165 @@ pub fn scan(
         }
         n += 1;
         if n % PROGRESS_EVERY == 0 {
-            progress(n);
+            tick(PROGRESS_EVERY);
         }
     }
-    progress(n);
-    Ok(tracker.finish(started.elapsed().as_millis() as u64))
+    tick(n % PROGRESS_EVERY);
+    Ok(tracker)
 }
 
-/// Replays the range a header names into an export file (`None`: standard output).
+/// How many readers an export uses by default: one per core, at most 4.
+pub fn default_readers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+/// Deals partitions to `n` readers, largest first to the least loaded, so each reads about
+/// as many offsets.
+fn deal(ranges: &[PartitionRange], n: usize) -> Vec<Vec<PartitionRange>> {
+    let mut sorted: Vec<&PartitionRange> = ranges.iter().collect();
+    sorted.sort_by_key(|r| std::cmp::Reverse(r.end - r.start));
+    let mut hands: Vec<(i64, Vec<PartitionRange>)> = vec![(0, Vec::new()); n.max(1)];
+    for r in sorted {
+        if let Some(h) = hands.iter_mut().min_by_key(|h| h.0) {
+            h.0 += r.end - r.start;
+            h.1.push(r.clone());
+        }
+    }
+    hands
+        .into_iter()
+        .map(|h| h.1)
+        .filter(|h| !h.is_empty())
+        .collect()
+}
+
+/// Bytes a reader renders before handing them to the shared writer.
+const HAND_OVER: usize = 256 * 1024;
+
+/// Replays the range a header names into an export file (`None`: standard output), with
+/// `readers` readers (threads with a consumer each) over disjoint sets of partitions. Each
+/// partition's records stay in offset order in the file; partitions interleave in blocks.
+/// The prefetch cap is shared out among the readers, so memory does not grow with them.
+#[allow(clippy::too_many_arguments)]
 pub fn export(
     client: &ClientConfig,
     header: &ExportHeader,
     format: Format,
     output: Option<&Path>,
     idle_timeout: Duration,
+    readers: usize,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Summary> {
-    let mut out = ExportWriter::create(output, format, header)?;
-    let mut renderer = Renderer::new(format);
-    let summary = scan(
-        client,
-        &header.ranges,
-        &header.filters,
-        header.isolation(),
-        &mut renderer,
-        idle_timeout,
-        progress,
-        |_, view| out.record(view.bytes),
-    )?;
-    out.finish(&summary)?;
+    let started = Instant::now();
+    let out = Mutex::new(ExportWriter::create(output, format, header)?);
+    let hands = deal(&header.ranges, readers);
+    let mut client = client.clone();
+    let cap: u64 = client
+        .get("queued.max.messages.kbytes")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32768);
+    client.set(
+        "queued.max.messages.kbytes",
+        (cap / hands.len().max(1) as u64).max(1024).to_string(),
+    );
+    let done = AtomicU64::new(0);
+    let results: Vec<Result<Tracker>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = hands
+            .iter()
+            .map(|ranges| {
+                let (client, out, done) = (&client, &out, &done);
+                scope.spawn(move || -> Result<Tracker> {
+                    let mut renderer = Renderer::new(format);
+                    let mut buf: Vec<u8> = Vec::with_capacity(HAND_OVER + 4096);
+                    let mut count: u64 = 0;
+                    let flush = |buf: &mut Vec<u8>, count: &mut u64| -> Result<()> {
+                        if *count > 0 {
+                            let mut w = out.lock().unwrap_or_else(PoisonError::into_inner);
+                            w.records(buf, *count)?;
+                        }
+                        buf.clear();
+                        *count = 0;
+                        Ok(())
+                    };
+                    let mut each = |_: Position<'_>, view: &View<'_>| -> Result<()> {
+                        buf.extend_from_slice(view.bytes);
+                        if format == Format::Json {
+                            buf.push(b'\n');
+                        }
+                        count += 1;
+                        if buf.len() >= HAND_OVER {
+                            flush(&mut buf, &mut count)?;
+                        }
+                        Ok(())
+                    };
+                    let mut tick = |n: u64| {
+                        done.fetch_add(n, Ordering::Relaxed);
+                    };
+                    let tracker = read_ranges(
+                        client,
+                        ranges,
+                        &header.filters,
+                        header.isolation(),
+                        &mut renderer,
+                        idle_timeout,
+                        &mut tick,
+                        &mut each,
+                    )?;
+                    flush(&mut buf, &mut count)?;
+                    Ok(tracker)
+                })
+            })
+            .collect();
+        while !workers.iter().all(|w| w.is_finished()) {
+            progress(done.load(Ordering::Relaxed));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        progress(done.load(Ordering::Relaxed));
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(AuditError::Range("a reader thread panicked".into())))
+            })
+            .collect()
+    });
+    let mut merged = Tracker::new(&[]);
+    for r in results {
+        merged.absorb(r?);
+    }
+    let summary = merged.finish(started.elapsed().as_millis() as u64);
+    out.into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+        .finish(&summary)?;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(partition: i32, n: i64) -> PartitionRange {
+        PartitionRange {
+            topic: "t".into(),
+            partition,
+            start: 0,
+            end: n,
+            expired_from: None,
+        }
+    }
+
+    #[test]
+    fn partitions_are_dealt_so_readers_read_about_as_much() {
+        let hands = deal(&[r(0, 10), r(1, 100), r(2, 50), r(3, 45), r(4, 0)], 2);
+        let load: Vec<i64> = hands
+            .iter()
+            .map(|h| h.iter().map(|r| r.end - r.start).sum())
+            .collect();
+        assert_eq!(load, vec![100, 105]);
+        assert_eq!(
+            hands.iter().map(Vec::len).sum::<usize>(),
+            5,
+            "every partition dealt"
+        );
+        assert_eq!(deal(&[r(0, 5)], 4).len(), 1, "no reader without partitions");
+    }
 }

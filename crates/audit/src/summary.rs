@@ -206,6 +206,26 @@ impl Tracker {
         }
     }
 
+    /// Takes in another tracker's partitions and counts (the trackers of parallel readers
+    /// over disjoint partitions).
+    pub fn absorb(&mut self, other: Tracker) {
+        for p in other.parts {
+            self.index
+                .entry(p.s.topic.clone())
+                .or_default()
+                .insert(p.s.partition, self.parts.len());
+            self.parts.push(p);
+        }
+        let (a, b) = (&mut self.sum, other.sum);
+        a.records += b.records;
+        a.read += b.read;
+        a.skipped += b.skipped;
+        a.undecodable += b.undecodable;
+        for (k, n) in b.event_types {
+            *a.event_types.entry(k).or_default() += n;
+        }
+    }
+
     /// The summary, once every partition is read.
     pub fn finish(mut self, elapsed_ms: u64) -> Summary {
         for p in &mut self.parts {

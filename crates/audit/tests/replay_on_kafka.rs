@@ -57,6 +57,20 @@ fn replay(
     format: Format,
     out: &std::path::Path,
 ) -> l2f_audit::Summary {
+    replay_with(b, topics, from, to, filters, format, out, 2)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn replay_with(
+    b: &str,
+    topics: &[String],
+    from: &str,
+    to: &str,
+    filters: Filters,
+    format: Format,
+    out: &std::path::Path,
+    readers: usize,
+) -> l2f_audit::Summary {
     let c = client(b);
     let header = plan(
         &c,
@@ -68,7 +82,7 @@ fn replay(
         T,
     )
     .unwrap();
-    export(&c, &header, format, Some(out), T, &mut |_| {}).unwrap()
+    export(&c, &header, format, Some(out), T, readers, &mut |_| {}).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,8 +120,20 @@ async fn two_replays_of_one_range_give_the_same_digest_in_either_format() {
         Format::Avro,
         &dir.path().join("c.avro"),
     );
+    let one = replay_with(
+        &b,
+        &topics,
+        "beginning",
+        "end",
+        Filters::default(),
+        Format::Json,
+        &dir.path().join("one.jsonl"),
+        1,
+    );
     assert_eq!(a.records, 300);
     assert_eq!(a.digest, b2.digest);
+    assert_eq!(a.digest, one.digest, "one reader or two: the same digest");
+    assert_eq!(a.partitions, one.partitions);
     assert_eq!(
         a.digest, c.digest,
         "the digest is over the log's bytes, not the rendering"

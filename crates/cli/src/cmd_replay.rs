@@ -79,6 +79,10 @@ pub struct ReplayArgs {
     /// Print no summary on stderr.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// Readers (threads, each with its own consumer over a share of the partitions);
+    /// default: one per core, at most 4.
+    #[arg(long)]
+    readers: Option<usize>,
     /// Give up when the cluster sends nothing for this long.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     idle_timeout: Duration,
@@ -139,6 +143,10 @@ pub async fn run(args: ReplayArgs) -> Result<i32> {
         OutFormat::Json => Format::Json,
         OutFormat::Avro => Format::Avro,
     };
+    let readers = args
+        .readers
+        .unwrap_or_else(l2f_audit::replay::default_readers)
+        .max(1);
     let (topics, from, to, output, idle) = (
         args.topics.clone(),
         args.from.clone(),
@@ -155,6 +163,7 @@ pub async fn run(args: ReplayArgs) -> Result<i32> {
             format,
             output.as_deref(),
             idle,
+            readers,
             &mut |n| bar.set_position(n),
         )?;
         bar.finish_and_clear();
