@@ -242,8 +242,20 @@ impl Renderer {
 }
 
 fn json_str(b: &mut Vec<u8>, s: &str) {
-    // Writing a &str into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *b, s);
+    // Topics, keys and header values rarely need escaping: check all bytes at once (a fold
+    // the compiler vectorises) and copy; otherwise let serde_json escape.
+    let plain = !s.bytes().fold(false, |any, c| {
+        any | (c < 0x20) | (c == b'"') | (c == b'\\')
+    });
+    if plain {
+        b.reserve(s.len() + 2);
+        b.push(b'"');
+        b.extend_from_slice(s.as_bytes());
+        b.push(b'"');
+    } else {
+        // Writing a &str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *b, s);
+    }
 }
 
 fn json_bytes(b: &mut Vec<u8>, v: Option<&[u8]>) {
@@ -271,6 +283,29 @@ fn avro_opt_bytes(b: &mut Vec<u8>, v: Option<&[u8]>) {
         Some(v) => {
             write_long(b, 1);
             avro_bytes(b, v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_escaped_exactly_as_serde_json_does() {
+        for s in [
+            "lead-1",
+            "",
+            "a\"b",
+            "back\\slash",
+            "tab\there",
+            "\u{1}",
+            "é ü 漢",
+            "l2f.event-type",
+        ] {
+            let mut ours = Vec::new();
+            json_str(&mut ours, s);
+            assert_eq!(ours, serde_json::to_vec(s).unwrap(), "{s:?}");
         }
     }
 }
