@@ -55,7 +55,9 @@ pub struct Span {
 /// consumer has one queue for all its partitions: past `queued.min.messages` librdkafka
 /// backs off fetching for `fetch.queue.backoff.ms` (1 s by default), which left a
 /// full-speed reader idle most of the time; 10 ms keeps it fed. The queue is capped at
-/// 32 MB whatever the number of partitions, which bounds a reader's memory.
+/// 32 MB whatever the number of partitions, which bounds a reader's memory. (The three
+/// properties: librdkafka's CONFIGURATION.md,
+/// <https://github.com/confluentinc/librdkafka/blob/master/CONFIGURATION.md>.)
 pub const READER_DEFAULTS: &[(&str, &str)] = &[
     ("fetch.queue.backoff.ms", "10"),
     ("queued.min.messages", "20000"),
@@ -86,6 +88,9 @@ pub fn reader_consumer(client: &ClientConfig, isolation: Isolation) -> Result<Ba
 
 /// The first offset of each partition whose timestamp is at or after `ts_ms`
 /// (Kafka's ListOffsets by timestamp, as `offsetsForTimes`); `None` where no record is.
+/// Semantics as Kafka documents them: "the earliest offset whose timestamp is greater than
+/// or equal to the given timestamp in the corresponding partition"
+/// (<https://kafka.apache.org/37/javadoc/org/apache/kafka/clients/admin/OffsetSpec.html>).
 pub fn offsets_for_time<C: rdkafka::consumer::ConsumerContext>(
     consumer: &BaseConsumer<C>,
     topic: &str,
