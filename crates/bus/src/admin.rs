@@ -63,6 +63,9 @@ pub fn watermarks_with<C: rdkafka::consumer::ConsumerContext>(
         .find(|t| t.name() == topic)
         .ok_or_else(|| BusError::Config(format!("topic {topic} not found")))?;
     if let Some(err) = t.error() {
+        if err == rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART {
+            return Err(BusError::Config(format!("topic {topic} does not exist")));
+        }
         return Err(BusError::Config(format!("topic {topic}: {:?}", err)));
     }
     let mut out = Vec::new();

@@ -356,6 +356,15 @@ async fn replay_then_verify_passes_and_a_tampered_export_exits_2() {
     let r = l2f(&cfg, &["replay", "--topic", &t.leads, "-q"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.starts_with("{\"l2f.replay\":"), "{}", r.stdout);
+    let missing = unique("no-such-topic");
+    let r = l2f(&cfg, &["replay", "--topic", &missing]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr
+            .contains(&format!("topic {missing} does not exist")),
+        "{}",
+        r.stderr
+    );
     let r = l2f(
         &cfg,
         &["replay", "--topic", &t.leads, "--event-type", "LeadCapture"],
