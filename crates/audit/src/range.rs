@@ -5,7 +5,8 @@
 //!   ListOffsets by timestamp); `--to TIME`: the first offset whose timestamp is *after*
 //!   TIME is the end, and records inside the offset range whose own timestamp lies outside
 //!   `[from, to]` (possible with producer CreateTime out of order) are skipped, so none
-//!   before `--from` or after `--to` is exported.
+//!   before `--from` or after `--to` is exported. A record stamped inside the times but
+//!   written after the end offset is outside the range by this definition.
 //! - `--from P:O`: start at offset O of partition P; `--to P:O`: up to and including O.
 //!   `TOPIC:P:O` names the topic when several are replayed; several entries are comma
 //!   separated. An offsets bound names the partitions read: partitions it does not name
