@@ -541,10 +541,7 @@ impl<L: Schedule> KeyedScheduler<L> {
         let now_ms = now.timestamp_millis();
         let owned: Vec<Tp> = self.parts.keys().cloned().collect();
         for tp in owned {
-            loop {
-                let Some((due, key)) = self.parts[&tp].timers.first().cloned() else {
-                    break;
-                };
+            while let Some((due, key)) = self.parts[&tp].timers.first().cloned() {
                 if due > now_ms {
                     break;
                 }
