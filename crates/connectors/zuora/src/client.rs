@@ -94,7 +94,10 @@ pub struct ZuoraClient {
     catalog: Mutex<CatalogCache>,
 }
 
-/// The seconds a 429 asks to wait: `Retry-After`, else `RateLimit-Reset` (Zuora's header).
+/// The seconds a 429 or 5xx asks to wait: `Retry-After`; for a 429 without it,
+/// `RateLimit-Reset` (Zuora's header: when the spent window resets). Zuora sends the
+/// `RateLimit-*` headers on every answer, so on anything but a 429 the reset says nothing
+/// about when the service is back.
 pub fn rate_limit_wait(resp: &Response) -> Option<u64> {
     let header = |name: &str| {
         resp.headers()
@@ -102,7 +105,11 @@ pub fn rate_limit_wait(resp: &Response) -> Option<u64> {
             .and_then(|v| v.to_str().ok())
             .and_then(|s| s.trim().parse::<u64>().ok())
     };
-    header("Retry-After").or_else(|| header("RateLimit-Reset"))
+    header("Retry-After").or_else(|| {
+        (resp.status() == StatusCode::TOO_MANY_REQUESTS)
+            .then(|| header("RateLimit-Reset"))
+            .flatten()
+    })
 }
 
 impl ZuoraClient {
@@ -395,4 +402,37 @@ impl ZuoraClient {
 
 fn seg(s: &str) -> String {
     l2f_connector_kit::http::path_segment(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, headers: &[(&str, &str)]) -> Response {
+        let mut b = axum::http::Response::builder().status(status);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        Response::from(b.body(String::new()).unwrap())
+    }
+
+    #[test]
+    fn a_429_waits_for_the_rate_limit_reset_but_a_503_only_for_retry_after() {
+        let limits = [
+            ("RateLimit-Limit", "60000"),
+            ("RateLimit-Remaining", "0"),
+            ("RateLimit-Reset", "25"),
+        ];
+        assert_eq!(rate_limit_wait(&answer(429, &limits)), Some(25));
+        assert_eq!(
+            rate_limit_wait(&answer(429, &[("Retry-After", "3"), limits[2]])),
+            Some(3)
+        );
+        // Zuora sends RateLimit-* on every answer: a 503 is not a spent window.
+        assert_eq!(rate_limit_wait(&answer(503, &limits)), None);
+        assert_eq!(
+            rate_limit_wait(&answer(503, &[("Retry-After", "7")])),
+            Some(7)
+        );
+    }
 }
