@@ -181,6 +181,29 @@ impl Hub {
         }
     }
 
+    /// Stops the running instance and starts a new one on the same callout port, as a
+    /// restarted process would; waits until its source is active.
+    async fn restart(&mut self) {
+        let port: u16 = self
+            .callout_url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.split('/').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap();
+        let old = std::mem::replace(&mut self.instance, Instance::placeholder());
+        old.stop().await;
+        self.instance = self.replica(port).await;
+        let (pipelines, source) = (self.instance.pipelines.clone(), self.source.clone());
+        assert!(
+            wait_until(Duration::from_secs(30), || pipelines
+                .source(&source)
+                .is_some_and(|s| s.active()))
+            .await,
+            "the restarted source never became active"
+        );
+    }
+
     async fn sink_loop(&self) -> LoopStats {
         self.instance
             .pipelines
@@ -948,5 +971,52 @@ async fn zuora_down_for_30_seconds_pauses_the_partition_and_delivers_every_order
         "no order dead-lettered because Zuora was down"
     );
     assert!(hub.instance.sink.unavailable() >= 2);
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_source_remembers_the_notifications_it_committed() {
+    let b = require_kafka!();
+    let mut hub = Hub::start(&b, Rules::embedded(), |_| {}).await;
+    hub.order(&web_order(30)).await;
+    let first = hub.wait_events(1, Duration::from_secs(30), created).await;
+    assert_eq!(first.len(), 1);
+    hub.restart().await;
+    // The new instance reads the history at once: the notification is in its cursor.
+    assert!(
+        wait_until(Duration::from_secs(20), || hub
+            .instance
+            .counters
+            .history_reads()
+            >= 2)
+        .await,
+        "the restarted source did not read the history"
+    );
+    assert_eq!(hub.instance.counters.from_history(), 0);
+    // Zuora retries the old callout (its answer was lost in the restart): 200, nothing new.
+    let http = reqwest::Client::new();
+    let again = http
+        .post(&hub.callout_url)
+        .basic_auth(CALLOUT_USER, Some(CALLOUT_PASSWORD))
+        .header("Zuora-Notification-Id", {
+            let st = hub.state().await;
+            st["callout_history"][0]["notificationId"].as_str().unwrap().to_string()
+        })
+        .json(&json!({"eventType": "SubscriptionCreated", "subscriptionNumber": first[0].subscription_id,
+                      "accountNumber": "cust_000030-INC", "orderNumber": "O-x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 200);
+    // And it goes on: the next order's callout is its first event.
+    hub.order(&web_order(31)).await;
+    let all = hub.wait_events(2, Duration::from_secs(30), created).await;
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(hub.instance.counters.events(), 1);
+    assert_eq!(
+        hub.events().len(),
+        2,
+        "one event per notification across the restart"
+    );
     hub.stop().await;
 }
