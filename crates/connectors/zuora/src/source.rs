@@ -142,6 +142,7 @@ struct Counts {
     events: std::sync::atomic::AtomicU64,
     dead_letters: std::sync::atomic::AtomicU64,
     history_reads: std::sync::atomic::AtomicU64,
+    failed_history_reads: std::sync::atomic::AtomicU64,
 }
 
 impl SourceCounters {
@@ -174,6 +175,10 @@ impl SourceCounters {
     /// History reads made.
     pub fn history_reads(&self) -> u64 {
         Self::get(&self.0.history_reads)
+    }
+    /// History reads that failed.
+    pub fn failed_history_reads(&self) -> u64 {
+        Self::get(&self.0.failed_history_reads)
     }
 }
 
@@ -455,10 +460,25 @@ impl Source for ZuoraSource {
         let mut history_cursor = cur.clone();
         let mut history_read = false;
         if self.history_due() {
-            let rows = self.read_history(&mut history_cursor).await?;
+            match self.read_history(&mut history_cursor).await {
+                Ok(rows) => {
+                    history_read = true;
+                    candidates.extend(rows);
+                }
+                // Callouts that arrived are not held back by the history (a tenant may not
+                // grant its API): read again at the next interval. An outage fails the
+                // callouts' own reads below anyway.
+                Err(e) if !candidates.is_empty() => {
+                    warn!(error = %e, "callout history not read; the callouts go on");
+                    SourceCounters::bump(&self.counters.0.failed_history_reads, 1);
+                }
+                Err(e) => {
+                    SourceCounters::bump(&self.counters.0.failed_history_reads, 1);
+                    self.last_history = Some(Instant::now());
+                    return Err(e);
+                }
+            }
             self.last_history = Some(Instant::now());
-            history_read = true;
-            candidates.extend(rows);
         }
         // Each notification once: not committed before, not twice in this batch.
         let mut taken: HashSet<String> = cur.seen.iter().cloned().collect();

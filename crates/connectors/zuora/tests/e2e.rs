@@ -641,6 +641,12 @@ async fn flow_d_deals_by_country_and_party_get_the_rule_3_entity_and_follow_auto
 async fn flow_f_a_cancellation_on_request_turns_auto_renew_off_and_cancels_with_its_reason() {
     let b = require_kafka!();
     let hub = Hub::start(&b, Rules::embedded(), |_| {}).await;
+    // The tenant's history API fails throughout: the callouts are not held back by it.
+    hub.fault(
+        "/v1/notification-history",
+        json!({"kind": "status", "status": 500}),
+    )
+    .await;
     let order = web_order(2);
     hub.order(&order).await;
     let sub = hub
@@ -692,6 +698,12 @@ async fn flow_f_a_cancellation_on_request_turns_auto_renew_off_and_cancels_with_
     assert_eq!(z["L2fCancellationReason__c"], "CUSTOMER_REQUEST");
     // The sink never acts on the source's own SubscriptionCancelled (source ZUORA).
     assert_eq!(hub.instance.sink.cancelled(), 1);
+    assert!(hub.instance.counters.failed_history_reads() >= 1);
+    assert_eq!(
+        hub.instance.counters.callouts(),
+        3,
+        "created, auto-renew off, cancelled"
+    );
     assert!(hub.dead_letters().is_empty());
     hub.stop().await;
 }
