@@ -229,3 +229,64 @@ impl Connector for ZuoraConnector {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn build(section: serde_json::Value) -> Result<Box<dyn Connector>, KitError> {
+        (REGISTRATION.build)(&section)
+    }
+
+    #[test]
+    fn the_registry_line_builds_it_from_its_section() {
+        let c = build(json!({
+            "base_url": "https://rest.apisandbox.zuora.com",
+            "client_id": "id",
+            "client_secret": "s",
+            "callout_listen": "127.0.0.1:0",
+            "callout_username": "zuora",
+            "callout_password": {"env": "PATH"},
+            "history_poll_interval": "10s",
+        }))
+        .unwrap();
+        assert_eq!(c.name(), "zuora");
+        assert_eq!(c.topics(), ["orders", "subscriptions"]);
+        let e = &c.endpoints()[0];
+        assert_eq!(
+            (e.app, e.key.as_str()),
+            ("zuora", "connectors.zuora.base_url")
+        );
+    }
+
+    #[test]
+    fn a_bad_section_names_the_dotted_key() {
+        let base = json!({"base_url": "https://x", "client_id": "id", "client_secret": "s"});
+        let mut typo = base.clone();
+        typo["callout_pasword"] = json!("p");
+        let e = build(typo).err().unwrap().to_string();
+        assert!(
+            e.starts_with("connectors.zuora.callout_pasword: unknown key"),
+            "{e}"
+        );
+        let mut listener = base.clone();
+        listener["callout_listen"] = json!("127.0.0.1:0");
+        let e = build(listener).err().unwrap().to_string();
+        assert!(e.starts_with("connectors.zuora.callout_username"), "{e}");
+        let mut tls = base.clone();
+        tls["callout_tls"] =
+            json!({"cert_file": "/nonexistent/cert.pem", "key_file": "/nonexistent/key.pem"});
+        let e = build(tls).err().unwrap().to_string();
+        assert!(
+            e.contains("connectors.zuora.callout_tls") && e.contains("/nonexistent/cert.pem"),
+            "{e}"
+        );
+        let mut secret = base;
+        secret["callout_listen"] = json!("127.0.0.1:0");
+        secret["callout_username"] = json!("zuora");
+        secret["callout_password"] = json!({"env": "L2F_TEST_ZUORA_CALLOUT_UNSET"});
+        let e = build(secret).err().unwrap().to_string();
+        assert!(e.starts_with("connectors.zuora.callout_password: environment variable L2F_TEST_ZUORA_CALLOUT_UNSET is not set"), "{e}");
+    }
+}

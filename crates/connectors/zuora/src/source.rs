@@ -152,11 +152,11 @@ impl SourceCounters {
     fn bump(c: &std::sync::atomic::AtomicU64, n: u64) {
         c.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
-    /// Notifications taken from the callout endpoint.
+    /// Notifications taken from the callout endpoint and committed.
     pub fn callouts(&self) -> u64 {
         Self::get(&self.0.callouts)
     }
-    /// Notifications found only in the history (callouts that never arrived).
+    /// Notifications found only in the history (callouts that never arrived), committed.
     pub fn from_history(&self) -> u64 {
         Self::get(&self.0.from_history)
     }
@@ -164,11 +164,11 @@ impl SourceCounters {
     pub fn duplicates(&self) -> u64 {
         Self::get(&self.0.duplicates)
     }
-    /// Events produced.
+    /// Events committed.
     pub fn events(&self) -> u64 {
         Self::get(&self.0.events)
     }
-    /// Notifications dead-lettered.
+    /// Notifications dead-lettered (committed).
     pub fn dead_letters(&self) -> u64 {
         Self::get(&self.0.dead_letters)
     }
@@ -194,6 +194,16 @@ pub struct ZuoraSource {
     window_of: Option<Value>,
     last_history: Option<Instant>,
     counters: SourceCounters,
+    /// What the last poll mapped, counted when it is committed.
+    pending: Pending,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    callouts: u64,
+    from_history: u64,
+    events: u64,
+    dead_letters: u64,
 }
 
 fn parse_history_time(s: &str) -> Option<NaiveDateTime> {
@@ -217,6 +227,7 @@ impl ZuoraSource {
             window_of: None,
             last_history: None,
             counters: SourceCounters::default(),
+            pending: Pending::default(),
         }
     }
 
@@ -491,25 +502,30 @@ impl Source for ZuoraSource {
             .collect()
             .await;
         let mut records = Vec::with_capacity(client_records.len());
+        let mut pending = Pending {
+            callouts: from_callouts as u64,
+            from_history: found_in_history as u64,
+            ..Pending::default()
+        };
         for (c, r) in candidates.iter().zip(client_records) {
             let r = r?;
             if r.topic == self.opts.dead_letter_topic {
                 warn!(notification_id = %c.notification.id, "Zuora notification dead-lettered");
-                SourceCounters::bump(&self.counters.0.dead_letters, 1);
+                pending.dead_letters += 1;
             } else {
-                SourceCounters::bump(&self.counters.0.events, 1);
+                pending.events += 1;
             }
             cur.remember(&c.notification.id, self.opts.window);
             records.push(r);
         }
-        SourceCounters::bump(&self.counters.0.callouts, from_callouts as u64);
         if found_in_history > 0 {
             info!(
                 count = found_in_history,
                 "callouts caught by the history poll"
             );
-            SourceCounters::bump(&self.counters.0.from_history, found_in_history as u64);
         }
+        // Counted once committed: a poll made again after an aborted transaction replaces it.
+        self.pending = pending;
         if history_read {
             cur.history_from = history_cursor.history_from;
         }
@@ -535,5 +551,11 @@ impl Source for ZuoraSource {
         self.share_window(Some(cursor), &cur);
         let seen: HashSet<&str> = cur.seen.iter().map(String::as_str).collect();
         self.answer_committed(&seen);
+        let p = std::mem::take(&mut self.pending);
+        let c = &self.counters.0;
+        SourceCounters::bump(&c.callouts, p.callouts);
+        SourceCounters::bump(&c.from_history, p.from_history);
+        SourceCounters::bump(&c.events, p.events);
+        SourceCounters::bump(&c.dead_letters, p.dead_letters);
     }
 }
