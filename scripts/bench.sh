@@ -5,6 +5,7 @@
 #  2. contracts: Avro encode/decode vs serde_json on the same structs (criterion);
 #  3. mocks: requests/s of each mock app under a bounded loopback load;
 #  4. replay: `l2f replay` of 1,000,000 records to JSON lines vs `kcat -C -e` (scripts/bench-replay.sh).
+#  5. zuora sink: orders/s through the connector beside the Zuora mock's ceiling for the same calls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kafka=deploy/local/kafka/kafka.sh
@@ -24,3 +25,5 @@ echo "== mocks (bounded loopback load; exits 1 if a mock serves < 10,000 req/s)"
 cargo run -q --release -p l2f-mocks --example bench
 echo "== replay (l2f replay to JSON lines vs kcat -C -e raw, same range, same run; exits 1 on a missed target)"
 scripts/bench-replay.sh
+echo "== zuora sink (orders/s through the connector beside the Zuora mock's ceiling for the same calls)"
+cargo run -q --release -p l2f-connector-zuora --example zuora_bench
