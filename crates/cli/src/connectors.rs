@@ -8,7 +8,10 @@ use l2f_rules::sandbox::Environment;
 use l2f_rules::Rules;
 
 /// Every connector the hub knows.
-pub const REGISTRY: &[Registration] = &[l2f_connector_marketo::REGISTRATION];
+pub const REGISTRY: &[Registration] = &[
+    l2f_connector_marketo::REGISTRATION,
+    l2f_connector_salesforce::REGISTRATION,
+];
 
 /// Builds every connector configured under `[connectors.*]` (parsed with unknown keys
 /// refused, validated, secrets resolved), in the order of the file — no I/O.
