@@ -79,12 +79,17 @@ impl ApiUsage {
         };
         self.used.store(used, Ordering::Relaxed);
         self.max.store(max, Ordering::Relaxed);
-        if max > 0 && used * 10 >= max * 9 {
+        if nearly_spent(used, max) {
             warn!(used, max, "Salesforce API allocation 90% used");
         } else {
             debug!(used, max, "Salesforce API usage");
         }
     }
+}
+
+/// Whether `used` of `max` requests is 90 % or more of the allocation (any magnitudes).
+fn nearly_spent(used: u64, max: u64) -> bool {
+    max > 0 && u128::from(used) * 10 >= u128::from(max) * 9
 }
 
 /// `api-usage=N/M` of a `Sforce-Limit-Info` header (other entries, such as
@@ -445,6 +450,15 @@ mod tests {
             Some((25, 15000))
         );
         assert_eq!(parse_limit_info("garbage"), None);
+    }
+
+    #[test]
+    fn a_nearly_spent_allocation_is_noticed_at_any_size() {
+        assert!(nearly_spent(90, 100));
+        assert!(!nearly_spent(89, 100));
+        assert!(!nearly_spent(5, u64::MAX / 2));
+        assert!(nearly_spent(u64::MAX, u64::MAX));
+        assert!(!nearly_spent(0, 0));
     }
 
     #[test]
