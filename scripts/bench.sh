@@ -3,7 +3,8 @@
 #  1. bus: l2f's producer and consume->no-op->commit loop vs Kafka's own perf tools
 #     (starts the local Apache Kafka when KAFKA_BOOTSTRAP is unset);
 #  2. contracts: Avro encode/decode vs serde_json on the same structs (criterion);
-#  3. mocks: requests/s of each mock app under a bounded loopback load.
+#  3. mocks: requests/s of each mock app under a bounded loopback load;
+#  4. connectors: records/s through each sink beside its mock's own ceiling for the same call.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kafka=deploy/local/kafka/kafka.sh
@@ -21,3 +22,5 @@ echo "== contracts (Avro encode/decode vs serde_json on the same structs, one th
 cargo bench -q -p l2f-contracts --bench codec
 echo "== mocks (bounded loopback load; exits 1 if a mock serves < 10,000 req/s)"
 cargo run -q --release -p l2f-mocks --example bench
+echo "== connectors (records/s through the sink beside the mock's ceiling for the same call, same run)"
+cargo run -q --release -p l2f-connector-salesforce --example bench
