@@ -185,7 +185,7 @@ mod tests {
         let arg = config_file(&dir, "[connectors.hubspot]\nbase_url = \"x\"\n");
         let err = load(&arg).err().unwrap().to_string();
         assert!(
-            err.contains("connectors.hubspot: no such connector (known: marketo)"),
+            err.contains("connectors.hubspot: no such connector (known: marketo, salesforce"),
             "{err}"
         );
     }
