@@ -116,6 +116,10 @@ impl Connector for SalesforceConnector {
         ]
     }
 
+    fn has_source(&self) -> bool {
+        true
+    }
+
     fn endpoints(&self) -> Vec<Endpoint> {
         vec![Endpoint {
             app: "salesforce",

@@ -151,6 +151,10 @@ impl Connector for ZuoraConnector {
         }]
     }
 
+    fn has_source(&self) -> bool {
+        self.cfg.callout_listen.is_some() && self.callout.is_some()
+    }
+
     fn healthcheck(&self) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
             self.client
