@@ -13,9 +13,7 @@
 //! - every app can be told to misbehave per route (latency, a status with
 //!   Retry-After, a dropped connection, only the N-th request) by configuration or by
 //!   `POST /__admin/faults` ([`kit::FaultRule`]);
-//! - [`client`] holds a reqwest client per app that fetches and refreshes tokens.
 
-pub mod client;
 pub mod country;
 pub mod customers;
 pub mod kit;

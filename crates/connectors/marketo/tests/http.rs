@@ -208,3 +208,18 @@ async fn a_batch_is_one_call_with_one_outcome_per_lead() {
     assert_eq!(s.stats().calls(), 2);
     running.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_expired_token_is_refreshed_on_602_and_the_push_goes_through() {
+    let (running, base) = mock(|_| {}).await;
+    let s = sink(&base, SECRET);
+    assert!(matches!(one(&s, &record()).await, Ok(Pushed::Created(_))));
+    let expired = reqwest::Client::new()
+        .post(format!("{base}/__admin/tokens/expire"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(expired.status().as_u16(), 204);
+    assert!(matches!(one(&s, &record()).await, Ok(Pushed::Updated(_))));
+    running.shutdown().await;
+}

@@ -639,3 +639,20 @@ async fn a_mirror_account_that_fails_holds_back_its_subscription() {
     assert!(records(&base, "Zuora__Subscription__c").await.is_empty());
     running.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_expired_session_is_refreshed_and_the_upsert_goes_through() {
+    let (running, base) = mock(|_| {}).await;
+    let s = lead_sink(&base, CLIENT_SECRET);
+    one(&s, &read(&lead(1, true), 1)).await.unwrap();
+    let expired = reqwest::Client::new()
+        .post(format!("{base}/__admin/tokens/expire"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(expired.status().as_u16(), 204);
+    one(&s, &read(&lead(2, true), 2))
+        .await
+        .expect("a fresh session after the 401");
+    running.shutdown().await;
+}

@@ -764,3 +764,20 @@ async fn a_subscription_not_found_is_an_answer_and_another_refusal_an_error() {
     assert!(matches!(e, ClientError::Api { .. }), "{e}");
     running.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_expired_token_is_refreshed_and_the_order_goes_through() {
+    let (running, base) = mock(|_| {}).await;
+    let s = sink(&base, SECRET);
+    s.handle(&record(&web_order(901))).await.unwrap();
+    let expired = reqwest::Client::new()
+        .post(format!("{base}/__admin/tokens/expire"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(expired.status().as_u16(), 204);
+    s.handle(&record(&web_order(902)))
+        .await
+        .expect("a new token fetched after Zuora refused the old one");
+    running.shutdown().await;
+}
