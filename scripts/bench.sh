@@ -6,6 +6,7 @@
 #  3. mocks: requests/s of each mock app under a bounded loopback load;
 #  4. replay: `l2f replay` of 1,000,000 records to JSON lines vs `kcat -C -e` (scripts/bench-replay.sh).
 #  5. zuora sink: orders/s through the connector beside the Zuora mock's ceiling for the same calls.
+#  7. marketo sink: leads/s through the sink (300 a call) beside the mock's ceiling for the same call.
 #  6. salesforce sink: records/s through the lead sink beside the mock's ceiling for the same call.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,3 +31,5 @@ echo "== zuora sink (orders/s through the connector beside the Zuora mock's ceil
 cargo run -q --release -p l2f-connector-zuora --example zuora_bench
 echo "== connectors (records/s through the sink beside the mock's ceiling for the same call, same run)"
 cargo run -q --release -p l2f-connector-salesforce --example salesforce_bench
+echo "== marketo sink (leads/s through the connector beside the Marketo mock's ceiling for the same call, same run)"
+cargo run -q --release -p l2f-connector-marketo --example marketo_bench
