@@ -379,6 +379,10 @@ pub struct TopicsConfig {
     pub catalog: Option<PathBuf>,
     /// Replication factor forced on every topic (set 1 on a one-broker development cluster).
     pub replication_factor: Option<i32>,
+    /// `l2f run` creates the catalog's missing topics at start, as `l2f topics apply` would
+    /// (never changing an existing one) — like Kafka Connect's `topic.creation.enable`. Off by
+    /// default: in production the catalog is applied on purpose.
+    pub create_missing: bool,
 }
 
 /// Where the handbook's rule tables are.

@@ -14,6 +14,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
 use l2f_bus::consumer::shutdown_on_signals;
 use l2f_bus::headers::{TraceParent, EVENT_TYPE, TRACEPARENT};
+use l2f_bus::topics::{apply, ApplyOptions, Outcome};
 use l2f_bus::{Handler, HandlerError, Producer, Record};
 use l2f_connector_kit::{Context, Pipelines};
 use l2f_contracts::Codec;
@@ -94,6 +95,18 @@ pub async fn run(args: RunArgs) -> Result<i32> {
             broker.create_topic(&t.name, catalog.partitions(t), 1)?;
         }
     } else {
+        if cfg.topics.create_missing {
+            let opts = ApplyOptions {
+                dry_run: false,
+                replication_factor: cfg.topics.replication_factor,
+                timeout: Some(cfg.kafka.connect_timeout.max(Duration::from_secs(10))),
+            };
+            for outcome in apply(&cluster.client, &catalog, &opts).await? {
+                if let Outcome::Created { topic, .. } = &outcome {
+                    tracing::info!(%topic, "topic created (topics.create_missing)");
+                }
+            }
+        }
         let mut needed = topics.clone();
         needed.push(cfg.dead_letter.topic.clone());
         needed.extend(connectors.iter().flat_map(|c| c.topics()));

@@ -514,3 +514,69 @@ async fn kafkas_spelling_of_sasl_settings_connects_with_a_password_file_beside_t
     assert_eq!(code, 0, "{out}{err}");
     assert!(!err.contains(&password), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_with_create_missing_creates_the_catalogs_topics_first() {
+    let b = require_kafka!();
+    let dir = tempfile::tempdir().unwrap();
+    let (events, dlq) = (unique("cm-events"), unique("cm-dlq"));
+    std::fs::write(
+        dir.path().join("topics.toml"),
+        format!("[[topic]]\nname = \"{events}\"\npartitions = 2\n[[topic]]\nname = \"{dlq}\"\npartitions = 1\n"),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = config_file(
+        &dir,
+        &b,
+        &format!(
+            "[topics]\ncatalog = \"topics.toml\"\nreplication_factor = 1\ncreate_missing = true\n\
+             [dead_letter]\ntopic = \"{dlq}\"\n[ops]\nlisten = \"127.0.0.1:{port}\"\n"
+        ),
+    );
+    let mut child = l2f_command("warn")
+        .args([
+            "run",
+            "--group",
+            &unique("g-cm"),
+            "--audit-out",
+            "/dev/null",
+            "--config",
+        ])
+        .arg(&cfg)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..150 {
+        if let Ok(r) = http
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+        {
+            if r.status() == 200 {
+                ready = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(ready, "l2f run never became ready");
+    let marks = l2f_bus::admin::watermarks(&client(&b), &events, Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        marks.len(),
+        2,
+        "the catalog's topic was created with its partitions"
+    );
+}

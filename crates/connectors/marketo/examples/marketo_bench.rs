@@ -118,7 +118,10 @@ async fn main() {
             let body = &bodies[(b as usize) % bodies.len()];
             match c.push_leads(body, "email").await {
                 Ok(r) => {
-                    let ok = r.iter().filter(|x| x["status"] == "created" || x["status"] == "updated").count() as u64;
+                    let ok = r
+                        .iter()
+                        .filter(|x| x["status"] == "created" || x["status"] == "updated")
+                        .count() as u64;
                     f.fetch_add(body.len() as u64 - ok, Ordering::Relaxed);
                     ok
                 }
@@ -137,7 +140,11 @@ async fn main() {
     let codec = Arc::new(Codec::new());
     let sink = Arc::new(
         MarketoSink::from_config(
-            &MarketoConfig::new(&base, &cfg.client_id, SecretRef::Inline(cfg.client_secret.clone())),
+            &MarketoConfig::new(
+                &base,
+                &cfg.client_id,
+                SecretRef::Inline(cfg.client_secret.clone()),
+            ),
             codec.clone(),
         )
         .expect("sink"),
@@ -181,15 +188,23 @@ async fn main() {
     let mut bytes = 0usize;
     for i in 0..records {
         let out = event_record(&codec, "leads", &lead(i), None).expect("lead");
-        let l: LeadCaptured = codec.decode(out.payload.as_deref().unwrap()).expect("decode");
-        bytes += serde_json::to_vec(&to_marketo(&l).expect("ready")).unwrap().len();
+        let l: LeadCaptured = codec
+            .decode(out.payload.as_deref().unwrap())
+            .expect("decode");
+        bytes += serde_json::to_vec(&to_marketo(&l).expect("ready"))
+            .unwrap()
+            .len();
     }
     let work_s = work.elapsed().as_secs_f64();
     let ceiling = ceiling_n as f64 / ceiling_s;
     let through = sink_n as f64 / sink_s;
     println!("marketo ceiling (createOrUpdate of 300, straight over HTTP): {ceiling_n} leads in {ceiling_s:.2} s = {ceiling:.0} leads/s");
     println!("marketo sink (Avro → rule 2 → push of 300 → verdict):     {sink_n} leads in {sink_s:.2} s = {through:.0} leads/s");
-    println!("marketo sink / ceiling: {:.2} ({} calls of {per} leads, {CONCURRENCY} at a time)", through / ceiling, sink.stats().calls());
+    println!(
+        "marketo sink / ceiling: {:.2} ({} calls of {per} leads, {CONCURRENCY} at a time)",
+        through / ceiling,
+        sink.stats().calls()
+    );
     println!(
         "hub work alone (encode, decode, rule 2, map, JSON body; one thread, no HTTP): {:.0} leads/s ({:.1} µs a lead, {bytes} body bytes)",
         records as f64 / work_s,
