@@ -211,3 +211,47 @@ fn environment_overrides_the_file_and_is_checked_too() {
         ],
     );
 }
+
+#[test]
+fn a_salesforce_sandbox_paired_with_a_production_zuora_is_refused_naming_both_keys() {
+    let sections = |sf: &str, zuora: &str| {
+        format!(
+            "[kafka]\nbootstrap_servers = \"127.0.0.1:1\"\n\
+             [connectors.salesforce]\nlogin_url = \"{sf}\"\nclient_id = \"c\"\nclient_secret = \"s\"\n\
+             [connectors.zuora]\nbase_url = \"{zuora}\"\nclient_id = \"c\"\nclient_secret = \"s\"\n"
+        )
+    };
+    for (sf, zuora) in [
+        ("https://test.salesforce.com", "https://rest.zuora.com"),
+        (
+            "https://login.salesforce.com",
+            "https://rest.apisandbox.zuora.com",
+        ),
+    ] {
+        let (code, err, t) = l2f(&sections(sf, zuora), &["run"], &[]);
+        assert_ne!(code, 0);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains("handbook rule 12"), "{err}");
+        assert!(
+            err.contains("connectors.salesforce.login_url")
+                && err.contains("connectors.zuora.base_url"),
+            "{err}"
+        );
+        assert!(err.contains(sf) && err.contains(zuora), "{err}");
+        assert!(t < Duration::from_secs(10));
+    }
+    // A matching pair gets past the check (and then fails on the unreachable broker).
+    let (code, err, _) = l2f(
+        &sections(
+            "https://test.salesforce.com",
+            "https://rest.apisandbox.zuora.com",
+        ),
+        &["run"],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(
+        !err.contains("rule 12") && err.contains("unreachable"),
+        "{err}"
+    );
+}
