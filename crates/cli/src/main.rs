@@ -4,6 +4,7 @@
 //! non-zero exit; secrets never appear in them (see `l2f_bus::config`).
 
 mod cluster;
+mod cmd_config;
 mod cmd_demo;
 mod cmd_dlq;
 mod cmd_mocks;
@@ -62,6 +63,9 @@ enum Cmd {
     Schemas(cmd_schemas::SchemasCmd),
     /// Serve the mock enterprise apps on loopback.
     Mocks(cmd_mocks::MocksArgs),
+    /// The hub's configuration: check it as `run` would, without connecting.
+    #[command(subcommand)]
+    Config(cmd_config::ConfigCmd),
 }
 
 fn init_logs(format: LogFormat) {
@@ -87,6 +91,7 @@ async fn main() -> ExitCode {
         Cmd::Dlq(c) => cmd_dlq::run(c).await,
         Cmd::Schemas(c) => cmd_schemas::run(c),
         Cmd::Mocks(a) => cmd_mocks::run(a).await,
+        Cmd::Config(c) => cmd_config::run(c),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
