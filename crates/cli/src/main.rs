@@ -12,6 +12,8 @@ mod cmd_run;
 mod cmd_schemas;
 mod cmd_topics;
 mod connectors;
+#[cfg(test)]
+mod deploy_observability;
 mod ops;
 
 use std::path::PathBuf;
