@@ -3,7 +3,10 @@
 #  1. bus: l2f's producer and consume->no-op->commit loop vs Kafka's own perf tools
 #     (starts the local Apache Kafka when KAFKA_BOOTSTRAP is unset);
 #  2. contracts: Avro encode/decode vs serde_json on the same structs (criterion);
-#  3. mocks: requests/s of each mock app under a bounded loopback load.
+#  3. mocks: requests/s of each mock app under a bounded loopback load;
+#  4. replay: `l2f replay` of 1,000,000 records to JSON lines vs `kcat -C -e` (scripts/bench-replay.sh).
+#  5. zuora sink: orders/s through the connector beside the Zuora mock's ceiling for the same calls.
+#  6. salesforce sink: records/s through the lead sink beside the mock's ceiling for the same call.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kafka=deploy/local/kafka/kafka.sh
@@ -21,3 +24,9 @@ echo "== contracts (Avro encode/decode vs serde_json on the same structs, one th
 cargo bench -q -p l2f-contracts --bench codec
 echo "== mocks (bounded loopback load; exits 1 if a mock serves < 10,000 req/s)"
 cargo run -q --release -p l2f-mocks --example bench
+echo "== replay (l2f replay to JSON lines vs kcat -C -e raw, same range, same run; exits 1 on a missed target)"
+scripts/bench-replay.sh
+echo "== zuora sink (orders/s through the connector beside the Zuora mock's ceiling for the same calls)"
+cargo run -q --release -p l2f-connector-zuora --example zuora_bench
+echo "== connectors (records/s through the sink beside the mock's ceiling for the same call, same run)"
+cargo run -q --release -p l2f-connector-salesforce --example salesforce_bench

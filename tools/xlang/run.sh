@@ -13,11 +13,12 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
 OUT=build/xlang
 HISTORY="$(ls -d schemas/history/v* | sort -V | head -n1)"
-rm -rf "$OUT/rust" "$OUT/java" "$OUT/python" "$OUT/results.txt" "$OUT/maven.log"
+rm -rf "$OUT/rust" "$OUT/java" "$OUT/python" "$OUT/replay" "$OUT/results.txt" "$OUT/maven.log"
 mkdir -p "$OUT"
 
 echo "== setup: rust bridge, python venv, java (maven)"
 cargo build -q -p l2f-contracts --example xlang
+cargo build -q -p l2f-audit --example xlang_replay
 if [ ! -x build/xlang-venv/bin/python ]; then python3 -m venv build/xlang-venv; fi
 build/xlang-venv/bin/pip install -q --disable-pip-version-check -r tools/xlang/python/requirements.txt
 if ! mvn -q -B -Dstyle.color=never -f tools/xlang/java/pom.xml package > "$OUT/maven.log" 2>&1; then
@@ -44,11 +45,25 @@ echo "== rust reads python and java"
 run cargo run -q -p l2f-contracts --example xlang -- read "$OUT/python"
 run cargo run -q -p l2f-contracts --example xlang -- read "$OUT/java"
 
+replay_expected=0
+if [ -n "${KAFKA_BOOTSTRAP:-}" ]; then
+  echo "== replay export: rust writes (l2f replay --format avro), java and python recompute the digest"
+  replay_expected=3
+  run cargo run -q -p l2f-audit --example xlang_replay -- "$OUT/replay"
+  run java -cp "$JAVA_CP" dev.l2f.xlang.ReplayCheck "$OUT/replay/replay.avro" "$OUT/replay/replay.summary.json"
+  run build/xlang-venv/bin/python tools/xlang/python/replay_check.py "$OUT/replay/replay.avro" "$OUT/replay/replay.summary.json"
+elif [ -n "${CI:-}${REQUIRE_KAFKA:-}" ]; then
+  echo "FAIL replay export checks: KAFKA_BOOTSTRAP is not set" | tee -a "$OUT/results.txt"
+  status=1
+else
+  echo "skipped: the replay export checks need KAFKA_BOOTSTRAP (make test sets it)"
+fi
+
 passed=$(grep -c '^PASS' "$OUT/results.txt")
 failed=$(grep -c '^FAIL' "$OUT/results.txt")
 events=$(ls schemas/*.avsc | grep -vc common.avsc)
-# Per event: python 2, java 2, rust 2 (reads python, reads java).
-expected=$((events * 6))
+# Per event: python 2, java 2, rust 2 (reads python, reads java); plus the replay export's 3.
+expected=$((events * 6 + replay_expected))
 if [ "$passed" -ne "$expected" ]; then
   echo "expected $expected passing checks for $events event schemas, got $passed"
   status=1

@@ -224,8 +224,9 @@ impl<T> Loaded<T> {
         }
     }
 
-    /// Resolves every `{ file = "..." }` object (a secret from a file) inside a raw section,
-    /// such as a connector's, at `key`.
+    /// Resolves every `{ file = "..." }` object (a secret from a file) and every string under
+    /// a key ending in `_file` (a TLS certificate, a template) inside a raw section, such as a
+    /// connector's, at `key`.
     pub fn resolve_secrets_in(&self, key: &str, value: &mut serde_json::Value) {
         match value {
             serde_json::Value::Object(map) => {
@@ -240,7 +241,16 @@ impl<T> Loaded<T> {
                     }
                 }
                 for (k, v) in map.iter_mut() {
-                    self.resolve_secrets_in(&join_key(key, k), v);
+                    let at = join_key(key, k);
+                    match v {
+                        serde_json::Value::String(path) if k.ends_with("_file") => {
+                            *path = self
+                                .resolve(&at, Path::new(path.as_str()))
+                                .display()
+                                .to_string();
+                        }
+                        _ => self.resolve_secrets_in(&at, v),
+                    }
                 }
             }
             serde_json::Value::Array(items) => {
@@ -260,8 +270,9 @@ impl Loaded<BusConfig> {
     ///
     /// Paths resolved against the file: `topics.catalog`, `rules.dir`,
     /// `kafka.tls.ca_location`, `kafka.tls.certificate_location`, `kafka.tls.key_location`,
-    /// and every secret given as `{ file = "..." }` (`kafka.sasl.password`,
-    /// `kafka.tls.key_password`, and those inside `[connectors.*]` sections).
+    /// every secret given as `{ file = "..." }` (`kafka.sasl.password`,
+    /// `kafka.tls.key_password`, and those inside `[connectors.*]` sections), and every
+    /// `*_file` key of a connector section (`connectors.zuora.callout_tls.cert_file`).
     pub fn bus(file: Option<&Path>) -> Result<Self> {
         let mut loaded: Loaded<BusConfig> = load_with_origins(file)?;
         loaded.resolve_paths();
@@ -963,7 +974,7 @@ mod tests {
             &path,
             "[kafka]\nsecurity_protocol = \"SASL_SSL\"\n[kafka.sasl]\nmechanism = \"PLAIN\"\nusername = \"u\"\npassword = { file = \"secrets/pw\" }\n\
              [kafka.tls]\nca_location = \"ca.pem\"\n[topics]\ncatalog = \"topics.toml\"\n[rules]\ndir = \"rules\"\n\
-             [connectors.x]\nsecret = { file = \"x.secret\" }\n",
+             [connectors.x]\nsecret = { file = \"x.secret\" }\n[connectors.x.tls]\ncert_file = \"tls/cert.pem\"\n",
         )
         .unwrap();
         let mut loaded: Loaded<BusConfig> = load_with_origins(Some(&path)).unwrap();
@@ -983,6 +994,10 @@ mod tests {
         assert_eq!(
             cfg.connectors["x"]["secret"]["file"],
             conf.join("x.secret").display().to_string()
+        );
+        assert_eq!(
+            cfg.connectors["x"]["tls"]["cert_file"],
+            conf.join("tls/cert.pem").display().to_string()
         );
     }
 

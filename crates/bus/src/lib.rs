@@ -15,6 +15,7 @@
 //!   SASL/TLS, or the in-process embedded broker ([`embedded`]) when no bootstrap servers are set.
 
 pub mod admin;
+pub mod clock;
 pub mod config;
 pub mod consumer;
 pub mod dlq;
@@ -25,6 +26,7 @@ pub mod producer;
 pub mod reader;
 pub mod record;
 pub mod retry;
+pub mod scheduler;
 pub mod source;
 pub mod topics;
 pub mod transactional;

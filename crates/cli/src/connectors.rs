@@ -11,6 +11,8 @@ use l2f_rules::Rules;
 pub const REGISTRY: &[Registration] = &[
     l2f_connector_customers::REGISTRATION,
     l2f_connector_marketo::REGISTRATION,
+    l2f_connector_salesforce::REGISTRATION,
+    l2f_connector_zuora::REGISTRATION,
 ];
 
 /// Builds every connector configured under `[connectors.*]` (parsed with unknown keys

@@ -7,7 +7,9 @@ mod cluster;
 mod cmd_config;
 mod cmd_demo;
 mod cmd_dlq;
+mod cmd_history;
 mod cmd_mocks;
+mod cmd_replay;
 mod cmd_run;
 mod cmd_schemas;
 mod cmd_topics;
@@ -65,6 +67,11 @@ enum Cmd {
     Schemas(cmd_schemas::SchemasCmd),
     /// Serve the mock enterprise apps on loopback.
     Mocks(cmd_mocks::MocksArgs),
+    /// Export a time or offset range of topics (JSON lines or Avro) with a verifiable
+    /// summary, or check an export with --verify; joins no consumer group.
+    Replay(Box<cmd_replay::ReplayArgs>),
+    /// One customer's, lead's or subscription's story across topics, with causation links.
+    History(cmd_history::HistoryArgs),
     /// The hub's configuration: check it as `run` would, without connecting.
     #[command(subcommand)]
     Config(cmd_config::ConfigCmd),
@@ -93,6 +100,8 @@ async fn main() -> ExitCode {
         Cmd::Dlq(c) => cmd_dlq::run(c).await,
         Cmd::Schemas(c) => cmd_schemas::run(c),
         Cmd::Mocks(a) => cmd_mocks::run(a).await,
+        Cmd::Replay(a) => cmd_replay::run(*a).await,
+        Cmd::History(a) => cmd_history::run(a).await,
         Cmd::Config(c) => cmd_config::run(c),
     };
     match result {

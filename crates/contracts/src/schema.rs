@@ -377,6 +377,13 @@ impl Schema {
         self.full_json(&self.root, &mut seen)
     }
 
+    /// [`Schema::to_full_json`] for one of several schemas written into one document (a
+    /// union of events, say): named types already in `seen` are referred to by name, the
+    /// others are defined here and added to `seen`.
+    pub fn to_full_json_sharing(&self, seen: &mut HashSet<String>) -> Value {
+        self.full_json(&self.root, seen)
+    }
+
     fn full_json(&self, node: &Node, seen: &mut HashSet<String>) -> Value {
         match node {
             Node::Primitive(p, None) => Value::String(p.as_str().into()),

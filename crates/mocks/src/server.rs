@@ -374,10 +374,31 @@ impl MocksConfig {
                     );
                 }
             }
+            // With fixed ports the hub's callout receiver has a fixed address too (see
+            // deploy/l2f.mocks.toml): Zuora's callouts go there unless configured otherwise.
+            if self.zuora.callout_url.is_none() {
+                let port = base
+                    .checked_add(CALLOUT_PORT_OFFSET)
+                    .ok_or_else(|| Error::Config("port_base too high".into()))?;
+                self.zuora.callout_url = Some(format!("http://127.0.0.1:{port}/callouts/zuora"));
+                self.zuora
+                    .callout_username
+                    .get_or_insert_with(|| CALLOUT_USERNAME.into());
+                self.zuora
+                    .callout_password
+                    .get_or_insert_with(|| CALLOUT_PASSWORD.into());
+            }
         }
         Ok(())
     }
 }
+
+/// With `--port-base N`, Zuora's callouts go to `http://127.0.0.1:{N+100}/callouts/zuora`.
+pub const CALLOUT_PORT_OFFSET: u16 = 100;
+/// The callout receiver's basic-auth user with `--port-base` (test-only credentials).
+pub const CALLOUT_USERNAME: &str = "l2f-callouts";
+/// The callout receiver's basic-auth password with `--port-base` (test-only credentials).
+pub const CALLOUT_PASSWORD: &str = "l2f-callout-secret";
 
 /// Starts the mocks, writes their endpoints as JSON to `endpoints_file` (written
 /// whole, once every listener is bound), and serves until SIGINT or SIGTERM.

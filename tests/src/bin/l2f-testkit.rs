@@ -4,6 +4,8 @@
 //! `consume`: a consumer-loop member whose effect is appending `partition offset key value`
 //! lines to a file (written through before the handler returns).
 //! `transform`: a transactional stage copying one topic to another.
+//! `remind`: a keyed scheduler: each input record (value: a due time in ms since the epoch)
+//! arms a reminder for its key, which fires once, on the wall clock, as an output record.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -17,6 +19,7 @@ use l2f_bus::config::{ConsumerConfig, RetryConfig};
 use l2f_bus::consumer::{shutdown_on_signals, LoopSettings};
 use l2f_bus::dlq::DeadLetters;
 use l2f_bus::record::OutRecord;
+use l2f_bus::scheduler::{Change, KeyedScheduler, Schedule, SchedulerSettings, Step};
 use l2f_bus::transactional::{StageSettings, TransactionalStage};
 use l2f_bus::{ConsumerLoop, Handler, HandlerError, Producer, Record};
 use rdkafka::ClientConfig;
@@ -53,6 +56,71 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         delay_ms: u64,
     },
+    Remind {
+        #[arg(long)]
+        input: String,
+        #[arg(long)]
+        output: String,
+        #[arg(long)]
+        changelog: String,
+        #[arg(long)]
+        group: String,
+    },
+}
+
+/// A reminder per key: armed by a record, fired once when the clock reaches it.
+struct Reminders {
+    output: String,
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Clone)]
+struct Reminder {
+    due_ms: i64,
+    fired: bool,
+}
+
+impl Schedule for Reminders {
+    type State = Reminder;
+
+    fn on_record(
+        &mut self,
+        _key: &str,
+        _state: Option<&Reminder>,
+        record: &Record,
+        _now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Step<Reminder>, HandlerError> {
+        let due_ms = String::from_utf8_lossy(record.payload.as_deref().unwrap_or_default())
+            .parse()
+            .map_err(|_| HandlerError::permanent("value is not a due time"))?;
+        Ok(Step {
+            change: Change::Set(Reminder {
+                due_ms,
+                fired: false,
+            }),
+            out: vec![],
+        })
+    }
+
+    fn on_due(
+        &mut self,
+        key: &str,
+        state: &Reminder,
+        _now: chrono::DateTime<chrono::Utc>,
+    ) -> Step<Reminder> {
+        Step {
+            change: Change::Set(Reminder {
+                fired: true,
+                ..state.clone()
+            }),
+            out: vec![OutRecord::new(&self.output, key, "reminded")],
+        }
+    }
+
+    fn next_due(&self, state: &Reminder) -> Option<chrono::DateTime<chrono::Utc>> {
+        (!state.fired)
+            .then(|| chrono::DateTime::from_timestamp_millis(state.due_ms))
+            .flatten()
+    }
 }
 
 struct AppendToFile {
@@ -148,6 +216,26 @@ async fn main() -> anyhow::Result<()> {
                 }])
             });
             stage.run(shutdown).await?;
+        }
+        Cmd::Remind {
+            input,
+            output,
+            changelog,
+            group,
+        } => {
+            let mut settings =
+                SchedulerSettings::new(&group, &input, &changelog, &format!("{input}.dlq"));
+            settings.session_timeout = Duration::from_secs(6);
+            settings.transaction_timeout = Duration::from_secs(10);
+            settings.batch_size = 100;
+            KeyedScheduler::new(
+                &client,
+                settings,
+                Reminders { output },
+                l2f_bus::clock::wall(),
+            )
+            .run(shutdown)
+            .await?;
         }
     }
     Ok(())

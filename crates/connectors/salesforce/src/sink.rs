@@ -1,0 +1,345 @@
+//! The two sinks, both batch handlers over sObject Collections (up to 200 records a call,
+//! [`l2f_bus::Handler::handle_batch`]), each record's own result sorted by [`verdict`]:
+//! - [`LeadSink`]: `LeadCaptured` → `Lead` upserted by `L2f_Lead_Id__c`;
+//! - [`MirrorSink`]: Zuora's subscription events → `Zuora__CustomerAccount__c` then
+//!   `Zuora__Subscription__c`, each upserted by `Zuora__External_Id__c`.
+//!
+//! **Effectively-once**: an upsert by external id makes a redelivered record an update of
+//! the record it created the first time. Within one call every external id is sent once
+//! (Salesforce fails all records sharing a value with `DUPLICATE_VALUE`): records that share
+//! one get the same outcome.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use l2f_bus::{Handler, HandlerError, Record};
+use l2f_connector_kit::record::{decode, decode_any};
+use l2f_contracts::events::LeadCaptured;
+use l2f_contracts::Codec;
+use serde_json::{json, Value};
+use tracing::debug;
+
+use crate::client::{SalesforceClient, MAX_RECORDS_PER_CALL};
+use crate::mapping::{self, CUSTOMER_ACCOUNT, LEAD, SUBSCRIPTION};
+use crate::verdict::{verdict, Answer, Upserted};
+
+/// Counters of a sink's outcomes, readable while it runs (for the demo, metrics, tests).
+#[derive(Debug, Clone, Default)]
+pub struct SinkStats(Arc<Counters>);
+
+#[derive(Debug, Default)]
+struct Counters {
+    created: AtomicU64,
+    updated: AtomicU64,
+    skipped: AtomicU64,
+    unavailable: AtomicU64,
+    transient: AtomicU64,
+    permanent: AtomicU64,
+    calls: AtomicU64,
+}
+
+impl SinkStats {
+    /// Records Salesforce created.
+    pub fn created(&self) -> u64 {
+        self.0.created.load(Ordering::Relaxed)
+    }
+    /// Records Salesforce updated (already known by their external id).
+    pub fn updated(&self) -> u64 {
+        self.0.updated.load(Ordering::Relaxed)
+    }
+    /// Events the sink had nothing to write for (not its events).
+    pub fn skipped(&self) -> u64 {
+        self.0.skipped.load(Ordering::Relaxed)
+    }
+    /// Records handed back to wait because Salesforce was unavailable.
+    pub fn unavailable(&self) -> u64 {
+        self.0.unavailable.load(Ordering::Relaxed)
+    }
+    /// Records handed back for a bounded retry.
+    pub fn transient(&self) -> u64 {
+        self.0.transient.load(Ordering::Relaxed)
+    }
+    /// Records handed back for the dead-letter topic.
+    pub fn permanent(&self) -> u64 {
+        self.0.permanent.load(Ordering::Relaxed)
+    }
+    /// Collections calls made.
+    pub fn calls(&self) -> u64 {
+        self.0.calls.load(Ordering::Relaxed)
+    }
+
+    fn count<T>(&self, r: &Result<T, HandlerError>, done: impl Fn(&T) -> Option<bool>) {
+        let c = &self.0;
+        let counter = match r {
+            Ok(t) => match done(t) {
+                Some(true) => &c.created,
+                Some(false) => &c.updated,
+                None => &c.skipped,
+            },
+            Err(HandlerError::Transient { .. }) => &c.transient,
+            Err(HandlerError::Unavailable { .. }) => &c.unavailable,
+            Err(HandlerError::Permanent { .. }) => &c.permanent,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn created(u: &Upserted) -> Option<bool> {
+    Some(matches!(u, Upserted::Created(_)))
+}
+
+/// Upserts `bodies` (`(caller's index, record)`) of `sobject` by `field`, each external id
+/// once per call and at most `batch` records a call; one outcome per caller's index.
+async fn upsert_distinct(
+    client: &SalesforceClient,
+    stats: &SinkStats,
+    (sobject, field): (&str, &str),
+    bodies: Vec<(usize, Value)>,
+    batch: usize,
+) -> Vec<(usize, Result<Upserted, HandlerError>)> {
+    // The last body of each external id wins; every index sharing it shares its outcome.
+    let mut order: Vec<String> = Vec::new();
+    let mut by_key: HashMap<String, (Value, Vec<usize>)> = HashMap::new();
+    let mut out = Vec::with_capacity(bodies.len());
+    for (i, body) in bodies {
+        let Some(key) = body[field].as_str().map(str::to_string) else {
+            out.push((
+                i,
+                Err(HandlerError::permanent(format!(
+                    "{sobject} record has no {field} to upsert by"
+                ))),
+            ));
+            continue;
+        };
+        match by_key.get_mut(&key) {
+            Some((b, idx)) => {
+                *b = body;
+                idx.push(i);
+            }
+            None => {
+                order.push(key.clone());
+                by_key.insert(key, (body, vec![i]));
+            }
+        }
+    }
+    for keys in order.chunks(batch.clamp(1, MAX_RECORDS_PER_CALL)) {
+        let records: Vec<Value> = keys.iter().map(|k| by_key[k].0.clone()).collect();
+        stats.0.calls.fetch_add(1, Ordering::Relaxed);
+        let result = client.upsert_collection(sobject, field, &records).await;
+        for (n, k) in keys.iter().enumerate() {
+            let v = verdict(Answer::of(&result, n));
+            if let Err(e) = &v {
+                debug!(sobject, external_id = %k, error = %e, "Salesforce upsert failed");
+            }
+            for &i in &by_key[k].1 {
+                out.push((i, v.clone()));
+            }
+        }
+    }
+    out
+}
+
+fn collect<T>(
+    n: usize,
+    parts: Vec<(usize, Result<T, HandlerError>)>,
+) -> Vec<Result<T, HandlerError>> {
+    let mut out: Vec<Option<Result<T, HandlerError>>> = (0..n).map(|_| None).collect();
+    for (i, r) in parts {
+        out[i] = Some(r);
+    }
+    out.into_iter()
+        .map(|o| {
+            o.unwrap_or_else(|| {
+                Err(HandlerError::permanent(
+                    "record not handled (a bug in the sink)",
+                ))
+            })
+        })
+        .collect()
+}
+
+/// The leads sink as an [`l2f_bus::Handler`]: decode, map (rule 2), upsert, classify.
+pub struct LeadSink {
+    client: Arc<SalesforceClient>,
+    codec: Arc<Codec>,
+    batch: usize,
+    stats: SinkStats,
+}
+
+impl LeadSink {
+    /// A sink over `client`; `batch` is the most leads per call (at most 200).
+    pub fn new(client: Arc<SalesforceClient>, codec: Arc<Codec>, batch: usize) -> Self {
+        LeadSink {
+            client,
+            codec,
+            batch: batch.clamp(1, MAX_RECORDS_PER_CALL),
+            stats: SinkStats::default(),
+        }
+    }
+
+    /// Live counters of this sink.
+    pub fn stats(&self) -> SinkStats {
+        self.stats.clone()
+    }
+
+    /// Decodes and upserts `records` (those that decode and are ready), one call per 200;
+    /// one outcome per record, in order.
+    pub async fn push(&self, records: &[Record]) -> Vec<Result<Upserted, HandlerError>> {
+        let mut parts = Vec::new();
+        let mut bodies = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            match decode::<LeadCaptured>(&self.codec, r).and_then(|l| mapping::lead(&l)) {
+                Ok(body) => bodies.push((i, body)),
+                Err(e) => parts.push((i, Err(e))),
+            }
+        }
+        parts.extend(upsert_distinct(&self.client, &self.stats, LEAD, bodies, self.batch).await);
+        let out = collect(records.len(), parts);
+        out.iter().for_each(|r| self.stats.count(r, created));
+        out
+    }
+}
+
+impl Handler for LeadSink {
+    async fn handle(&self, record: &Record) -> Result<(), HandlerError> {
+        self.handle_batch(std::slice::from_ref(record))
+            .await
+            .pop()
+            .unwrap_or(Ok(()))
+    }
+
+    fn max_batch(&self) -> usize {
+        self.batch
+    }
+
+    async fn handle_batch(&self, records: &[Record]) -> Vec<Result<(), HandlerError>> {
+        self.push(records)
+            .await
+            .into_iter()
+            .map(|r| r.map(|_| ()))
+            .collect()
+    }
+
+    async fn probe(&self) -> bool {
+        self.client.limits().await.is_ok()
+    }
+}
+
+/// What the mirror did with one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mirrored {
+    /// Not an event the mirror writes (not from Zuora, or nothing to mirror).
+    Skipped,
+    /// The subscription record was upserted.
+    Upserted(Upserted),
+}
+
+/// The billing mirror as an [`l2f_bus::Handler`]: Zuora's subscription events upserted into
+/// the Zuora objects of Salesforce, customer accounts first (their ids are the
+/// subscriptions' lookups).
+pub struct MirrorSink {
+    client: Arc<SalesforceClient>,
+    codec: Arc<Codec>,
+    batch: usize,
+    stats: SinkStats,
+}
+
+impl MirrorSink {
+    /// A sink over `client`; `batch` is the most records per call (at most 200).
+    pub fn new(client: Arc<SalesforceClient>, codec: Arc<Codec>, batch: usize) -> Self {
+        MirrorSink {
+            client,
+            codec,
+            batch: batch.clamp(1, MAX_RECORDS_PER_CALL),
+            stats: SinkStats::default(),
+        }
+    }
+
+    /// Live counters of this sink (created/updated count subscription records).
+    pub fn stats(&self) -> SinkStats {
+        self.stats.clone()
+    }
+
+    /// Decodes and mirrors `records`: one call for their customer accounts (when any), one
+    /// for their subscriptions; one outcome per record, in order. A subscription whose
+    /// account failed gets the account's outcome and is not sent.
+    pub async fn push(&self, records: &[Record]) -> Vec<Result<Mirrored, HandlerError>> {
+        let mut parts: Vec<(usize, Result<Mirrored, HandlerError>)> = Vec::new();
+        let mut mirrors = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            match decode_any(&self.codec, r).map(|e| mapping::mirror(&e)) {
+                Ok(Some(m)) => mirrors.push((i, m)),
+                Ok(None) => parts.push((i, Ok(Mirrored::Skipped))),
+                Err(e) => parts.push((i, Err(e))),
+            }
+        }
+        let accounts: Vec<(usize, Value)> = mirrors
+            .iter()
+            .filter_map(|(i, m)| m.account.clone().map(|a| (*i, a)))
+            .collect();
+        let mut account_of: HashMap<usize, Result<Upserted, HandlerError>> = HashMap::new();
+        if !accounts.is_empty() {
+            account_of = upsert_distinct(
+                &self.client,
+                &self.stats,
+                CUSTOMER_ACCOUNT,
+                accounts,
+                self.batch,
+            )
+            .await
+            .into_iter()
+            .collect();
+        }
+        let mut subs = Vec::new();
+        for (i, mut m) in mirrors {
+            match account_of.remove(&i) {
+                Some(Err(e)) => parts.push((i, Err(e))),
+                Some(Ok(a)) => {
+                    m.subscription["Zuora__CustomerAccount__c"] = json!(a.id());
+                    subs.push((i, m.subscription));
+                }
+                None => subs.push((i, m.subscription)),
+            }
+        }
+        parts.extend(
+            upsert_distinct(&self.client, &self.stats, SUBSCRIPTION, subs, self.batch)
+                .await
+                .into_iter()
+                .map(|(i, r)| (i, r.map(Mirrored::Upserted))),
+        );
+        let out = collect(records.len(), parts);
+        out.iter().for_each(|r| {
+            self.stats.count(r, |m| match m {
+                Mirrored::Skipped => None,
+                Mirrored::Upserted(u) => created(u),
+            })
+        });
+        out
+    }
+}
+
+impl Handler for MirrorSink {
+    async fn handle(&self, record: &Record) -> Result<(), HandlerError> {
+        self.handle_batch(std::slice::from_ref(record))
+            .await
+            .pop()
+            .unwrap_or(Ok(()))
+    }
+
+    fn max_batch(&self) -> usize {
+        self.batch
+    }
+
+    async fn handle_batch(&self, records: &[Record]) -> Vec<Result<(), HandlerError>> {
+        self.push(records)
+            .await
+            .into_iter()
+            .map(|r| r.map(|_| ()))
+            .collect()
+    }
+
+    async fn probe(&self) -> bool {
+        self.client.limits().await.is_ok()
+    }
+}
