@@ -228,6 +228,53 @@ fn the_alert_rules_parse_and_cover_the_operators_alerts() {
     assert!(unavailable.expr.contains("l2f_partitions_waiting"));
 }
 
+/// A heading's anchor as GitHub makes it: lower case, spaces to `-`, other punctuation dropped.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn every_runbook_link_of_the_alerts_is_a_section_of_the_operators_guide() {
+    let guide_path = observability().join("../../docs/operators-guide.md");
+    let guide = std::fs::read_to_string(&guide_path).expect("docs/operators-guide.md");
+    let anchors: BTreeSet<String> = guide
+        .lines()
+        .filter_map(|l| {
+            l.trim_start_matches('#')
+                .strip_prefix(' ')
+                .filter(|_| l.starts_with('#'))
+        })
+        .map(anchor)
+        .collect();
+    let rules = read("alerts.yaml");
+    let links: Vec<&str> = rules
+        .split("docs/operators-guide.md#")
+        .skip(1)
+        .map(|rest| {
+            rest.split(|c: char| !(c.is_alphanumeric() || c == '-'))
+                .next()
+                .unwrap()
+        })
+        .collect();
+    assert!(links.len() >= 6, "{links:?}");
+    for l in links {
+        assert!(
+            anchors.contains(l),
+            "alerts.yaml links docs/operators-guide.md#{l}, which has no such section"
+        );
+    }
+    assert_eq!(anchor("A poison record"), "a-poison-record");
+}
+
 /// promtool, when installed: `check rules`, the rules' unit tests, and the compose
 /// Prometheus configuration.
 #[test]
