@@ -142,8 +142,12 @@ async fn compatibility_and_errors_follow_the_registry() {
     assert!(!client.is_compatible(&breaking).await.unwrap());
     let err = client.fetch(4242).await.unwrap_err().to_string();
     assert!(err.contains("404") && err.contains("40403"), "{err}");
-    let down = RegistryClient::new("http://127.0.0.1:9");
-    assert!(matches!(down.fetch(1).await, Err(Error::Registry(_))));
+    let mut nobody = l2f_contracts::registry::RegistryConfig::new("http://127.0.0.1:9");
+    nobody.retry_wait = std::time::Duration::from_millis(10);
+    let down = RegistryClient::with_config(&nobody).unwrap();
+    let err = down.fetch(1).await.unwrap_err();
+    assert!(matches!(err, Error::Registry(_)));
+    assert!(err.to_string().contains("(after 4 attempts)"), "{err}");
 }
 
 #[tokio::test]
