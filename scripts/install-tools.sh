@@ -3,16 +3,19 @@
 # packages, only when they are missing (idempotent: a second run installs nothing).
 #   kcat   the librdkafka CLI that `make bench` times `l2f replay` against
 #   time   GNU time (/usr/bin/time), for the peak memory (max RSS) of a benchmarked process
+#   promtool  Prometheus's rule and config checker (Debian's `prometheus`), for the alert rules
+#          of deploy/observability (crates/cli/src/deploy_observability.rs)
 # Usage: scripts/install-tools.sh [TOOL...]   (default: all of the above)
 set -euo pipefail
 tools=("$@")
-if [ ${#tools[@]} -eq 0 ]; then tools=(kcat time); fi
+if [ ${#tools[@]} -eq 0 ]; then tools=(kcat time promtool); fi
 missing=()
 for t in "${tools[@]}"; do
   case "$t" in
     kcat) command -v kcat >/dev/null 2>&1 || missing+=(kcat) ;;
     time) [ -x /usr/bin/time ] || missing+=(time) ;;
-    *) echo "install-tools: unknown tool $t (known: kcat, time)" >&2; exit 2 ;;
+    promtool) command -v promtool >/dev/null 2>&1 || missing+=(prometheus) ;;
+    *) echo "install-tools: unknown tool $t (known: kcat, time, promtool)" >&2; exit 2 ;;
   esac
 done
 if [ ${#missing[@]} -eq 0 ]; then
@@ -25,8 +28,12 @@ echo "install-tools: installing ${missing[*]} from Debian's packages" >&2
 if ! apt-cache show "${missing[@]}" >/dev/null 2>&1; then
   $sudo apt-get update -qq
 fi
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 for t in "${missing[@]}"; do
-  if [ "$t" = time ]; then bin=/usr/bin/time; else bin="$(command -v "$t" || true)"; fi
+  case "$t" in
+    time) bin=/usr/bin/time ;;
+    prometheus) bin="$(command -v promtool || true)" ;;
+    *) bin="$(command -v "$t" || true)" ;;
+  esac
   [ -n "$bin" ] && [ -x "$bin" ] || { echo "install-tools: $t still missing" >&2; exit 1; }
 done

@@ -33,6 +33,8 @@ step() {
     failed=1
   fi
 }
+# promtool checks the alert rules (deploy/observability); required by that test under CI.
+step scripts/install-tools.sh promtool
 step cargo test --workspace
 step cargo run -q -p l2f-cli -- schemas lint
 step cargo run -q -p l2f-cli -- schemas check

@@ -2,6 +2,11 @@
 //! retention, cleanup policy, the events it carries), and `apply`, which creates what is
 //! missing and reports drift — it never deletes, never shrinks and never rewrites a config
 //! behind an operator's back.
+//!
+//! The catalog is the one source of the topics' shape: [`Catalog::resolved`] is it with the
+//! defaults applied and the broker configs spelt out (`l2f topics export --format json`), and
+//! [`Catalog::to_strimzi`] turns it into Strimzi `KafkaTopic` resources
+//! (`l2f topics export --format strimzi`) for clusters whose topics a Topic Operator owns.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -179,6 +184,290 @@ impl TopicSpec {
         }
         Ok(out)
     }
+}
+
+/// A topic with the catalog's defaults applied and its broker configs spelt out as the broker
+/// names them: what a cluster should hold, whichever tool creates it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolvedTopic {
+    /// Topic name.
+    pub name: String,
+    /// Partitions.
+    pub partitions: i32,
+    /// Replication factor.
+    pub replication_factor: i32,
+    /// Broker-side topic configs (`retention.ms`, `cleanup.policy`, and the spec's `config`).
+    pub configs: BTreeMap<String, String>,
+    /// What the record key is (documentation).
+    pub key: Option<String>,
+    /// Event types the topic carries (documentation).
+    pub events: Vec<String>,
+}
+
+impl Catalog {
+    /// Every topic, in catalog order, with defaults applied; `replication_factor` forces one
+    /// on every topic (as `topics.replication_factor` does for `apply`).
+    pub fn resolved(&self, replication_factor: Option<i32>) -> Result<Vec<ResolvedTopic>> {
+        self.topics
+            .iter()
+            .map(|t| {
+                Ok(ResolvedTopic {
+                    name: t.name.clone(),
+                    partitions: self.partitions(t),
+                    replication_factor: replication_factor.unwrap_or(self.replication(t)),
+                    configs: t
+                        .desired_configs()
+                        .map_err(|e| BusError::Config(format!("topic {}: {e}", t.name)))?,
+                    key: t.key.clone(),
+                    events: t.events.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// The catalog as Strimzi `KafkaTopic` resources, one per topic, in catalog order.
+    ///
+    /// A topic whose name is not a legal Kubernetes resource name (upper case, `_`) gets a
+    /// lower-cased, `-`-for-`_` resource name and keeps its own in `spec.topicName`; two
+    /// topics that would share a resource name are an error naming both.
+    pub fn to_strimzi(&self, opts: &StrimziOptions) -> Result<Vec<KafkaTopic>> {
+        let mut names: BTreeMap<String, String> = BTreeMap::new();
+        self.resolved(opts.replication_factor)?
+            .into_iter()
+            .map(|t| {
+                let resource = resource_name(&t.name);
+                if let Some(other) = names.insert(resource.clone(), t.name.clone()) {
+                    return Err(BusError::Config(format!(
+                        "topics {other} and {} would both be the KafkaTopic resource {resource}",
+                        t.name
+                    )));
+                }
+                Ok(KafkaTopic::from_resolved(t, resource, opts))
+            })
+            .collect()
+    }
+}
+
+/// The API version of the `KafkaTopic` resources [`Catalog::to_strimzi`] writes.
+pub const STRIMZI_API_VERSION: &str = "kafka.strimzi.io/v1beta2";
+/// The label that tells Strimzi's Topic Operator which `Kafka` cluster a topic belongs to.
+pub const STRIMZI_CLUSTER_LABEL: &str = "strimzi.io/cluster";
+/// Annotation carrying the catalog's `key` (documentation travels with the resource).
+pub const KEY_ANNOTATION: &str = "l2f.dev/key";
+/// Annotation carrying the catalog's `events`, as a JSON array.
+pub const EVENTS_ANNOTATION: &str = "l2f.dev/events";
+
+/// Where the exported resources go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StrimziOptions {
+    /// The `Kafka` resource's name (the `strimzi.io/cluster` label).
+    pub cluster: String,
+    /// The namespace of the resources (the Topic Operator's watched namespace); `None` leaves
+    /// it to `kubectl apply -n`.
+    pub namespace: Option<String>,
+    /// Forces this replication factor on every topic.
+    pub replication_factor: Option<i32>,
+}
+
+/// A Strimzi `KafkaTopic` resource (`kafka.strimzi.io/v1beta2`), the fields l2f sets.
+/// See the Strimzi documentation, "Using the Topic Operator" and the KafkaTopic schema
+/// reference (<https://strimzi.io/docs/operators/latest/configuring#type-KafkaTopic-reference>).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KafkaTopic {
+    /// `kafka.strimzi.io/v1beta2`.
+    pub api_version: String,
+    /// `KafkaTopic`.
+    pub kind: String,
+    /// Name, namespace, labels and annotations.
+    pub metadata: ObjectMeta,
+    /// Partitions, replicas, configs.
+    pub spec: KafkaTopicSpec,
+}
+
+/// The Kubernetes object metadata of an exported resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectMeta {
+    /// The resource name (the topic's, when legal).
+    pub name: String,
+    /// The namespace, when one was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// `strimzi.io/cluster` and `app.kubernetes.io/part-of`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The catalog's documentation of the topic (key, events).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The `spec` of a `KafkaTopic`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KafkaTopicSpec {
+    /// The Kafka topic's name when it differs from the resource's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic_name: Option<String>,
+    /// Partitions.
+    pub partitions: i32,
+    /// Replication factor.
+    pub replicas: i32,
+    /// Topic configs, as Strimzi's examples write them (numbers as numbers).
+    #[serde(default)]
+    pub config: BTreeMap<String, ConfigValue>,
+}
+
+/// A topic config value: a number where the broker's value is one, text otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ConfigValue {
+    /// `retention.ms: 2592000000`.
+    Number(i64),
+    /// `cleanup.policy: delete` (and booleans, which YAML reads back as text here).
+    Text(String),
+}
+
+impl ConfigValue {
+    fn of(value: &str) -> ConfigValue {
+        match value.parse::<i64>() {
+            // Only when printing the number gives back the same text ("007" stays text).
+            Ok(n) if n.to_string() == value => ConfigValue::Number(n),
+            _ => ConfigValue::Text(value.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for ConfigValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigValue::Number(n) => write!(f, "{n}"),
+            ConfigValue::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+/// A legal Kubernetes resource name (RFC 1123 subdomain) for topic `name`.
+fn resource_name(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| match c {
+            '_' => '-',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect();
+    // A resource name starts and ends with an alphanumeric character.
+    while out.starts_with(['-', '.']) {
+        out.remove(0);
+    }
+    while out.ends_with(['-', '.']) {
+        out.pop();
+    }
+    out.truncate(253);
+    out
+}
+
+impl KafkaTopic {
+    fn from_resolved(t: ResolvedTopic, resource: String, opts: &StrimziOptions) -> KafkaTopic {
+        let mut labels = BTreeMap::new();
+        labels.insert(STRIMZI_CLUSTER_LABEL.to_string(), opts.cluster.clone());
+        labels.insert("app.kubernetes.io/part-of".to_string(), "l2f".to_string());
+        let mut annotations = BTreeMap::new();
+        if let Some(k) = &t.key {
+            annotations.insert(KEY_ANNOTATION.to_string(), k.clone());
+        }
+        if !t.events.is_empty() {
+            annotations.insert(
+                EVENTS_ANNOTATION.to_string(),
+                serde_json::to_string(&t.events).expect("a list of strings serialises"),
+            );
+        }
+        KafkaTopic {
+            api_version: STRIMZI_API_VERSION.to_string(),
+            kind: "KafkaTopic".to_string(),
+            metadata: ObjectMeta {
+                name: resource.clone(),
+                namespace: opts.namespace.clone(),
+                labels,
+                annotations,
+            },
+            spec: KafkaTopicSpec {
+                topic_name: (resource != t.name).then(|| t.name.clone()),
+                partitions: t.partitions,
+                replicas: t.replication_factor,
+                config: t
+                    .configs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), ConfigValue::of(v)))
+                    .collect(),
+            },
+        }
+    }
+
+    /// The Kafka topic this resource makes: `spec.topicName`, else the resource's name.
+    pub fn topic(&self) -> &str {
+        self.spec
+            .topic_name
+            .as_deref()
+            .unwrap_or(&self.metadata.name)
+    }
+
+    /// The topic as the catalog resolves it, read back from the resource (the inverse of
+    /// [`Catalog::to_strimzi`], so a test can prove the export loses nothing).
+    pub fn to_resolved(&self) -> std::result::Result<ResolvedTopic, String> {
+        let events = match self.metadata.annotations.get(EVENTS_ANNOTATION) {
+            Some(json) => serde_json::from_str(json).map_err(|e| {
+                format!(
+                    "{}: annotation {EVENTS_ANNOTATION}: {e}",
+                    self.metadata.name
+                )
+            })?,
+            None => Vec::new(),
+        };
+        Ok(ResolvedTopic {
+            name: self.topic().to_string(),
+            partitions: self.spec.partitions,
+            replication_factor: self.spec.replicas,
+            configs: self
+                .spec
+                .config
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_string()))
+                .collect(),
+            key: self.metadata.annotations.get(KEY_ANNOTATION).cloned(),
+            events,
+        })
+    }
+}
+
+/// The resources as one YAML stream, one document per topic, after `header` (comment lines,
+/// each written with a leading `# `).
+pub fn strimzi_yaml(topics: &[KafkaTopic], header: &[String]) -> Result<String> {
+    let mut out = String::new();
+    for line in header {
+        out.push_str("# ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    for t in topics {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml::to_string(t).map_err(|e| {
+            BusError::Config(format!("writing KafkaTopic {}: {e}", t.metadata.name))
+        })?);
+    }
+    Ok(out)
+}
+
+/// Reads back a YAML stream of `KafkaTopic` resources (every document must be one).
+pub fn parse_strimzi_yaml(text: &str) -> std::result::Result<Vec<KafkaTopic>, String> {
+    use serde::Deserialize as _;
+    serde_yaml::Deserializer::from_str(text)
+        .enumerate()
+        .map(|(i, doc)| {
+            KafkaTopic::deserialize(doc).map_err(|e| format!("document {}: {e}", i + 1))
+        })
+        .collect()
 }
 
 /// One difference between the catalog and the cluster.
@@ -557,5 +846,105 @@ mod tests {
         ] {
             assert!(cat.get(t).is_some(), "{t} missing from the catalog");
         }
+    }
+
+    fn shipped() -> Catalog {
+        Catalog::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/topics.toml"))
+            .unwrap()
+    }
+
+    fn opts() -> StrimziOptions {
+        StrimziOptions {
+            cluster: "l2f".into(),
+            namespace: Some("kafka".into()),
+            replication_factor: None,
+        }
+    }
+
+    #[test]
+    fn the_strimzi_export_parses_as_yaml_and_round_trips_the_shipped_catalog() {
+        let cat = shipped();
+        let yaml = strimzi_yaml(&cat.to_strimzi(&opts()).unwrap(), &["header".into()]).unwrap();
+        assert!(yaml.starts_with("# header\n---\n"), "{yaml}");
+        // Read with a YAML parser that knows nothing of our types first: every document is a
+        // KafkaTopic of the v1beta2 API, labelled with its cluster.
+        let docs: Vec<serde_yaml::Value> = serde_yaml::Deserializer::from_str(&yaml)
+            .map(|d| serde_yaml::Value::deserialize(d).unwrap())
+            .collect();
+        assert_eq!(docs.len(), cat.topics.len());
+        for d in &docs {
+            assert_eq!(d["apiVersion"], "kafka.strimzi.io/v1beta2");
+            assert_eq!(d["kind"], "KafkaTopic");
+            assert_eq!(d["metadata"]["labels"]["strimzi.io/cluster"], "l2f");
+            assert_eq!(d["metadata"]["namespace"], "kafka");
+        }
+        // Then back into the catalog's terms: every topic, partitions, replicas, configs,
+        // key and events, in order, exactly.
+        let back: Vec<ResolvedTopic> = parse_strimzi_yaml(&yaml)
+            .unwrap()
+            .iter()
+            .map(|t| t.to_resolved().unwrap())
+            .collect();
+        assert_eq!(back, cat.resolved(None).unwrap());
+        let leads = &back[0];
+        assert_eq!(leads.name, "leads");
+        assert_eq!(
+            (leads.partitions, leads.replication_factor),
+            (6, 3),
+            "defaults applied"
+        );
+        assert_eq!(leads.configs["retention.ms"], "7776000000");
+        assert_eq!(leads.configs["cleanup.policy"], "delete");
+        let offsets = back.iter().find(|t| t.name == "source-offsets").unwrap();
+        assert_eq!(offsets.configs["cleanup.policy"], "compact");
+        assert_eq!(offsets.configs["retention.ms"], "-1");
+    }
+
+    #[test]
+    fn numbers_are_written_as_numbers_and_text_as_text() {
+        let yaml = strimzi_yaml(&shipped().to_strimzi(&opts()).unwrap(), &[]).unwrap();
+        assert!(yaml.contains("    retention.ms: 7776000000\n"), "{yaml}");
+        assert!(yaml.contains("    cleanup.policy: delete\n"), "{yaml}");
+        assert_eq!(ConfigValue::of("007"), ConfigValue::Text("007".into()));
+        assert_eq!(ConfigValue::of("-1"), ConfigValue::Number(-1));
+    }
+
+    #[test]
+    fn a_forced_replication_factor_and_no_namespace_are_honoured() {
+        let topics = shipped()
+            .to_strimzi(&StrimziOptions {
+                cluster: "dev".into(),
+                namespace: None,
+                replication_factor: Some(1),
+            })
+            .unwrap();
+        assert!(topics.iter().all(|t| t.spec.replicas == 1));
+        let yaml = strimzi_yaml(&topics, &[]).unwrap();
+        assert!(!yaml.contains("namespace:"), "{yaml}");
+        assert!(yaml.contains("strimzi.io/cluster: dev"), "{yaml}");
+    }
+
+    #[test]
+    fn a_topic_name_kubernetes_refuses_keeps_its_name_in_topic_name() {
+        let cat = Catalog::parse(
+            "[[topic]]\nname = \"Billing_Events\"\n[[topic]]\nname = \"plain\"\n",
+            "t",
+        )
+        .unwrap();
+        let topics = cat.to_strimzi(&opts()).unwrap();
+        assert_eq!(topics[0].metadata.name, "billing-events");
+        assert_eq!(topics[0].spec.topic_name.as_deref(), Some("Billing_Events"));
+        assert_eq!(topics[0].topic(), "Billing_Events");
+        assert_eq!(topics[1].spec.topic_name, None);
+        let back = parse_strimzi_yaml(&strimzi_yaml(&topics, &[]).unwrap()).unwrap();
+        assert_eq!(back, topics);
+
+        let clash = Catalog::parse(
+            "[[topic]]\nname = \"a_b\"\n[[topic]]\nname = \"a-b\"\n",
+            "t",
+        )
+        .unwrap();
+        let err = clash.to_strimzi(&opts()).unwrap_err().to_string();
+        assert!(err.contains("a_b and a-b") && err.contains("a-b"), "{err}");
     }
 }

@@ -33,7 +33,6 @@ pub struct LoadedConfig {
     /// The handbook's rule tables: `rules.dir`, or the ones built into the binary.
     pub rules: Rules,
     /// The configuration file, if one was given.
-    #[allow(dead_code)]
     pub file: Option<PathBuf>,
     /// Every connector configured under `[connectors.*]`, built and checked.
     pub connectors: Vec<Box<dyn Connector>>,

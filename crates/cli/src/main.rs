@@ -4,6 +4,7 @@
 //! non-zero exit; secrets never appear in them (see `l2f_bus::config`).
 
 mod cluster;
+mod cmd_config;
 mod cmd_demo;
 mod cmd_dlq;
 mod cmd_history;
@@ -13,6 +14,8 @@ mod cmd_run;
 mod cmd_schemas;
 mod cmd_topics;
 mod connectors;
+#[cfg(test)]
+mod deploy_observability;
 mod ops;
 
 use std::path::PathBuf;
@@ -69,6 +72,9 @@ enum Cmd {
     Replay(Box<cmd_replay::ReplayArgs>),
     /// One customer's, lead's or subscription's story across topics, with causation links.
     History(cmd_history::HistoryArgs),
+    /// The hub's configuration: check it as `run` would, without connecting.
+    #[command(subcommand)]
+    Config(cmd_config::ConfigCmd),
 }
 
 fn init_logs(format: LogFormat) {
@@ -96,6 +102,7 @@ async fn main() -> ExitCode {
         Cmd::Mocks(a) => cmd_mocks::run(a).await,
         Cmd::Replay(a) => cmd_replay::run(*a).await,
         Cmd::History(a) => cmd_history::run(a).await,
+        Cmd::Config(c) => cmd_config::run(c),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

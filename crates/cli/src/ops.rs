@@ -236,3 +236,72 @@ async fn readyz(State(ops): State<Ops>) -> impl IntoResponse {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
     }
 }
+
+/// Every metric name `/metrics` can carry, as a query writes it (a counter with its `_total`):
+/// the exposition of one pipeline of each kind, read back. The dashboards and alert rules in
+/// `deploy/observability/` are checked against it.
+#[cfg(test)]
+pub fn metric_names() -> Vec<String> {
+    use l2f_connector_kit::Pipeline;
+    let pipelines = Pipelines::default();
+    pipelines.add(Pipeline {
+        connector: "sink",
+        name: "group".into(),
+        stats: PipelineStats::Sink(LoopStats::default()),
+    });
+    pipelines.add(Pipeline {
+        connector: "source",
+        name: "source".into(),
+        stats: PipelineStats::Source(SourceStats::default()),
+    });
+    let mut names: Vec<String> = Ops::new(pipelines)
+        .render()
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_once(' '))
+        .flat_map(|(name, kind)| match kind {
+            "counter" => vec![format!("{name}_total")],
+            "histogram" => ["_bucket", "_sum", "_count"]
+                .iter()
+                .map(|s| format!("{name}{s}"))
+                .collect(),
+            _ => vec![name.to_string()],
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_names_cover_sinks_and_sources_as_queries_spell_them() {
+        let names = metric_names();
+        for n in [
+            "l2f_records_handled_total",
+            "l2f_dead_letters_total",
+            "l2f_records_in_memory",
+            "l2f_partitions_waiting",
+            "l2f_source_active",
+            "l2f_source_failed_polls_total",
+        ] {
+            assert!(names.contains(&n.to_string()), "{n} missing from {names:?}");
+        }
+        // Each name is one a sample line of a live exposition really carries.
+        let pipelines = Pipelines::default();
+        pipelines.add(l2f_connector_kit::Pipeline {
+            connector: "marketo",
+            name: "l2f-connector-marketo".into(),
+            stats: PipelineStats::Sink(LoopStats::default()),
+        });
+        let text = Ops::new(pipelines).render();
+        assert!(
+            text.contains(
+                r#"l2f_records_handled_total{connector="marketo",group="l2f-connector-marketo"} 0"#
+            ),
+            "{text}"
+        );
+    }
+}
