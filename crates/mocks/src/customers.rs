@@ -44,7 +44,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::kit::{FaultRule, Feed};
+use crate::kit::{rfc3339, Clock, FaultRule, Feed};
 use crate::own::{self, ApiError, FeedParams, OwnApp};
 use crate::store::Store;
 use crate::Listen;
@@ -301,8 +301,17 @@ pub type Customers = OwnApp<Data, Catalog>;
 
 impl Customers {
     /// Builds the app, loading saved state from `store` if given; refuses a catalog whose
-    /// prices or currency do not parse.
+    /// prices or currency do not parse. Business time is the wall clock.
     pub fn new(cfg: Config, store: Option<Arc<Store>>) -> crate::Result<Arc<Self>> {
+        Self::with_clock(cfg, store, Clock::wall())
+    }
+
+    /// As [`Customers::new`], reading purchase, form and feed times from `clock`.
+    pub fn with_clock(
+        cfg: Config,
+        store: Option<Arc<Store>>,
+        clock: Arc<Clock>,
+    ) -> crate::Result<Arc<Self>> {
         let price = |what: &str, p: &str| {
             cents(p).ok_or_else(|| {
                 crate::Error::Config(format!(
@@ -329,7 +338,14 @@ impl Customers {
             add_ons,
             currency: cfg.currency,
         };
-        let app = OwnApp::build("customers", cfg.api_token, cfg.faults, store, catalog)?;
+        let app = OwnApp::build(
+            "customers",
+            cfg.api_token,
+            cfg.faults,
+            store,
+            clock,
+            catalog,
+        )?;
         // Persist the epoch now, so a restart before the first write keeps it.
         app.shared.write(|_| ());
         Ok(app)
@@ -363,10 +379,6 @@ pub fn router(app: Arc<Customers>) -> Router {
         .route("/api/v1/hub/subscriptions/{number}", put(hub_subscription))
         .route("/api/v1/events", get(events));
     own::finish(routes, app)
-}
-
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 fn next_id(d: &mut Data, prefix: &str) -> String {
@@ -499,6 +511,7 @@ async fn create_account(
     State(app): State<Arc<Customers>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let t = app.shared.clock().now_ms();
     let req: NewAccount = own::parse(&body)?;
     check_email(&req.email)?;
     let country = country(&req.country)?;
@@ -509,7 +522,7 @@ async fn create_account(
             name: req.name,
             company: req.company,
             country: country.to_string(),
-            created_at: now(),
+            created_at: rfc3339(t),
         };
         d.accounts.insert(a.id.clone(), a.clone());
         a
@@ -561,6 +574,7 @@ async fn update_account(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Account>, ApiError> {
+    let t = app.shared.clock().now_ms();
     let c: AccountChange = own::parse(&body)?;
     let new_country = c.country.as_deref().map(country).transpose()?;
     app.shared.write(|d| {
@@ -581,6 +595,7 @@ async fn update_account(
         let after = a.clone();
         if after != before {
             d.outbox.push_from(
+                t,
                 "AccountUpdated",
                 Some(ORIGIN_CUSTOMER),
                 json!({ "account": after }),
@@ -615,6 +630,7 @@ async fn lead(
     body: Bytes,
     source: &'static str,
 ) -> Result<Response, ApiError> {
+    let t = app.shared.clock().now_ms();
     let form: LeadForm = own::parse(&body)?;
     check_email(&form.email)?;
     let mut fields = BTreeMap::new();
@@ -649,10 +665,11 @@ async fn lead(
             id: next_id(d, "lead"),
             source: source.to_string(),
             fields,
-            created_at: now(),
+            created_at: rfc3339(t),
         };
         d.leads.insert(l.id.clone(), l.clone());
         d.outbox.push_from(
+            t,
             "LeadCaptured",
             Some(ORIGIN_CUSTOMER),
             serde_json::to_value(&l).unwrap_or(Value::Null),
@@ -711,6 +728,7 @@ fn term_end(start: chrono::NaiveDate, months: u32) -> chrono::NaiveDate {
 }
 
 async fn purchase(State(app): State<Arc<Customers>>, body: Bytes) -> Result<Response, ApiError> {
+    let t = app.shared.clock().now_ms();
     let p: Purchase = own::parse(&body)?;
     let cat = &app.settings;
     one_of(
@@ -782,7 +800,9 @@ async fn purchase(State(app): State<Arc<Customers>>, body: Bytes) -> Result<Resp
         lines.push(json!({ "sku": price.sku, "quantity": a.quantity, "unit_price": money(*unit) }));
         total += i64::from(a.quantity) * unit;
     }
-    let start = chrono::Utc::now().date_naive();
+    let start = chrono::DateTime::from_timestamp_millis(t)
+        .unwrap_or_default()
+        .date_naive();
     let end = term_end(start, p.term_months);
     let sub = app.shared.write(|d| {
         let account = d.accounts.get(&p.account_id).cloned().ok_or_else(|| {
@@ -818,6 +838,7 @@ async fn purchase(State(app): State<Arc<Customers>>, body: Bytes) -> Result<Resp
         };
         d.subscriptions.insert(s.id.clone(), s.clone());
         d.outbox.push_from(
+            t,
             "OrderPlaced",
             Some(ORIGIN_CUSTOMER),
             json!({
@@ -926,13 +947,15 @@ async fn accept_eula(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Subscription>, ApiError> {
+    let t = app.shared.clock().now_ms();
     let e: Eula = own::parse(&body)?;
     check_email(&e.accepted_by)?;
     change(&app, &id, |s, feed| {
         if s.eula_accepted_at.is_none() {
-            let at = now();
+            let at = rfc3339(t);
             s.eula_accepted_at = Some(at.clone());
             feed.push_from(
+                t,
                 "EulaAccepted",
                 Some(ORIGIN_CUSTOMER),
                 subscription_event(
@@ -956,6 +979,7 @@ async fn set_auto_renew(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Subscription>, ApiError> {
+    let t = app.shared.clock().now_ms();
     let a: AutoRenew = own::parse(&body)?;
     change(&app, &id, |s, feed| {
         if s.status == "cancelled" && a.auto_renew {
@@ -968,6 +992,7 @@ async fn set_auto_renew(
         if s.auto_renew != a.auto_renew {
             s.auto_renew = a.auto_renew;
             feed.push_from(
+                t,
                 "AutoRenewChanged",
                 Some(ORIGIN_CUSTOMER),
                 subscription_event(s, json!({ "auto_renew": a.auto_renew })),
@@ -995,6 +1020,7 @@ async fn cancel(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Subscription>, ApiError> {
+    let t = app.shared.clock().now_ms();
     let c: Cancel = own::parse(&body)?;
     one_of("reason", c.reason.as_str(), CANCEL_REASONS)?;
     change(&app, &id, |s, feed| {
@@ -1003,6 +1029,7 @@ async fn cancel(
             s.auto_renew = false;
             s.cancellation_reason = Some(c.reason.clone());
             feed.push_from(
+                t,
                 "SubscriptionCancelled",
                 Some(ORIGIN_CUSTOMER),
                 subscription_event(s, json!({ "reason": c.reason })),
@@ -1049,6 +1076,7 @@ async fn report_usage(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Subscription>, ApiError> {
+    let t = app.shared.clock().now_ms();
     let u: UsageReport = own::parse(&body)?;
     if u.billable_users > u.active_users {
         return Err(ApiError::invalid(
@@ -1068,9 +1096,10 @@ async fn report_usage(
         let report = Usage {
             active_users: u.active_users,
             billable_users: u.billable_users,
-            reported_at: now(),
+            reported_at: rfc3339(t),
         };
         feed.push_from(
+                t,
             "UsageReported",
             Some(ORIGIN_CUSTOMER),
             subscription_event(
@@ -1100,6 +1129,7 @@ async fn hub_account(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let t = app.shared.clock().now_ms();
     let req: HubAccount = own::parse(&body)?;
     check_email(&req.email)?;
     let country = country(&req.country)?;
@@ -1111,7 +1141,7 @@ async fn hub_account(
             name: String::new(),
             company: None,
             country: String::new(),
-            created_at: now(),
+            created_at: rfc3339(t),
         });
         a.email = req.email;
         a.name = req.name;
@@ -1160,6 +1190,7 @@ async fn hub_subscription(
     Path(number): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let t = app.shared.clock().now_ms();
     let m: Mirror = own::parse(&body)?;
     one_of(
         "deployment",
@@ -1268,6 +1299,7 @@ async fn hub_subscription(
         if !created {
             if after.auto_renew != before.auto_renew {
                 d.outbox.push_from(
+                    t,
                     "AutoRenewChanged",
                     Some(ORIGIN_HUB),
                     subscription_event(&after, json!({ "auto_renew": after.auto_renew })),
@@ -1275,6 +1307,7 @@ async fn hub_subscription(
             }
             if after.status == "cancelled" && before.status != "cancelled" {
                 d.outbox.push_from(
+                    t,
                     "SubscriptionCancelled",
                     Some(ORIGIN_HUB),
                     subscription_event(&after, json!({ "reason": after.cancellation_reason })),

@@ -16,6 +16,7 @@
 //! - [`client`] holds a reqwest client per app that fetches and refreshes tokens.
 
 pub mod client;
+pub mod clock;
 pub mod country;
 pub mod customers;
 pub mod kit;

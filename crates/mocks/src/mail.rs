@@ -89,9 +89,18 @@ pub struct Mail {
 }
 
 impl Mail {
-    /// Builds the mock, loading saved state from `store` if given.
+    /// Builds the mock, loading saved state from `store` if given (wall clock).
     pub fn new(cfg: Config, store: Option<Arc<Store>>) -> crate::Result<Arc<Self>> {
-        let shared = Shared::new("mail", store, cfg.faults.clone())?;
+        Self::with_clock(cfg, store, kit::Clock::wall())
+    }
+
+    /// As [`Mail::new`], taking message ids and event timestamps from `clock`.
+    pub fn with_clock(
+        cfg: Config,
+        store: Option<Arc<Store>>,
+        clock: Arc<kit::Clock>,
+    ) -> crate::Result<Arc<Self>> {
+        let shared = Shared::with_clock("mail", store, cfg.faults.clone(), clock)?;
         Ok(Arc::new(Self { cfg, shared }))
     }
 }
@@ -271,7 +280,7 @@ async fn send(
     }
     let id = format!(
         "<{}.{}@{domain}>",
-        chrono::Utc::now().format("%Y%m%d%H%M%S"),
+        app.shared.clock().now().format("%Y%m%d%H%M%S"),
         kit::random_hex(8).to_uppercase()
     );
     let options = fields
@@ -297,7 +306,7 @@ async fn send(
             .iter()
             .filter_map(|(_, v, size)| size.map(|s| (v.clone(), s)))
             .collect(),
-        accepted_at: chrono::Utc::now().to_rfc3339(),
+        accepted_at: app.shared.clock().rfc3339(),
     };
     tracing::debug!(message_id = %id, "mail accepted");
     app.shared.write(|d| d.messages.push(message));

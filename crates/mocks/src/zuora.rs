@@ -224,9 +224,19 @@ pub struct Zuora {
 }
 
 impl Zuora {
-    /// Builds the mock, loading saved state from `store` if given.
+    /// Builds the mock, loading saved state from `store` if given (wall clock).
     pub fn new(cfg: Config, store: Option<Arc<Store>>) -> crate::Result<Arc<Self>> {
-        let shared = Shared::new("zuora", store, cfg.faults.clone())?;
+        Self::with_clock(cfg, store, kit::Clock::wall())
+    }
+
+    /// As [`Zuora::new`], reading business time from `clock` (and registering with it, so
+    /// that terms end, renew, bill and notify as it moves).
+    pub fn with_clock(
+        cfg: Config,
+        store: Option<Arc<Store>>,
+        clock: Arc<kit::Clock>,
+    ) -> crate::Result<Arc<Self>> {
+        let shared = Shared::with_clock("zuora", store, cfg.faults.clone(), clock)?;
         Ok(Arc::new(Self {
             cfg,
             shared,
@@ -240,6 +250,7 @@ impl Zuora {
     fn emit_subscription(
         self: &Arc<Self>,
         d: &mut Data,
+        at_ms: i64,
         kind: &str,
         number: &str,
         order: Option<&str>,
@@ -257,8 +268,9 @@ impl Zuora {
         if let Some(o) = order {
             feed["orderNumber"] = json!(o);
         }
-        d.feed.push(kind, feed);
+        d.feed.push(at_ms, kind, feed);
         self.callout(
+            at_ms,
             kind,
             &sub.id,
             json!({
@@ -844,6 +856,7 @@ async fn update_account(
     Path(key): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ZError> {
+    let t = app.shared.clock().now_ms();
     let body = parse_json(&body, RES_ACCOUNT)?;
     if let Some(b) = str_field(&body, "batch") {
         check_batch(b)?;
@@ -884,10 +897,12 @@ async fn update_account(
             || a.communication_profile_id != before.communication_profile_id;
         if changed {
             d.feed.push(
+                t,
                 "AccountUpdated",
                 json!({ "accountNumber": a.account_number, "batch": a.batch, "communicationProfileId": a.communication_profile_id }),
             );
             app2.callout(
+                t,
                 "AccountUpdated",
                 &a.id,
                 json!({
@@ -1178,6 +1193,7 @@ async fn create_order(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ZError> {
+    let t = app.shared.clock().now_ms();
     let body = parse_json(&body, RES_ORDER)?;
     let order_date =
         str_field(&body, "orderDate").ok_or_else(|| ZError::missing(RES_ORDER, "orderDate"))?;
@@ -1280,7 +1296,7 @@ async fn create_order(
             }),
         );
         for (n, ev) in events {
-            app2.emit_subscription(d, ev, &n, Some(&order_number));
+            app2.emit_subscription(d, t, ev, &n, Some(&order_number));
         }
         Ok(Json(json!({
             "success": true,
@@ -1355,6 +1371,7 @@ async fn update_subscription(
     Path(key): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ZError> {
+    let t = app.shared.clock().now_ms();
     let body = parse_json(&body, RES_SUBSCRIPTION)?;
     // Custom fields come as top-level `Name__c` keys, as Zuora's update call takes them.
     let top: serde_json::Map<String, Value> = body
@@ -1403,7 +1420,7 @@ async fn update_subscription(
         }
         let id = s.id.clone();
         if auto_changed {
-            app2.emit_subscription(d, "AutoRenewChanged", &number, None);
+            app2.emit_subscription(d, t, "AutoRenewChanged", &number, None);
         }
         Ok(Json(json!({ "success": true, "subscriptionId": id })))
     })
@@ -1427,6 +1444,7 @@ async fn decline_payment(
     State(app): State<Arc<Zuora>>,
     body: Bytes,
 ) -> Result<Json<Value>, ZError> {
+    let t = app.shared.clock().now_ms();
     let body = parse_json(&body, RES_SUBSCRIPTION)?;
     let number = str_field(&body, "subscriptionNumber")
         .ok_or_else(|| ZError::missing(RES_SUBSCRIPTION, "subscriptionNumber"))?
@@ -1451,6 +1469,7 @@ async fn decline_payment(
         let (n, _) = next_id(d);
         let invoice = format!("INV{n:08}");
         d.feed.push(
+            t,
             "PaymentDeclined",
             json!({ "subscriptionNumber": number, "accountNumber": s.account_number, "reason": reason, "invoiceNumber": invoice, "amount": amount, "gatewayResponseCode": gateway }),
         );
@@ -1460,6 +1479,7 @@ async fn decline_payment(
             .map(|a| a.id.clone())
             .unwrap_or_default();
         app2.callout(
+            t,
             "PaymentDeclined",
             &s.id,
             json!({

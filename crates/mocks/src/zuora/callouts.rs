@@ -46,6 +46,8 @@ pub(crate) struct Notification {
     event_type: String,
     object_id: String,
     body: Value,
+    /// When the event happened (business time, ms).
+    at_ms: i64,
 }
 
 /// What the history keeps of one notification.
@@ -70,7 +72,7 @@ pub struct CalloutRecord {
     pub response_code: u16,
     /// The last answer's body (or the connection error), truncated to 60 KB.
     pub response_content: String,
-    /// First attempt, ms since the epoch.
+    /// When the notification was raised (the event's business time), ms since the epoch.
     pub create_time_ms: i64,
 }
 
@@ -92,10 +94,16 @@ fn hex_id() -> String {
 }
 
 impl Zuora {
-    /// Queues a callout of `event_type` about `object_id` with these merge fields
-    /// (`eventType`, `eventCategory` and `eventTime` are added); nothing without a
-    /// `callout_url`.
-    pub(super) fn callout(self: &Arc<Self>, event_type: &str, object_id: &str, mut body: Value) {
+    /// Queues a callout of `event_type` about `object_id`, which happened at `at_ms`
+    /// (business time), with these merge fields (`eventType`, `eventCategory` and
+    /// `eventTime` are added); nothing without a `callout_url`.
+    pub(super) fn callout(
+        self: &Arc<Self>,
+        at_ms: i64,
+        event_type: &str,
+        object_id: &str,
+        mut body: Value,
+    ) {
         if self.cfg.callout_url.is_none() {
             return;
         }
@@ -105,16 +113,14 @@ impl Zuora {
                 "eventCategory".into(),
                 json!(format!("{EVENT_NAMESPACE}:{event_type}")),
             );
-            o.insert(
-                "eventTime".into(),
-                json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-            );
+            o.insert("eventTime".into(), json!(kit::rfc3339(at_ms)));
         }
         let n = Notification {
             id: hex_id(),
             event_type: event_type.to_string(),
             object_id: object_id.to_string(),
             body,
+            at_ms,
         };
         let tx = self.queue.tx.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
@@ -156,7 +162,7 @@ impl Zuora {
                     attempted_num: attempt,
                     response_code: code,
                     response_content: content,
-                    create_time_ms: kit::now_ms(),
+                    create_time_ms: n.at_ms,
                 }),
             }
         });
@@ -293,7 +299,7 @@ pub(super) async fn history(
     // Whole seconds, as the format has them: the window a `nextPage` repeats is the same.
     let end = match &p.end_time {
         Some(s) => parse_time("endTime", s)?,
-        None => kit::now_ms(),
+        None => app.shared.clock().now_ms(),
     }
     .div_euclid(1000)
         * 1000
