@@ -501,6 +501,15 @@ pub fn admin_router<S: MockApp>() -> Router<Arc<S>> {
         .route("/__admin/health", get(|| async { "ok" }))
 }
 
+/// `scheme://host` of the request, for absolute paging links.
+pub fn base_url(headers: &axum::http::HeaderMap, scheme: Option<Scheme>) -> String {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    format!("{}://{host}", scheme.map_or("http", |s| s.0))
+}
+
 /// A monotonically increasing counter (event sequence numbers, ids).
 #[derive(Default)]
 pub struct Counter(AtomicU64);

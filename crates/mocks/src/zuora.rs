@@ -648,14 +648,7 @@ fn custom_fields(v: Option<&Value>) -> Result<BTreeMap<String, Value>, ZError> {
     Ok(out)
 }
 
-/// `scheme://host` of the request, for absolute `nextPage` links.
-pub(crate) fn base_url(headers: &HeaderMap, scheme: Option<kit::Scheme>) -> String {
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1");
-    format!("{}://{host}", scheme.map_or("http", |s| s.0))
-}
+pub(crate) use crate::kit::base_url;
 
 fn str_field<'a>(v: &'a Value, name: &str) -> Option<&'a str> {
     v.get(name)
