@@ -97,13 +97,7 @@ impl Zuora {
     /// Queues a callout of `event_type` about `object_id`, which happened at `at_ms`
     /// (business time), with these merge fields (`eventType`, `eventCategory` and
     /// `eventTime` are added); nothing without a `callout_url`.
-    pub(super) fn callout(
-        self: &Arc<Self>,
-        at_ms: i64,
-        event_type: &str,
-        object_id: &str,
-        mut body: Value,
-    ) {
+    pub(super) fn callout(&self, at_ms: i64, event_type: &str, object_id: &str, mut body: Value) {
         if self.cfg.callout_url.is_none() {
             return;
         }
@@ -122,9 +116,16 @@ impl Zuora {
             body,
             at_ms,
         };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::error!(
+                event_type,
+                "zuora callout raised outside a tokio runtime: not sent"
+            );
+            return;
+        };
         let tx = self.queue.tx.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(deliver_all(Arc::downgrade(self), rx));
+            runtime.spawn(deliver_all(self.me.clone(), rx));
             tx
         });
         if tx.send(n).is_err() {
@@ -260,7 +261,7 @@ struct HistoryParams {
 }
 
 /// Zuora's history time format, `yyyy-MM-ddTHH:mm:ss` (UTC), or RFC 3339.
-fn parse_time(field: &str, s: &str) -> Result<i64, ZError> {
+pub(super) fn parse_time(field: &str, s: &str) -> Result<i64, ZError> {
     chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
         .map(|t| t.and_utc().timestamp_millis())
         .or_else(|_| chrono::DateTime::parse_from_rfc3339(s).map(|t| t.timestamp_millis()))
@@ -272,7 +273,7 @@ fn parse_time(field: &str, s: &str) -> Result<i64, ZError> {
         })
 }
 
-fn format_time(ms: i64) -> String {
+pub(super) fn format_time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
         .format("%Y-%m-%dT%H:%M:%S")
