@@ -19,6 +19,7 @@
 //! | `POST /api/v1/subscriptions/{id}/usage` `{active_users,billable_users}` | a self-managed usage report (emits `UsageReported`) |
 //! | `PUT /api/v1/hub/accounts/{id}` | the hub upserts an account under its own id (no event) |
 //! | `PUT /api/v1/hub/subscriptions/{zuora_subscription_number}` | the hub mirrors a Zuora subscription (events with origin `hub`) |
+//! | `POST /api/v1/hub/notices` `{subscription_id,days_before,term_end,sent_at?,channel?,message_id?,recipient?}` | the hub records a renewal notice it sent for the customers app (emits `RenewalNoticeSent`, origin `hub`) |
 //! | `GET /api/v1/events?after=&limit=` | the outbox feed: `{"epoch","events","next_after"}` |
 //!
 //! `{id}` of a subscription is the customers app's id or its Zuora subscription number.
@@ -237,6 +238,26 @@ pub struct Subscription {
     pub license: Option<LicenseView>,
     /// Usage reports.
     pub usage: Vec<Usage>,
+    /// Renewal notices the customers app sent (recorded by the hub, which sends them).
+    #[serde(default)]
+    pub notices: Vec<Notice>,
+}
+
+/// A renewal notice the customers app sent (handbook rule 7: the 14-day one).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Notice {
+    /// Days before the term end.
+    pub days_before: u32,
+    /// The term end it announced (`YYYY-MM-DD`).
+    pub term_end: String,
+    /// When it was sent (RFC 3339).
+    pub sent_at: String,
+    /// How it went out (`email`).
+    pub channel: String,
+    /// The mail provider's message id, if known.
+    pub message_id: Option<String>,
+    /// Whom it went to, if known.
+    pub recipient: Option<String>,
 }
 
 /// A lead from a form.
@@ -377,6 +398,7 @@ pub fn router(app: Arc<Customers>) -> Router {
         .route("/api/v1/subscriptions/{id}/usage", post(report_usage))
         .route("/api/v1/hub/accounts/{id}", put(hub_account))
         .route("/api/v1/hub/subscriptions/{number}", put(hub_subscription))
+        .route("/api/v1/hub/notices", post(hub_notice))
         .route("/api/v1/events", get(events));
     own::finish(routes, app)
 }
@@ -835,6 +857,7 @@ async fn purchase(State(app): State<Arc<Customers>>, body: Bytes) -> Result<Resp
             cancellation_reason: None,
             eula_accepted_at: None,
             usage: Vec::new(),
+            notices: Vec::new(),
         };
         d.subscriptions.insert(s.id.clone(), s.clone());
         d.outbox.push_from(
@@ -1276,6 +1299,7 @@ async fn hub_subscription(
                         key: None,
                     }),
                     usage: Vec::new(),
+                    notices: Vec::new(),
                 };
                 d.subscriptions.insert(id.clone(), s);
                 id
@@ -1322,6 +1346,88 @@ async fn hub_subscription(
         StatusCode::OK
     };
     Ok((status, Json(sub)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoticeSent {
+    subscription_id: String,
+    days_before: u32,
+    term_end: String,
+    #[serde(default)]
+    sent_at: Option<String>,
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    message_id: Option<String>,
+    #[serde(default)]
+    recipient: Option<String>,
+}
+
+/// The hub records a renewal notice it sent on the customers app's behalf (rule 7: the
+/// 14-day notice of a SaaS subscription with auto-renew on and a seat increase), so an
+/// audit finds it with the subscription. Idempotent by (subscription, `term_end`,
+/// `days_before`): 201 the first time, 200 with the notice as first recorded after.
+/// Emits `RenewalNoticeSent` with origin `hub` the first time.
+async fn hub_notice(State(app): State<Arc<Customers>>, body: Bytes) -> Result<Response, ApiError> {
+    let t = app.shared.clock().now_ms();
+    let n: NoticeSent = own::parse(&body)?;
+    if n.days_before > 366 {
+        return Err(ApiError::invalid(
+            "days_before",
+            json!(n.days_before),
+            "days_before is 0 to 366",
+        ));
+    }
+    parse_date("term_end", &n.term_end)?;
+    let sent_at = match &n.sent_at {
+        Some(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .map(|d| rfc3339(d.timestamp_millis()))
+            .map_err(|_| ApiError::invalid("sent_at", json!(s), "sent_at must be RFC 3339"))?,
+        None => rfc3339(t),
+    };
+    let channel = n.channel.clone().unwrap_or_else(|| "email".into());
+    one_of("channel", channel.as_str(), &["email"])?;
+    if let Some(r) = &n.recipient {
+        check_email(r)?;
+    }
+    let (created, notice) = app.shared.write(|d| {
+        let id = subscription_id(d, &n.subscription_id)
+            .ok_or_else(|| ApiError::not_found("subscription", &n.subscription_id))?;
+        let s = d
+            .subscriptions
+            .get_mut(&id)
+            .ok_or_else(|| ApiError::not_found("subscription", &id))?;
+        if let Some(existing) = s
+            .notices
+            .iter()
+            .find(|x| x.term_end == n.term_end && x.days_before == n.days_before)
+        {
+            return Ok((false, existing.clone()));
+        }
+        let notice = Notice {
+            days_before: n.days_before,
+            term_end: n.term_end.clone(),
+            sent_at,
+            channel,
+            message_id: n.message_id.clone(),
+            recipient: n.recipient.clone(),
+        };
+        s.notices.push(notice.clone());
+        let data = subscription_event(
+            s,
+            json!({ "days_before": notice.days_before, "term_end": notice.term_end, "sent_at": notice.sent_at, "channel": notice.channel, "message_id": notice.message_id, "sent_by": "customers" }),
+        );
+        d.outbox
+            .push_from(t, "RenewalNoticeSent", Some(ORIGIN_HUB), data);
+        Ok((true, notice))
+    })?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(notice)).into_response())
 }
 
 async fn events(State(app): State<Arc<Customers>>, Query(p): Query<FeedParams>) -> Json<Value> {
