@@ -17,7 +17,11 @@
 //! - subscription, payment and account changes go to an event feed
 //!   (`GET /__admin/events?after=N`) and, when `callout_url` is set, are POSTed there as
 //!   callout notifications in Zuora's shape, with its headers, basic auth and retries,
-//!   each recorded in `GET /v1/notification-history/callout` ([`callouts`]).
+//!   each recorded in `GET /v1/notification-history/callout` ([`callouts`]);
+//! - on the process's clock, terms end: auto-renewals with their Batch3 invoice and payment
+//!   (processed or declined), `GET /v1/invoices`, `/v1/payments`, `/v1/bill-runs`,
+//!   `/object-query/*` ([`billing`]), and Zuora's renewal notices in
+//!   `GET /v1/notification-history/email` ([`notices`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
