@@ -1556,6 +1556,7 @@ async fn decline_payment(
             declines: true,
             gateway_response_code: str_field(&body, "gatewayResponseCode").map(str::to_string),
             gateway_response: str_field(&body, "gatewayResponse").map(str::to_string),
+            times: None,
         };
         let payment = app.pay(d, &s, &invoice, t, false, &card);
         if let Some(reason) = str_field(&body, "reason") {

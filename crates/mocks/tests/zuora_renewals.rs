@@ -361,6 +361,50 @@ async fn a_declined_card_fails_the_renewal_payment_and_leaves_it_renewed_but_unp
         .is_some_and(Vec::is_empty));
 }
 
+/// `{"declines": true, "times": 1}` declines only the next payment: the next year's
+/// renewal is collected again.
+#[tokio::test]
+async fn a_card_set_to_decline_once_declines_only_the_next_renewal_payment() {
+    let z = zuora_at(Config::default()).await;
+    let (account, account_id) = z.account(true, "Default").await;
+    let sub = z.subscription(&account, "2026-01-01", 12, true).await;
+    z.admin(
+        Method::POST,
+        &format!("/__admin/accounts/{account}/card"),
+        json!({ "declines": true, "times": 1 }),
+    )
+    .await;
+    z.clock.set("2028-01-02T00:00:00Z").expect("set");
+    assert_eq!(
+        z.kinds(&sub).await,
+        [
+            "SubscriptionCreated",
+            "SubscriptionRenewed",
+            "PaymentDeclined",
+            "SubscriptionRenewed",
+            "PaymentProcessed"
+        ]
+    );
+    let statuses: Vec<String> = z.get(&format!("/v1/payments?accountId={account_id}")).await
+        ["payments"]
+        .as_array()
+        .expect("payments")
+        .iter()
+        .map(|p| p["status"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(statuses, ["Error", "Processed"]);
+    let card = send(
+        &z.r,
+        Method::GET,
+        &format!("/__admin/accounts/{account}/card"),
+        &[],
+        "",
+    )
+    .await
+    .json();
+    assert_eq!(card["card"]["declines"], false);
+}
+
 /// Zuora collects automatically only from `autoPay` accounts: without it the renewal is
 /// invoiced and no payment is attempted.
 #[tokio::test]

@@ -177,6 +177,9 @@ pub struct Card {
     pub gateway_response_code: Option<String>,
     /// The message a decline carries.
     pub gateway_response: Option<String>,
+    /// Declines only this many more payments, then approves again (none: until reset).
+    #[serde(default)]
+    pub times: Option<u32>,
 }
 
 /// What was done for a subscription's current term (so each notice and the term end
@@ -522,7 +525,14 @@ impl Zuora {
             .get(&sub.account_number)
             .cloned()
             .unwrap_or_default();
-        self.pay(d, sub, invoice, at, auto_renewal, &card)
+        let payment = self.pay(d, sub, invoice, at, auto_renewal, &card);
+        if let (true, Some(left)) = (card.declines, card.times) {
+            if let Some(c) = d.cards.get_mut(&sub.account_number) {
+                c.times = Some(left.saturating_sub(1));
+                c.declines = left > 1;
+            }
+        }
+        payment
     }
 
     /// Makes the payment with the card given.
@@ -1061,8 +1071,8 @@ pub(super) async fn query_payments(
 }
 
 /// `POST /__admin/accounts/{key}/card` `{"declines": true, "gatewayResponseCode"?,
-/// "gatewayResponse"?}`: the account's card declines every payment from now on (until
-/// `{"declines": false}`); `GET` shows it.
+/// "gatewayResponse"?, "times"?}`: the account's card declines every payment from now on
+/// (until `{"declines": false}`), or only the next `times` ones; `GET` shows it.
 pub(super) async fn set_card(
     State(app): State<Arc<Zuora>>,
     Path(key): Path<String>,
@@ -1077,6 +1087,17 @@ pub(super) async fn set_card(
         declines,
         gateway_response_code: str_field(&body, "gatewayResponseCode").map(str::to_string),
         gateway_response: str_field(&body, "gatewayResponse").map(str::to_string),
+        times: match body.get("times") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        ZError::invalid(RES_ACCOUNT, format!("Invalid value for field times: {v}"))
+                    })?,
+            ),
+        },
     };
     app.shared.write(|d| {
         let number = super::find_account(d, &key)
