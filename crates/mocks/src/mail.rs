@@ -43,6 +43,10 @@ pub struct Config {
     pub domains: Vec<String>,
     /// Misbehaviour rules active from the start.
     pub faults: Vec<FaultRule>,
+    /// How long (wall-clock ms) an event takes to become visible in the events API after
+    /// it happened: Mailgun's events reach its storage late ("Event Polling"), so a reader
+    /// must not take a missing event for a message that was never accepted.
+    pub events_delay_ms: u64,
 }
 
 impl Default for Config {
@@ -52,6 +56,7 @@ impl Default for Config {
             api_key: "key-l2f-mock".into(),
             domains: vec!["mg.l2f.example".into()],
             faults: Vec::new(),
+            events_delay_ms: 0,
         }
     }
 }
@@ -370,7 +375,8 @@ async fn send(
     };
     tracing::debug!(message_id = %id, "mail accepted");
     app.shared.write(|d| {
-        events::record(d, &message, now_ms);
+        let visible = kit::now_ms().saturating_add(app.cfg.events_delay_ms as i64);
+        events::record(d, &message, now_ms, visible);
         d.messages.push(message)
     });
     Ok(Json(json!({ "id": id, "message": "Queued. Thank you." })))

@@ -582,3 +582,33 @@ async fn a_mailgun_variables_header_that_is_not_a_json_object_is_refused() {
     assert_eq!(state["messages"], serde_json::json!([]));
     assert_eq!(state["events"], serde_json::json!([]));
 }
+
+/// Mailgun's events arrive in its storage late ("Event Polling"); with `events_delay_ms`
+/// the mock shows an event only that long after the send, so a reader that checks too
+/// early sees nothing yet — and the same query later sees it.
+/// https://github.com/mailgun/documentation/blob/master/source/api-events.rst
+#[tokio::test]
+async fn events_show_only_after_the_configured_delay() {
+    let cfg = Config {
+        events_delay_ms: 300,
+        ..Config::default()
+    };
+    let r = mail::router(Mail::new(cfg, None).expect("mock"));
+    let id = send_form(
+        &r,
+        &[
+            ("from", "l2f@mg.l2f.example"),
+            ("to", "ada@example.com"),
+            ("subject", "s"),
+            ("text", "x"),
+        ],
+    )
+    .await;
+    let q = format!("message-id={}", urlencode(&id));
+    assert!(
+        item_kinds(&events(&r, &q).await.json()).is_empty(),
+        "not visible yet"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    assert_eq!(item_kinds(&events(&r, &q).await.json()).len(), 2);
+}

@@ -29,6 +29,9 @@
 //!   https://documentation.mailgun.com/docs/mailgun/user-manual/webhooks/webhook-payloads
 //!
 //! Unknown query parameters are ignored. A page token that does not decode answers 400.
+//! With `events_delay_ms`, an event shows only that long (wall clock) after it happened,
+//! as Mailgun's events reach their storage late ("Event Polling" in the same document):
+//! a reader must poll past a threshold before trusting a page.
 
 use std::sync::Arc;
 
@@ -59,6 +62,9 @@ pub struct MailEvent {
     pub domain: String,
     /// The event as the API shows it.
     pub item: Value,
+    /// Wall-clock ms from which the events API shows it (`events_delay_ms`).
+    #[serde(default)]
+    pub visible_ms: i64,
 }
 
 /// A 22-character url-safe id, as Mailgun's event ids look.
@@ -78,7 +84,8 @@ fn bare(addr: &str) -> &str {
 }
 
 /// Records the `accepted` and `delivered` events of every recipient of `m`, at `at_ms`.
-pub(super) fn record(d: &mut Data, m: &Message, at_ms: i64) {
+/// They show in the events API from `visible_ms` (wall clock) on.
+pub(super) fn record(d: &mut Data, m: &Message, at_ms: i64, visible_ms: i64) {
     let message_id =
         m.id.trim_start_matches('<')
             .trim_end_matches('>')
@@ -150,6 +157,7 @@ pub(super) fn record(d: &mut Data, m: &Message, at_ms: i64) {
                 ts_us,
                 domain: m.domain.clone(),
                 item,
+                visible_ms,
             });
         }
     }
@@ -448,9 +456,11 @@ fn passes(e: &MailEvent, filters: &[(String, String)]) -> bool {
 
 /// One page of `c` over the domain's events, and the cursors of its neighbours.
 fn page_of(d: &Data, domain: &str, c: &Cursor) -> (Vec<Value>, Cursor, Cursor) {
+    let wall = kit::now_ms();
     let mut matching: Vec<((i64, i64), &MailEvent)> = d
         .events
         .iter()
+        .filter(|e| e.visible_ms <= wall)
         .filter(|e| e.domain == domain && c.in_range(e) && passes(e, &c.f))
         .map(|e| (c.key(e), e))
         .collect();
