@@ -1028,3 +1028,55 @@ async fn a_restart_halfway_through_a_term_sends_every_notice_exactly_once() {
     assert_eq!(state["email_history"].as_array().map(Vec::len), Some(6));
     again.shutdown().await;
 }
+
+/// On the wall clock nothing is advanced: the served process's ticker runs what fell due
+/// by itself (here a term that ended yesterday, renewed within a tick).
+#[tokio::test]
+async fn on_the_wall_clock_the_ticker_renews_a_term_that_has_ended() {
+    let mut cfg = l2f_mocks::server::MocksConfig::default();
+    cfg.clock.tick_ms = 50;
+    cfg.without_https();
+    let running = l2f_mocks::server::start(&cfg).await.expect("start");
+    let z = Http::new(&running).await;
+    let acct = z
+        .call(
+            reqwest::Method::POST,
+            "/v1/accounts",
+            Some(json!({
+                "name": "Ada", "billToContact": { "firstName": "Ada", "lastName": "L" }
+            })),
+        )
+        .await;
+    let start = chrono::Utc::now().date_naive() - chrono::Months::new(12) - chrono::Days::new(1);
+    let order = z
+        .call(reqwest::Method::POST, "/v1/orders", Some(json!({
+            "orderDate": start.to_string(), "existingAccountNumber": acct["accountNumber"],
+            "subscriptions": [{ "orderActions": [{ "type": "CreateSubscription", "createSubscription": {
+                "terms": { "initialTerm": { "period": 12, "periodType": "Month", "termType": "TERMED", "startDate": start.to_string() }, "autoRenew": true },
+                "subscribeToRatePlans": [{ "productRatePlanId": "prp-premium-saas" }]
+            }}]}]
+        })))
+        .await;
+    let sub = order["subscriptionNumbers"][0]
+        .as_str()
+        .expect("sub")
+        .to_string();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut version = json!(1);
+    while tokio::time::Instant::now() < deadline {
+        version = z
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/subscriptions/{sub}"),
+                None,
+            )
+            .await["version"]
+            .clone();
+        if version == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(version, 2, "renewed by the ticker");
+    running.shutdown().await;
+}
