@@ -31,3 +31,30 @@ await check('mailgun.js: wrong key is refused', async () => {
     assert(e.status === 401, `status ${e.status}: ${e.message}`);
   }
 });
+
+// Events API: https://documentation.mailgun.com/docs/mailgun/api-reference/send/mailgun/events/get-v3-domain_name-events
+await check('mailgun.js: events.get finds accepted events by message-id with user-variables', async () => {
+  const sent = await mg.messages.create('mg.l2f.example', {
+    from: 'Billing <billing@mg.l2f.example>',
+    to: ['lin@example.com', 'kay@example.com'],
+    subject: 'Renewal notice',
+    text: 'Soon.',
+    'v:l2f-key': 'notice-js-14',
+  });
+  const r = await mg.events.get('mg.l2f.example', { 'message-id': sent.id, event: 'accepted', begin: '0', ascending: 'yes' });
+  assert(r.items.length === 2, JSON.stringify(r.items));
+  const ev = r.items[0];
+  assert(ev.event === 'accepted' && ev['user-variables']['l2f-key'] === 'notice-js-14', JSON.stringify(ev));
+  assert(`<${ev.message.headers['message-id']}>` === sent.id, JSON.stringify(ev.message));
+  for (const k of ['first', 'last', 'next', 'previous']) assert(r.pages[k] && r.pages[k].url, JSON.stringify(r.pages));
+});
+
+await check('mailgun.js: events pages through next until an empty page', async () => {
+  let r = await mg.events.get('mg.l2f.example', { event: 'delivered', recipient: 'kay@example.com OR lin@example.com', limit: 1, begin: '0', ascending: 'yes' });
+  const seen = [];
+  for (let i = 0; i < 5 && r.items.length > 0; i += 1) {
+    seen.push(r.items[0].recipient);
+    r = await mg.events.get('mg.l2f.example', { page: r.pages.next.page });
+  }
+  assert(seen.length === 2 && r.items.length === 0, JSON.stringify(seen));
+});

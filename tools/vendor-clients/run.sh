@@ -3,7 +3,9 @@
 # ports over HTTPS, two per vendor where two can be had: jsforce (npm) and
 # simple-salesforce (PyPI) for Salesforce; node-marketo-rest (npm) and marketorestpython
 # (PyPI) for Marketo; mailgun.js (npm) and Mailgun's Python SDK (PyPI, plus plain requests
-# as Mailgun's docs show) for Mailgun; Zuora's zuora-sdk (PyPI). Prints a closing
+# as Mailgun's docs show) for Mailgun; Zuora's zuora-sdk (PyPI). A second mock process
+# (Zuora only, simulated clock) serves zuora_time.py: renewals, invoices, payments and
+# notices read through the SDK after `POST /__admin/clock`. Prints a closing
 # `N passed, M failed` line.
 #
 # Installs what it needs under build/vendor-clients (npm ci, a Python venv).
@@ -60,23 +62,31 @@ callout_retry_base_ms = 50
 TOML
 "${server[@]}" --config "$run_dir/mocks.toml" --endpoints-file "$endpoints" --ca-file "$ca" >"$run_dir/server.log" 2>&1 &
 server_pid=$!
+# The time-driven checks get their own process on a simulated clock.
+sim_endpoints="$run_dir/sim-endpoints.json"
+sim_ca="$run_dir/sim-ca.pem"
+cat >"$run_dir/sim.toml" <<TOML
+clock = { mode = "simulated", start = "2026-01-01T00:00:00Z" }
+TOML
+"${server[@]}" --only zuora --config "$run_dir/sim.toml" --endpoints-file "$sim_endpoints" --ca-file "$sim_ca" >"$run_dir/sim-server.log" 2>&1 &
+sim_pid=$!
 cleanup() {
-  kill "$server_pid" 2>/dev/null
-  wait "$server_pid" 2>/dev/null
+  kill "$server_pid" "$sim_pid" 2>/dev/null
+  wait "$server_pid" "$sim_pid" 2>/dev/null
   rm -rf "$run_dir"
 }
 trap cleanup EXIT
 
 for _ in $(seq 1 300); do
-  [ -s "$endpoints" ] && break
-  if ! kill -0 "$server_pid" 2>/dev/null; then
-    echo "mock server exited early:"; cat "$run_dir/server.log"
+  [ -s "$endpoints" ] && [ -s "$sim_endpoints" ] && break
+  if ! kill -0 "$server_pid" 2>/dev/null || ! kill -0 "$sim_pid" 2>/dev/null; then
+    echo "mock server exited early:"; cat "$run_dir/server.log" "$run_dir/sim-server.log"
     echo "0 passed, 1 failed"; exit 1
   fi
   sleep 0.1
 done
-if [ ! -s "$endpoints" ]; then
-  echo "mock server did not report its endpoints in 30 s"
+if [ ! -s "$endpoints" ] || [ ! -s "$sim_endpoints" ]; then
+  echo "mock servers did not report their endpoints in 30 s"
   echo "0 passed, 1 failed"; exit 1
 fi
 
@@ -106,6 +116,7 @@ run_one "$py" marketo.py
 run_one node mail.mjs
 run_one "$py" mail.py
 run_one "$py" zuora.py
+run_one env L2F_MOCKS_ENDPOINTS="$sim_endpoints" L2F_MOCKS_CA="$sim_ca" REQUESTS_CA_BUNDLE="$sim_ca" "$py" zuora_time.py
 
 echo "vendor-clients: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

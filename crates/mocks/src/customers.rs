@@ -19,6 +19,7 @@
 //! | `POST /api/v1/subscriptions/{id}/usage` `{active_users,billable_users}` | a self-managed usage report (emits `UsageReported`) |
 //! | `PUT /api/v1/hub/accounts/{id}` | the hub upserts an account under its own id (no event) |
 //! | `PUT /api/v1/hub/subscriptions/{zuora_subscription_number}` | the hub mirrors a Zuora subscription (events with origin `hub`) |
+//! | `POST /api/v1/hub/notices` `{subscription_id,days_before,term_end,sent_at?,channel?,message_id?,recipient?}` | the hub records a renewal notice it sent for the customers app (emits `RenewalNoticeSent`, origin `hub`) |
 //! | `GET /api/v1/events?after=&limit=` | the outbox feed: `{"epoch","events","next_after"}` |
 //!
 //! `{id}` of a subscription is the customers app's id or its Zuora subscription number.
@@ -44,7 +45,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::kit::{FaultRule, Feed};
+use crate::kit::{rfc3339, Clock, FaultRule, Feed};
 use crate::own::{self, ApiError, FeedParams, OwnApp};
 use crate::store::Store;
 use crate::Listen;
@@ -237,6 +238,26 @@ pub struct Subscription {
     pub license: Option<LicenseView>,
     /// Usage reports.
     pub usage: Vec<Usage>,
+    /// Renewal notices the customers app sent (recorded by the hub, which sends them).
+    #[serde(default)]
+    pub notices: Vec<Notice>,
+}
+
+/// A renewal notice the customers app sent (handbook rule 7: the 14-day one).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Notice {
+    /// Days before the term end.
+    pub days_before: u32,
+    /// The term end it announced (`YYYY-MM-DD`).
+    pub term_end: String,
+    /// When it was sent (RFC 3339).
+    pub sent_at: String,
+    /// How it went out (`email`).
+    pub channel: String,
+    /// The mail provider's message id, if known.
+    pub message_id: Option<String>,
+    /// Whom it went to, if known.
+    pub recipient: Option<String>,
 }
 
 /// A lead from a form.
@@ -301,8 +322,17 @@ pub type Customers = OwnApp<Data, Catalog>;
 
 impl Customers {
     /// Builds the app, loading saved state from `store` if given; refuses a catalog whose
-    /// prices or currency do not parse.
+    /// prices or currency do not parse. Business time is the wall clock.
     pub fn new(cfg: Config, store: Option<Arc<Store>>) -> crate::Result<Arc<Self>> {
+        Self::with_clock(cfg, store, Clock::wall())
+    }
+
+    /// As [`Customers::new`], reading purchase, form and feed times from `clock`.
+    pub fn with_clock(
+        cfg: Config,
+        store: Option<Arc<Store>>,
+        clock: Arc<Clock>,
+    ) -> crate::Result<Arc<Self>> {
         let price = |what: &str, p: &str| {
             cents(p).ok_or_else(|| {
                 crate::Error::Config(format!(
@@ -329,7 +359,14 @@ impl Customers {
             add_ons,
             currency: cfg.currency,
         };
-        let app = OwnApp::build("customers", cfg.api_token, cfg.faults, store, catalog)?;
+        let app = OwnApp::build(
+            "customers",
+            cfg.api_token,
+            cfg.faults,
+            store,
+            clock,
+            catalog,
+        )?;
         // Persist the epoch now, so a restart before the first write keeps it.
         app.shared.write(|_| ());
         Ok(app)
@@ -361,12 +398,9 @@ pub fn router(app: Arc<Customers>) -> Router {
         .route("/api/v1/subscriptions/{id}/usage", post(report_usage))
         .route("/api/v1/hub/accounts/{id}", put(hub_account))
         .route("/api/v1/hub/subscriptions/{number}", put(hub_subscription))
+        .route("/api/v1/hub/notices", post(hub_notice))
         .route("/api/v1/events", get(events));
     own::finish(routes, app)
-}
-
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 fn next_id(d: &mut Data, prefix: &str) -> String {
@@ -499,6 +533,7 @@ async fn create_account(
     State(app): State<Arc<Customers>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let t = app.shared.clock().now_ms();
     let req: NewAccount = own::parse(&body)?;
     check_email(&req.email)?;
     let country = country(&req.country)?;
@@ -509,7 +544,7 @@ async fn create_account(
             name: req.name,
             company: req.company,
             country: country.to_string(),
-            created_at: now(),
+            created_at: rfc3339(t),
         };
         d.accounts.insert(a.id.clone(), a.clone());
         a
@@ -561,6 +596,7 @@ async fn update_account(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Account>, ApiError> {
+    let t = app.shared.clock().now_ms();
     let c: AccountChange = own::parse(&body)?;
     let new_country = c.country.as_deref().map(country).transpose()?;
     app.shared.write(|d| {
@@ -581,6 +617,7 @@ async fn update_account(
         let after = a.clone();
         if after != before {
             d.outbox.push_from(
+                t,
                 "AccountUpdated",
                 Some(ORIGIN_CUSTOMER),
                 json!({ "account": after }),
@@ -615,6 +652,7 @@ async fn lead(
     body: Bytes,
     source: &'static str,
 ) -> Result<Response, ApiError> {
+    let t = app.shared.clock().now_ms();
     let form: LeadForm = own::parse(&body)?;
     check_email(&form.email)?;
     let mut fields = BTreeMap::new();
@@ -649,10 +687,11 @@ async fn lead(
             id: next_id(d, "lead"),
             source: source.to_string(),
             fields,
-            created_at: now(),
+            created_at: rfc3339(t),
         };
         d.leads.insert(l.id.clone(), l.clone());
         d.outbox.push_from(
+            t,
             "LeadCaptured",
             Some(ORIGIN_CUSTOMER),
             serde_json::to_value(&l).unwrap_or(Value::Null),
@@ -711,6 +750,7 @@ fn term_end(start: chrono::NaiveDate, months: u32) -> chrono::NaiveDate {
 }
 
 async fn purchase(State(app): State<Arc<Customers>>, body: Bytes) -> Result<Response, ApiError> {
+    let t = app.shared.clock().now_ms();
     let p: Purchase = own::parse(&body)?;
     let cat = &app.settings;
     one_of(
@@ -782,7 +822,9 @@ async fn purchase(State(app): State<Arc<Customers>>, body: Bytes) -> Result<Resp
         lines.push(json!({ "sku": price.sku, "quantity": a.quantity, "unit_price": money(*unit) }));
         total += i64::from(a.quantity) * unit;
     }
-    let start = chrono::Utc::now().date_naive();
+    let start = chrono::DateTime::from_timestamp_millis(t)
+        .unwrap_or_default()
+        .date_naive();
     let end = term_end(start, p.term_months);
     let sub = app.shared.write(|d| {
         let account = d.accounts.get(&p.account_id).cloned().ok_or_else(|| {
@@ -815,9 +857,11 @@ async fn purchase(State(app): State<Arc<Customers>>, body: Bytes) -> Result<Resp
             cancellation_reason: None,
             eula_accepted_at: None,
             usage: Vec::new(),
+            notices: Vec::new(),
         };
         d.subscriptions.insert(s.id.clone(), s.clone());
         d.outbox.push_from(
+            t,
             "OrderPlaced",
             Some(ORIGIN_CUSTOMER),
             json!({
@@ -926,13 +970,15 @@ async fn accept_eula(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Subscription>, ApiError> {
+    let t = app.shared.clock().now_ms();
     let e: Eula = own::parse(&body)?;
     check_email(&e.accepted_by)?;
     change(&app, &id, |s, feed| {
         if s.eula_accepted_at.is_none() {
-            let at = now();
+            let at = rfc3339(t);
             s.eula_accepted_at = Some(at.clone());
             feed.push_from(
+                t,
                 "EulaAccepted",
                 Some(ORIGIN_CUSTOMER),
                 subscription_event(
@@ -956,6 +1002,7 @@ async fn set_auto_renew(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Subscription>, ApiError> {
+    let t = app.shared.clock().now_ms();
     let a: AutoRenew = own::parse(&body)?;
     change(&app, &id, |s, feed| {
         if s.status == "cancelled" && a.auto_renew {
@@ -968,6 +1015,7 @@ async fn set_auto_renew(
         if s.auto_renew != a.auto_renew {
             s.auto_renew = a.auto_renew;
             feed.push_from(
+                t,
                 "AutoRenewChanged",
                 Some(ORIGIN_CUSTOMER),
                 subscription_event(s, json!({ "auto_renew": a.auto_renew })),
@@ -995,6 +1043,7 @@ async fn cancel(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Subscription>, ApiError> {
+    let t = app.shared.clock().now_ms();
     let c: Cancel = own::parse(&body)?;
     one_of("reason", c.reason.as_str(), CANCEL_REASONS)?;
     change(&app, &id, |s, feed| {
@@ -1003,6 +1052,7 @@ async fn cancel(
             s.auto_renew = false;
             s.cancellation_reason = Some(c.reason.clone());
             feed.push_from(
+                t,
                 "SubscriptionCancelled",
                 Some(ORIGIN_CUSTOMER),
                 subscription_event(s, json!({ "reason": c.reason })),
@@ -1049,6 +1099,7 @@ async fn report_usage(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Subscription>, ApiError> {
+    let t = app.shared.clock().now_ms();
     let u: UsageReport = own::parse(&body)?;
     if u.billable_users > u.active_users {
         return Err(ApiError::invalid(
@@ -1068,9 +1119,10 @@ async fn report_usage(
         let report = Usage {
             active_users: u.active_users,
             billable_users: u.billable_users,
-            reported_at: now(),
+            reported_at: rfc3339(t),
         };
         feed.push_from(
+                t,
             "UsageReported",
             Some(ORIGIN_CUSTOMER),
             subscription_event(
@@ -1100,6 +1152,7 @@ async fn hub_account(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let t = app.shared.clock().now_ms();
     let req: HubAccount = own::parse(&body)?;
     check_email(&req.email)?;
     let country = country(&req.country)?;
@@ -1111,7 +1164,7 @@ async fn hub_account(
             name: String::new(),
             company: None,
             country: String::new(),
-            created_at: now(),
+            created_at: rfc3339(t),
         });
         a.email = req.email;
         a.name = req.name;
@@ -1160,6 +1213,7 @@ async fn hub_subscription(
     Path(number): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let t = app.shared.clock().now_ms();
     let m: Mirror = own::parse(&body)?;
     one_of(
         "deployment",
@@ -1245,6 +1299,7 @@ async fn hub_subscription(
                         key: None,
                     }),
                     usage: Vec::new(),
+                    notices: Vec::new(),
                 };
                 d.subscriptions.insert(id.clone(), s);
                 id
@@ -1268,6 +1323,7 @@ async fn hub_subscription(
         if !created {
             if after.auto_renew != before.auto_renew {
                 d.outbox.push_from(
+                    t,
                     "AutoRenewChanged",
                     Some(ORIGIN_HUB),
                     subscription_event(&after, json!({ "auto_renew": after.auto_renew })),
@@ -1275,6 +1331,7 @@ async fn hub_subscription(
             }
             if after.status == "cancelled" && before.status != "cancelled" {
                 d.outbox.push_from(
+                    t,
                     "SubscriptionCancelled",
                     Some(ORIGIN_HUB),
                     subscription_event(&after, json!({ "reason": after.cancellation_reason })),
@@ -1289,6 +1346,88 @@ async fn hub_subscription(
         StatusCode::OK
     };
     Ok((status, Json(sub)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoticeSent {
+    subscription_id: String,
+    days_before: u32,
+    term_end: String,
+    #[serde(default)]
+    sent_at: Option<String>,
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    message_id: Option<String>,
+    #[serde(default)]
+    recipient: Option<String>,
+}
+
+/// The hub records a renewal notice it sent on the customers app's behalf (rule 7: the
+/// 14-day notice of a SaaS subscription with auto-renew on and a seat increase), so an
+/// audit finds it with the subscription. Idempotent by (subscription, `term_end`,
+/// `days_before`): 201 the first time, 200 with the notice as first recorded after.
+/// Emits `RenewalNoticeSent` with origin `hub` the first time.
+async fn hub_notice(State(app): State<Arc<Customers>>, body: Bytes) -> Result<Response, ApiError> {
+    let t = app.shared.clock().now_ms();
+    let n: NoticeSent = own::parse(&body)?;
+    if n.days_before > 366 {
+        return Err(ApiError::invalid(
+            "days_before",
+            json!(n.days_before),
+            "days_before is 0 to 366",
+        ));
+    }
+    parse_date("term_end", &n.term_end)?;
+    let sent_at = match &n.sent_at {
+        Some(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .map(|d| rfc3339(d.timestamp_millis()))
+            .map_err(|_| ApiError::invalid("sent_at", json!(s), "sent_at must be RFC 3339"))?,
+        None => rfc3339(t),
+    };
+    let channel = n.channel.clone().unwrap_or_else(|| "email".into());
+    one_of("channel", channel.as_str(), &["email"])?;
+    if let Some(r) = &n.recipient {
+        check_email(r)?;
+    }
+    let (created, notice) = app.shared.write(|d| {
+        let id = subscription_id(d, &n.subscription_id)
+            .ok_or_else(|| ApiError::not_found("subscription", &n.subscription_id))?;
+        let s = d
+            .subscriptions
+            .get_mut(&id)
+            .ok_or_else(|| ApiError::not_found("subscription", &id))?;
+        if let Some(existing) = s
+            .notices
+            .iter()
+            .find(|x| x.term_end == n.term_end && x.days_before == n.days_before)
+        {
+            return Ok((false, existing.clone()));
+        }
+        let notice = Notice {
+            days_before: n.days_before,
+            term_end: n.term_end.clone(),
+            sent_at,
+            channel,
+            message_id: n.message_id.clone(),
+            recipient: n.recipient.clone(),
+        };
+        s.notices.push(notice.clone());
+        let data = subscription_event(
+            s,
+            json!({ "days_before": notice.days_before, "term_end": notice.term_end, "sent_at": notice.sent_at, "channel": notice.channel, "message_id": notice.message_id, "sent_by": "customers" }),
+        );
+        d.outbox
+            .push_from(t, "RenewalNoticeSent", Some(ORIGIN_HUB), data);
+        Ok((true, notice))
+    })?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(notice)).into_response())
 }
 
 async fn events(State(app): State<Arc<Customers>>, Query(p): Query<FeedParams>) -> Json<Value> {

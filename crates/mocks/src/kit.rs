@@ -18,10 +18,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::Store;
 
-/// Milliseconds since the Unix epoch, the clock every mock uses.
+/// Milliseconds since the Unix epoch by the wall clock: for what is operational rather
+/// than business time (token lifetimes, rate windows, idempotency keys, query cursors).
+/// Business time (term dates, invoices, event times) comes from a [`Clock`].
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
+
+/// `ms` since the epoch as RFC 3339 with milliseconds (`2026-01-01T00:00:00.000Z`).
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+pub use crate::clock::{Clock, ClockConfig, ClockError, ClockMode, DueWork};
 
 /// A random token of `n` bytes as lowercase hex, for access tokens and keys.
 pub fn random_hex(n: usize) -> String {
@@ -96,16 +107,28 @@ pub struct Shared<D> {
     app: &'static str,
     data: Mutex<D>,
     store: Option<Arc<Store>>,
+    clock: Arc<Clock>,
     /// The misbehaviour rules for this app.
     pub faults: Faults,
 }
 
 impl<D: Serialize + DeserializeOwned + Default> Shared<D> {
-    /// Loads the app's data from the store if one is given and holds a snapshot.
+    /// Loads the app's data from the store if one is given and holds a snapshot; business
+    /// time is the wall clock.
     pub fn new(
         app: &'static str,
         store: Option<Arc<Store>>,
         faults: Vec<FaultRule>,
+    ) -> crate::Result<Self> {
+        Self::with_clock(app, store, faults, Clock::wall())
+    }
+
+    /// As [`Shared::new`], reading business time from `clock` (shared by the process's apps).
+    pub fn with_clock(
+        app: &'static str,
+        store: Option<Arc<Store>>,
+        faults: Vec<FaultRule>,
+        clock: Arc<Clock>,
     ) -> crate::Result<Self> {
         let data = match &store {
             Some(s) => match s.load(app)? {
@@ -121,8 +144,14 @@ impl<D: Serialize + DeserializeOwned + Default> Shared<D> {
             app,
             data: Mutex::new(data),
             store,
+            clock,
             faults: Faults::new(faults),
         })
+    }
+
+    /// The clock business time is read from.
+    pub fn clock(&self) -> &Arc<Clock> {
+        &self.clock
     }
 
     fn lock(&self) -> MutexGuard<'_, D> {
@@ -290,6 +319,10 @@ pub trait MockApp: Send + Sync + 'static {
     fn shared(&self) -> &Shared<Self::Data>;
     /// The app's error shape for a bare status (used by status faults).
     fn render(&self, status: StatusCode) -> Response;
+    /// The clock the app reads business time from.
+    fn clock(&self) -> &Arc<Clock> {
+        self.shared().clock()
+    }
     /// The app's issued tokens, for apps that issue them.
     fn tokens(_data: &mut Self::Data) -> Option<&mut Tokens> {
         None
@@ -350,8 +383,62 @@ pub async fn fault_layer<S: MockApp>(
     next.run(req).await
 }
 
-/// `/__admin/state`, `/__admin/reset`, `/__admin/faults`, `/__admin/tokens/expire` and
-/// `/__admin/health` for an app.
+/// `{"now": RFC 3339, "mode": "wall"|"simulated"}`.
+fn clock_view(clock: &Clock) -> serde_json::Value {
+    serde_json::json!({ "now": clock.rfc3339(), "mode": clock.mode() })
+}
+
+/// The body of `POST /__admin/clock`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClockMove {
+    /// A duration like `30d`, `6h`, `1d12h`.
+    #[serde(default)]
+    advance: Option<String>,
+    /// An RFC 3339 time (not before now).
+    #[serde(default)]
+    set: Option<String>,
+}
+
+/// `POST /__admin/clock` `{"advance": "30d"}` or `{"set": "2027-01-01T00:00:00Z"}` (or `{}`):
+/// moves a simulated clock and runs what became due, in every app sharing the clock, before
+/// it answers `{"now","mode"}`; 409 for the wall clock, 400 for a bad body or a move back.
+fn move_clock(clock: &Clock, body: &[u8]) -> Response {
+    let bad = |status: StatusCode, msg: String| {
+        (status, Json(serde_json::json!({ "error": msg }))).into_response()
+    };
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    let m: ClockMove = match serde_json::from_slice(body) {
+        Ok(m) => m,
+        Err(e) => return bad(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let moved = match (m.advance, m.set) {
+        (Some(_), Some(_)) => {
+            return bad(
+                StatusCode::BAD_REQUEST,
+                "give advance or set, not both".into(),
+            )
+        }
+        (Some(a), None) => clock.advance(&a).map(|_| ()),
+        (None, Some(t)) => clock.set(&t).map(|_| ()),
+        (None, None) => {
+            clock.run_due();
+            Ok(())
+        }
+    };
+    match moved {
+        Ok(()) => Json(clock_view(clock)).into_response(),
+        Err(e @ crate::clock::ClockError::Wall) => bad(StatusCode::CONFLICT, e.to_string()),
+        Err(e) => bad(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+/// `/__admin/state`, `/__admin/reset`, `/__admin/faults`, `/__admin/tokens/expire`,
+/// `/__admin/clock` and `/__admin/health` for an app.
 pub fn admin_router<S: MockApp>() -> Router<Arc<S>> {
     async fn state<S: MockApp>(State(app): State<Arc<S>>) -> Json<serde_json::Value> {
         Json(app.state())
@@ -388,8 +475,18 @@ pub fn admin_router<S: MockApp>() -> Router<Arc<S>> {
         });
         StatusCode::NO_CONTENT
     }
+    async fn clock_now<S: MockApp>(State(app): State<Arc<S>>) -> Json<serde_json::Value> {
+        Json(clock_view(app.clock()))
+    }
+    async fn clock_move<S: MockApp>(
+        State(app): State<Arc<S>>,
+        body: axum::body::Bytes,
+    ) -> Response {
+        move_clock(app.clock(), &body)
+    }
     Router::new()
         .route("/__admin/state", get(state::<S>))
+        .route("/__admin/clock", get(clock_now::<S>).post(clock_move::<S>))
         .route("/__admin/reset", axum::routing::post(reset::<S>))
         .route(
             "/__admin/faults",
@@ -402,6 +499,15 @@ pub fn admin_router<S: MockApp>() -> Router<Arc<S>> {
             axum::routing::post(expire_tokens::<S>),
         )
         .route("/__admin/health", get(|| async { "ok" }))
+}
+
+/// `scheme://host` of the request, for absolute paging links.
+pub fn base_url(headers: &axum::http::HeaderMap, scheme: Option<Scheme>) -> String {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    format!("{}://{host}", scheme.map_or("http", |s| s.0))
 }
 
 /// A monotonically increasing counter (event sequence numbers, ids).
@@ -441,18 +547,25 @@ pub struct Feed {
 }
 
 impl Feed {
-    /// Appends an event without an origin and returns its sequence number.
-    pub fn push(&mut self, kind: &str, data: serde_json::Value) -> u64 {
-        self.push_from(kind, None, data)
+    /// Appends an event without an origin that happened at `at_ms` (business time) and
+    /// returns its sequence number.
+    pub fn push(&mut self, at_ms: i64, kind: &str, data: serde_json::Value) -> u64 {
+        self.push_from(at_ms, kind, None, data)
     }
 
     /// Appends an event that says who caused it and returns its sequence number.
-    pub fn push_from(&mut self, kind: &str, origin: Option<&str>, data: serde_json::Value) -> u64 {
+    pub fn push_from(
+        &mut self,
+        at_ms: i64,
+        kind: &str,
+        origin: Option<&str>,
+        data: serde_json::Value,
+    ) -> u64 {
         let seq = self.events.last().map_or(1, |e| e.seq + 1);
         self.events.push(FeedEvent {
             seq,
             kind: kind.to_string(),
-            occurred_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            occurred_at: rfc3339(at_ms),
             origin: origin.map(str::to_string),
             data,
         });

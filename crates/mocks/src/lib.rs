@@ -14,6 +14,7 @@
 //!   Retry-After, a dropped connection, only the N-th request) by configuration or by
 //!   `POST /__admin/faults` ([`kit::FaultRule`]);
 
+pub mod clock;
 pub mod country;
 pub mod customers;
 pub mod kit;

@@ -84,8 +84,8 @@ impl LicenseRecord {
         })
     }
 
-    /// Recomputes the status; emits an event on a change.
-    fn evaluate(&mut self, feed: &mut Feed) {
+    /// Recomputes the status at `t` (ms, business time); emits an event on a change.
+    fn evaluate(&mut self, feed: &mut Feed, t: i64) {
         let status = if !self.terms_accepted {
             "pending_terms"
         } else if self.communication_profile.eq_ignore_ascii_case("Silent") {
@@ -101,12 +101,13 @@ impl LicenseRecord {
             "issued" => {
                 if self.key.is_none() {
                     self.key = Some(new_key());
-                    self.issued_at = Some(chrono::Utc::now().to_rfc3339());
+                    self.issued_at = Some(kit::rfc3339(t));
                 }
-                feed.push("LicenseIssued", self.view());
+                feed.push(t, "LicenseIssued", self.view());
             }
             "held" => {
                 feed.push(
+                    t,
                     "LicenseHeld",
                     json!({ "subscription_id": self.subscription_id, "account_id": self.account_id, "reason": "communication profile is Silent" }),
                 );
@@ -135,9 +136,18 @@ pub struct Data {
 pub type License = OwnApp<Data>;
 
 impl License {
-    /// Builds the service, loading saved state from `store` if given.
+    /// Builds the service, loading saved state from `store` if given (wall clock).
     pub fn new(cfg: Config, store: Option<Arc<Store>>) -> crate::Result<Arc<Self>> {
-        OwnApp::build("license", cfg.api_token, cfg.faults, store, ())
+        Self::with_clock(cfg, store, kit::Clock::wall())
+    }
+
+    /// As [`License::new`], reading issue and event times from `clock`.
+    pub fn with_clock(
+        cfg: Config,
+        store: Option<Arc<Store>>,
+        clock: Arc<kit::Clock>,
+    ) -> crate::Result<Arc<Self>> {
+        OwnApp::build("license", cfg.api_token, cfg.faults, store, clock, ())
     }
 }
 
@@ -180,6 +190,7 @@ async fn register(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let r: Register = own::parse(&body)?;
+    let t = app.shared.clock().now_ms();
     if r.seats == 0 {
         return Err(ApiError::invalid(
             "seats",
@@ -208,7 +219,7 @@ async fn register(
         // Acceptance is never withdrawn by a later update.
         rec.terms_accepted |= r.terms_accepted;
         rec.communication_profile = r.communication_profile;
-        rec.evaluate(&mut d.feed);
+        rec.evaluate(&mut d.feed, t);
         rec.view()
     })))
 }
@@ -219,13 +230,14 @@ fn change(
     id: &str,
     f: impl FnOnce(&mut LicenseRecord),
 ) -> Result<Json<Value>, ApiError> {
+    let t = app.shared.clock().now_ms();
     app.shared.write(|d| {
         let rec = d
             .licenses
             .get_mut(id)
             .ok_or_else(|| ApiError::not_found("subscription", id))?;
         f(rec);
-        rec.evaluate(&mut d.feed);
+        rec.evaluate(&mut d.feed, t);
         Ok(Json(rec.view()))
     })
 }

@@ -2,6 +2,16 @@
 //! `api:<key>`, a form body (url-encoded or multipart) with `from`, `to`, `subject`,
 //! `text`/`html`/`template`, answered with `{"id":"<...>","message":"Queued. Thank you."}`.
 //! Every accepted message is recorded; `GET /__admin/messages?to=&subject=` lists them.
+//!
+//! Custom data ("Attaching Data to Messages", Mailgun user manual): `v:<name>` form fields
+//! and the JSON map of `h:X-Mailgun-Variables` become the message's `user-variables`
+//! (a `v:` value is kept as a string unless it is a JSON object or array; `v:` wins over
+//! the header for the same name); an `h:X-Mailgun-Variables` that is not a JSON object is
+//! refused with 400.
+//! https://documentation.mailgun.com/docs/mailgun/user-manual/sending-messages/send-attachments
+//!
+//! Each recipient (`to`, `cc`, `bcc`) of an accepted message gets an `accepted` and a
+//! `delivered` event, readable over the events API ([`events`]), stamped by the clock.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,6 +29,8 @@ use crate::kit::{self, FaultRule, MockApp, Shared};
 use crate::store::Store;
 use crate::Listen;
 
+pub mod events;
+
 /// Mail mock configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -31,6 +43,10 @@ pub struct Config {
     pub domains: Vec<String>,
     /// Misbehaviour rules active from the start.
     pub faults: Vec<FaultRule>,
+    /// How long (wall-clock ms) an event takes to become visible in the events API after
+    /// it happened: Mailgun's events reach its storage late ("Event Polling"), so a reader
+    /// must not take a missing event for a message that was never accepted.
+    pub events_delay_ms: u64,
 }
 
 impl Default for Config {
@@ -40,6 +56,7 @@ impl Default for Config {
             api_key: "key-l2f-mock".into(),
             domains: vec!["mg.l2f.example".into()],
             faults: Vec::new(),
+            events_delay_ms: 0,
         }
     }
 }
@@ -73,6 +90,12 @@ pub struct Message {
     pub attachments: Vec<(String, usize)>,
     /// When it was accepted (RFC 3339).
     pub accepted_at: String,
+    /// `bcc`.
+    #[serde(default)]
+    pub bcc: Vec<String>,
+    /// The custom data (`v:` fields and `h:X-Mailgun-Variables`), as events show it.
+    #[serde(default, rename = "user-variables")]
+    pub user_variables: serde_json::Map<String, Value>,
 }
 
 /// Everything the mail mock keeps.
@@ -80,6 +103,12 @@ pub struct Message {
 pub struct Data {
     /// Messages in the order they were accepted.
     pub messages: Vec<Message>,
+    /// Events (`accepted`, `delivered`) in the order they happened.
+    #[serde(default)]
+    pub events: Vec<events::MailEvent>,
+    /// Event sequence (ties between events of one instant are broken by it).
+    #[serde(default)]
+    pub seq: u64,
 }
 
 /// The running mail mock.
@@ -89,9 +118,18 @@ pub struct Mail {
 }
 
 impl Mail {
-    /// Builds the mock, loading saved state from `store` if given.
+    /// Builds the mock, loading saved state from `store` if given (wall clock).
     pub fn new(cfg: Config, store: Option<Arc<Store>>) -> crate::Result<Arc<Self>> {
-        let shared = Shared::new("mail", store, cfg.faults.clone())?;
+        Self::with_clock(cfg, store, kit::Clock::wall())
+    }
+
+    /// As [`Mail::new`], taking message ids and event timestamps from `clock`.
+    pub fn with_clock(
+        cfg: Config,
+        store: Option<Arc<Store>>,
+        clock: Arc<kit::Clock>,
+    ) -> crate::Result<Arc<Self>> {
+        let shared = Shared::with_clock("mail", store, cfg.faults.clone(), clock)?;
         Ok(Arc::new(Self { cfg, shared }))
     }
 }
@@ -148,10 +186,12 @@ impl IntoResponse for MailError {
     }
 }
 
-/// The router: messages and `/__admin`.
+/// The router: messages, events and `/__admin`.
 pub fn router(app: Arc<Mail>) -> Router {
     let routes = Router::new()
         .route("/v3/{domain}/messages", post(send))
+        .route("/v3/{domain}/events", get(events::list))
+        .route("/v3/{domain}/events/{page}", get(events::page))
         .route("/__admin/messages", get(list))
         .fallback(|| async {
             (
@@ -163,8 +203,12 @@ pub fn router(app: Arc<Mail>) -> Router {
 }
 
 fn authorised(app: &Mail, req: &Request) -> bool {
-    let Some(v) = req
-        .headers()
+    authorised_headers(app, req.headers())
+}
+
+/// Basic auth `api:<key>`, as every Mailgun API call takes it.
+fn authorised_headers(app: &Mail, headers: &axum::http::HeaderMap) -> bool {
+    let Some(v) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     else {
@@ -269,11 +313,39 @@ async fn send(
             "Need at least one of 'text', 'html' or 'template' parameters specified".into(),
         ));
     }
+    let now_ms = app.shared.clock().now_ms();
+    let now = chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
+    // "20260203192638.000be97f99f8cea1@sample.mailgun.com", in angle brackets as the send
+    // answers it; events carry it without them.
     let id = format!(
         "<{}.{}@{domain}>",
-        chrono::Utc::now().format("%Y%m%d%H%M%S"),
-        kit::random_hex(8).to_uppercase()
+        now.format("%Y%m%d%H%M%S"),
+        kit::random_hex(8)
     );
+    let mut user_variables = serde_json::Map::new();
+    if let Some(h) = fields
+        .iter()
+        .rev()
+        .find(|(n, _, f)| f.is_none() && n.eq_ignore_ascii_case("h:X-Mailgun-Variables"))
+    {
+        match serde_json::from_str::<Value>(&h.1) {
+            Ok(Value::Object(o)) => user_variables.extend(o),
+            _ => {
+                return Err(MailError::BadRequest(
+                    "h:X-Mailgun-Variables must be a valid JSON object".into(),
+                ))
+            }
+        }
+    }
+    for (n, v, f) in &fields {
+        if let (Some(name), None) = (n.strip_prefix("v:"), f) {
+            let value = match serde_json::from_str::<Value>(v) {
+                Ok(j @ (Value::Object(_) | Value::Array(_))) => j,
+                _ => Value::String(v.clone()),
+            };
+            user_variables.insert(name.to_string(), value);
+        }
+    }
     let options = fields
         .iter()
         .filter(|(n, _, f)| {
@@ -297,10 +369,16 @@ async fn send(
             .iter()
             .filter_map(|(_, v, size)| size.map(|s| (v.clone(), s)))
             .collect(),
-        accepted_at: chrono::Utc::now().to_rfc3339(),
+        accepted_at: kit::rfc3339(now_ms),
+        bcc: addresses(&all("bcc")),
+        user_variables,
     };
     tracing::debug!(message_id = %id, "mail accepted");
-    app.shared.write(|d| d.messages.push(message));
+    app.shared.write(|d| {
+        let visible = kit::now_ms().saturating_add(app.cfg.events_delay_ms as i64);
+        events::record(d, &message, now_ms, visible);
+        d.messages.push(message)
+    });
     Ok(Json(json!({ "id": id, "message": "Queued. Thank you." })))
 }
 

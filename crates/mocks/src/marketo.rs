@@ -130,9 +130,18 @@ pub struct Marketo {
 }
 
 impl Marketo {
-    /// Builds the mock, loading saved state from `store` if given.
+    /// Builds the mock, loading saved state from `store` if given (wall clock).
     pub fn new(cfg: Config, store: Option<Arc<Store>>) -> crate::Result<Arc<Self>> {
-        let shared = Shared::new("marketo", store, cfg.faults.clone())?;
+        Self::with_clock(cfg, store, kit::Clock::wall())
+    }
+
+    /// As [`Marketo::new`], stamping leads' `createdAt`/`updatedAt` from `clock`.
+    pub fn with_clock(
+        cfg: Config,
+        store: Option<Arc<Store>>,
+        clock: Arc<kit::Clock>,
+    ) -> crate::Result<Arc<Self>> {
+        let shared = Shared::with_clock("marketo", store, cfg.faults.clone(), clock)?;
         Ok(Arc::new(Self {
             cfg,
             shared,
@@ -442,13 +451,18 @@ async fn sync_leads(State(app): State<Arc<Marketo>>, body: Bytes) -> Result<Json
         }
     }
     let required = app.cfg.required_fields.clone();
+    let now = app
+        .shared
+        .clock()
+        .now()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let result = app.shared.write(|d| {
         // One pass over the leads per call, not one per record.
         let mut index = lookup_index(d, &lookup);
         input
             .iter()
             .filter_map(Value::as_object)
-            .map(|rec| sync_one(d, &mut index, &action, &lookup, &required, rec))
+            .map(|rec| sync_one(d, &mut index, &action, &lookup, &required, rec, &now))
             .collect::<Vec<_>>()
     });
     Ok(success(result))
@@ -493,6 +507,7 @@ fn sync_one(
     lookup: &str,
     required: &[String],
     rec: &Map<String, Value>,
+    now: &str,
 ) -> Value {
     let matches: Vec<u64> = match rec.get(lookup) {
         Some(v) if !v.is_null() && action != "createDuplicate" => {
@@ -512,7 +527,6 @@ fn sync_one(
             )
         }
     };
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     match (matches.as_slice(), action) {
         ([], "updateOnly") => skipped("1004", "Lead not found".into()),
         ([], _) => {

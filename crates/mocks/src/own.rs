@@ -146,9 +146,10 @@ impl<D: Serialize + DeserializeOwned + Default + Send + 'static, C: Send + Sync 
         token: String,
         faults: Vec<FaultRule>,
         store: Option<Arc<Store>>,
+        clock: Arc<kit::Clock>,
         settings: C,
     ) -> crate::Result<Arc<Self>> {
-        let shared = Shared::new(name, store, faults)?;
+        let shared = Shared::with_clock(name, store, faults, clock)?;
         Ok(Arc::new(Self {
             token,
             shared,

@@ -144,13 +144,16 @@ pub struct Data {
     /// The last SystemModstamp given (ms since the epoch): each write gets a later one.
     #[serde(default)]
     pub last_modstamp_ms: i64,
+    /// Business time of the write under way (set by [`Salesforce::write`]).
+    #[serde(skip)]
+    now_ms: i64,
 }
 
 impl Data {
     /// A SystemModstamp strictly later than the last one, so a poller's
     /// (SystemModstamp, Id) cursor never sees two writes at one instant out of order.
     fn stamp(&mut self) -> String {
-        let now = kit::now_ms().max(self.last_modstamp_ms + 1);
+        let now = self.now_ms.max(self.last_modstamp_ms + 1);
         self.last_modstamp_ms = now;
         sf_datetime(chrono::DateTime::from_timestamp_millis(now).unwrap_or_default())
     }
@@ -169,9 +172,28 @@ pub struct Salesforce {
 }
 
 impl Salesforce {
-    /// Builds the mock, loading saved state from `store` if given.
+    /// Builds the mock, loading saved state from `store` if given (wall clock).
     pub fn new(cfg: Config, store: Option<Arc<Store>>) -> crate::Result<Arc<Self>> {
-        let shared = Shared::new("salesforce", store, cfg.faults.clone())?;
+        Self::with_clock(cfg, store, kit::Clock::wall())
+    }
+
+    /// Changes the data at the clock's now: records written get their CreatedDate,
+    /// LastModifiedDate and SystemModstamp from it.
+    pub(crate) fn write<R>(&self, f: impl FnOnce(&mut Data) -> R) -> R {
+        let now = self.shared.clock().now_ms();
+        self.shared.write(|d| {
+            d.now_ms = now;
+            f(d)
+        })
+    }
+
+    /// As [`Salesforce::new`], stamping records from `clock`.
+    pub fn with_clock(
+        cfg: Config,
+        store: Option<Arc<Store>>,
+        clock: Arc<kit::Clock>,
+    ) -> crate::Result<Arc<Self>> {
+        let shared = Shared::with_clock("salesforce", store, cfg.faults.clone(), clock)?;
         let mut types: Vec<SObjectType> = STANDARD
             .iter()
             .map(|(name, prefix, fields, required)| SObjectType {
@@ -1007,7 +1029,7 @@ async fn create(
     let t = app.sobject_type(&sobject)?;
     let fields = t.check_body(parse_body(&body)?)?;
     missing_required(t, &fields)?;
-    let id = app.shared.write(|d| insert_record(d, t, fields));
+    let id = app.write(|d| insert_record(d, t, fields));
     tracing::debug!(sobject = %t.name, record_id = %id, "created");
     Ok((
         StatusCode::CREATED,
@@ -1108,7 +1130,7 @@ async fn update(
 ) -> Result<StatusCode, SfError> {
     let t = app.sobject_type(&sobject)?;
     let changes = t.check_body(parse_body(&body)?)?;
-    app.shared.write(|d| match d.records.get(&id) {
+    app.write(|d| match d.records.get(&id) {
         Some(rec) if rec.sobject == t.name => {
             update_record(d, t, &id, changes);
             Ok(StatusCode::NO_CONTENT)
@@ -1122,7 +1144,7 @@ async fn remove(
     Path((_version, sobject, id)): Path<(String, String, String)>,
 ) -> Result<StatusCode, SfError> {
     let t = app.sobject_type(&sobject)?;
-    app.shared.write(|d| match d.records.get(&id) {
+    app.write(|d| match d.records.get(&id) {
         Some(rec) if rec.sobject == t.name => {
             d.records.remove(&id);
             Ok(StatusCode::NO_CONTENT)
@@ -1185,7 +1207,7 @@ async fn upsert(
         });
     }
     let new_style = version_number(&format!("/services/data/{version}/")).unwrap_or(0) >= 46;
-    app.shared.write(|d| {
+    app.write(|d| {
         let ids = matching_ids(d, t, &field, &value);
         match ids.as_slice() {
             [] if field == "Id" => Err(SfError::NotFound),

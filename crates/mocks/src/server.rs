@@ -16,6 +16,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
+use crate::clock::{Clock, ClockConfig};
 use crate::kit::{ConnKill, Scheme};
 use crate::store::Store;
 use crate::tls::Tls;
@@ -47,6 +48,8 @@ pub struct MocksConfig {
     pub customers: customers::Config,
     /// The license service.
     pub license: license::Config,
+    /// The one clock of all apps (wall or simulated).
+    pub clock: ClockConfig,
 }
 
 impl Default for MocksConfig {
@@ -63,6 +66,7 @@ impl Default for MocksConfig {
             mail: Default::default(),
             customers: Default::default(),
             license: Default::default(),
+            clock: Default::default(),
         }
     }
 }
@@ -94,15 +98,27 @@ impl MocksConfig {
         Ok(())
     }
 
-    /// Builds each enabled app's router from this configuration.
+    /// Builds each enabled app's router from this configuration, all reading one clock
+    /// made from `clock`.
     pub fn routers(
         &self,
         store: Option<Arc<Store>>,
     ) -> Result<Vec<(&'static str, Router, Listen)>> {
+        let clock = Clock::from_config(&self.clock, store.clone())?;
+        self.routers_with_clock(store, &clock)
+    }
+
+    /// Builds each enabled app's router, all reading business time from `clock`.
+    pub fn routers_with_clock(
+        &self,
+        store: Option<Arc<Store>>,
+        clock: &Arc<Clock>,
+    ) -> Result<Vec<(&'static str, Router, Listen)>> {
         let mut out = Vec::new();
         let s = || store.clone();
+        let c = || clock.clone();
         if self.salesforce.listen.enabled {
-            let app = salesforce::Salesforce::new(self.salesforce.clone(), s())?;
+            let app = salesforce::Salesforce::with_clock(self.salesforce.clone(), s(), c())?;
             out.push((
                 "salesforce",
                 salesforce::router(app),
@@ -110,19 +126,19 @@ impl MocksConfig {
             ));
         }
         if self.zuora.listen.enabled {
-            let app = zuora::Zuora::new(self.zuora.clone(), s())?;
+            let app = zuora::Zuora::with_clock(self.zuora.clone(), s(), c())?;
             out.push(("zuora", zuora::router(app), self.zuora.listen.clone()));
         }
         if self.marketo.listen.enabled {
-            let app = marketo::Marketo::new(self.marketo.clone(), s())?;
+            let app = marketo::Marketo::with_clock(self.marketo.clone(), s(), c())?;
             out.push(("marketo", marketo::router(app), self.marketo.listen.clone()));
         }
         if self.mail.listen.enabled {
-            let app = mail::Mail::new(self.mail.clone(), s())?;
+            let app = mail::Mail::with_clock(self.mail.clone(), s(), c())?;
             out.push(("mail", mail::router(app), self.mail.listen.clone()));
         }
         if self.customers.listen.enabled {
-            let app = customers::Customers::new(self.customers.clone(), s())?;
+            let app = customers::Customers::with_clock(self.customers.clone(), s(), c())?;
             out.push((
                 "customers",
                 customers::router(app),
@@ -130,7 +146,7 @@ impl MocksConfig {
             ));
         }
         if self.license.listen.enabled {
-            let app = license::License::new(self.license.clone(), s())?;
+            let app = license::License::with_clock(self.license.clone(), s(), c())?;
             out.push(("license", license::router(app), self.license.listen.clone()));
         }
         Ok(out)
@@ -164,6 +180,7 @@ pub struct Running {
     pub endpoints: Vec<Endpoint>,
     /// The CA certificate (PEM) of the HTTPS listeners.
     pub ca_pem: String,
+    clock: Arc<Clock>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -172,6 +189,12 @@ impl Running {
     /// The endpoint of one app.
     pub fn endpoint(&self, app: &str) -> Option<&Endpoint> {
         self.endpoints.iter().find(|e| e.app == app)
+    }
+
+    /// The clock every app of this process reads: a test or the demo in the same process
+    /// advances it (`running.clock().advance("30d")`) as `POST /__admin/clock` would.
+    pub fn clock(&self) -> &Arc<Clock> {
+        &self.clock
     }
 
     /// Stops accepting connections and waits for the accept loops to end.
@@ -211,7 +234,8 @@ pub async fn start(cfg: &MocksConfig) -> Result<Running> {
     let (stop, stop_rx) = watch::channel(false);
     let mut endpoints = Vec::new();
     let mut tasks = Vec::new();
-    for (name, router, listen) in cfg.routers(store)? {
+    let clock = Clock::from_config(&cfg.clock, store.clone())?;
+    for (name, router, listen) in cfg.routers_with_clock(store, &clock)? {
         let http = TcpListener::bind(SocketAddr::new(cfg.host, listen.http_port)).await?;
         let http_url = url("http", http.local_addr()?);
         tasks.push(spawn_accept(http, router.clone(), None, stop_rx.clone()));
@@ -233,11 +257,41 @@ pub async fn start(cfg: &MocksConfig) -> Result<Running> {
             https: https_url,
         });
     }
+    if cfg.clock.tick_ms > 0 {
+        tasks.push(spawn_ticker(
+            clock.clone(),
+            Duration::from_millis(cfg.clock.tick_ms),
+            stop_rx.clone(),
+        ));
+    }
     Ok(Running {
         endpoints,
         ca_pem: tls.ca_pem,
+        clock,
         stop,
         tasks,
+    })
+}
+
+/// Runs what became due every `every` (the wall clock moves by itself; a simulated clock's
+/// advances run their due work themselves, so a tick finds nothing more to do).
+fn spawn_ticker(
+    clock: Arc<Clock>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let c = clock.clone();
+                    let _ = tokio::task::spawn_blocking(move || c.run_due()).await;
+                }
+                _ = stop.changed() => break,
+            }
+        }
     })
 }
 

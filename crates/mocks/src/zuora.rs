@@ -17,7 +17,11 @@
 //! - subscription, payment and account changes go to an event feed
 //!   (`GET /__admin/events?after=N`) and, when `callout_url` is set, are POSTed there as
 //!   callout notifications in Zuora's shape, with its headers, basic auth and retries,
-//!   each recorded in `GET /v1/notification-history/callout` ([`callouts`]).
+//!   each recorded in `GET /v1/notification-history/callout` ([`callouts`]);
+//! - on the process's clock, terms end: auto-renewals with their Batch3 invoice and payment
+//!   (processed or declined), `GET /v1/invoices`, `/v1/payments`, `/v1/bill-runs`,
+//!   `/object-query/*` ([`billing`]), and Zuora's renewal notices in
+//!   `GET /v1/notification-history/email` ([`notices`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
@@ -37,8 +41,10 @@ use crate::kit::{self, FaultRule, Feed, MockApp, Shared, Tokens};
 use crate::store::Store;
 use crate::Listen;
 
+pub mod billing;
 pub mod callouts;
 pub mod catalog;
+pub mod notices;
 
 /// Zuora mock configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,6 +79,14 @@ pub struct Config {
     pub callout_preemptive_auth: bool,
     /// Misbehaviour rules active from the start.
     pub faults: Vec<FaultRule>,
+    /// The renewal notices Zuora sends, in days before term end ([`notices`]).
+    pub notices: Vec<notices::NoticeRule>,
+    /// The notices' sender.
+    pub notice_from: String,
+    /// Communication profiles whose notifications are inactive (nothing is sent).
+    pub silent_profiles: Vec<String>,
+    /// The batch of the auto-renewal bill runs (handbook rule 4: `Batch3`).
+    pub renewal_batch: String,
 }
 
 impl Default for Config {
@@ -92,6 +106,10 @@ impl Default for Config {
             callout_password: None,
             callout_preemptive_auth: false,
             faults: Vec::new(),
+            notices: notices::default_notices(),
+            notice_from: "billing@l2f.example".into(),
+            silent_profiles: vec!["Silent".into()],
+            renewal_batch: "Batch3".into(),
         }
     }
 }
@@ -211,6 +229,24 @@ pub struct Data {
     pub idempotency: HashMap<String, Idem>,
     /// Number sequence.
     pub seq: u64,
+    /// Invoices by number.
+    #[serde(default)]
+    pub invoices: BTreeMap<String, billing::Invoice>,
+    /// Payments by number.
+    #[serde(default)]
+    pub payments: BTreeMap<String, billing::Payment>,
+    /// Auto-renewal bill runs by number.
+    #[serde(default)]
+    pub bill_runs: BTreeMap<String, billing::BillRun>,
+    /// How each account's card answers (by account number).
+    #[serde(default)]
+    pub cards: BTreeMap<String, billing::Card>,
+    /// What was done for each subscription's current term (by number).
+    #[serde(default)]
+    pub terms: BTreeMap<String, billing::TermLedger>,
+    /// The email notification history (renewal notices).
+    #[serde(default)]
+    pub email_history: Vec<notices::EmailRecord>,
 }
 
 /// The running Zuora mock.
@@ -221,28 +257,48 @@ pub struct Zuora {
     window: Mutex<(i64, u32)>,
     http: reqwest::Client,
     queue: callouts::Queue,
+    /// This mock itself, for the callout delivery task it starts.
+    me: std::sync::Weak<Zuora>,
 }
 
 impl Zuora {
-    /// Builds the mock, loading saved state from `store` if given.
+    /// Builds the mock, loading saved state from `store` if given (wall clock).
     pub fn new(cfg: Config, store: Option<Arc<Store>>) -> crate::Result<Arc<Self>> {
-        let shared = Shared::new("zuora", store, cfg.faults.clone())?;
-        Ok(Arc::new(Self {
+        Self::with_clock(cfg, store, kit::Clock::wall())
+    }
+
+    /// As [`Zuora::new`], reading business time from `clock` (and registering with it, so
+    /// that terms end, renew, bill and notify as it moves).
+    pub fn with_clock(
+        cfg: Config,
+        store: Option<Arc<Store>>,
+        clock: Arc<kit::Clock>,
+    ) -> crate::Result<Arc<Self>> {
+        let shared = Shared::with_clock("zuora", store, cfg.faults.clone(), clock.clone())?;
+        let app = Arc::new_cyclic(|me| Self {
             cfg,
             shared,
             window: Mutex::new((0, 0)),
             http: reqwest::Client::new(),
             queue: callouts::Queue::default(),
-        }))
+            me: me.clone(),
+        });
+        let weak: std::sync::Weak<Zuora> = Arc::downgrade(&app);
+        let due: std::sync::Weak<dyn kit::DueWork> = weak;
+        clock.register(due);
+        Ok(app)
     }
 
-    /// Records a subscription event in the feed and sends its callout.
+    /// Records a subscription event in the feed and sends its callout; `extra` (an object)
+    /// is added to both.
     fn emit_subscription(
-        self: &Arc<Self>,
+        &self,
         d: &mut Data,
+        at_ms: i64,
         kind: &str,
         number: &str,
         order: Option<&str>,
+        extra: Value,
     ) {
         let Some(sub) = d.subscriptions.get(number).cloned() else {
             return;
@@ -257,19 +313,38 @@ impl Zuora {
         if let Some(o) = order {
             feed["orderNumber"] = json!(o);
         }
-        d.feed.push(kind, feed);
-        self.callout(
-            kind,
-            &sub.id,
-            json!({
-                "subscriptionNumber": sub.subscription_number,
-                "subscriptionId": sub.id,
-                "subscriptionVersion": sub.version,
-                "accountNumber": sub.account_number,
-                "accountId": account_id,
-                "orderNumber": order,
-            }),
-        );
+        let mut body = json!({
+            "subscriptionNumber": sub.subscription_number,
+            "subscriptionId": sub.id,
+            "subscriptionVersion": sub.version,
+            "accountNumber": sub.account_number,
+            "accountId": account_id,
+            "orderNumber": order,
+        });
+        if let Some(e) = extra.as_object() {
+            for (k, v) in e {
+                feed[k.as_str()] = v.clone();
+                body[k.as_str()] = v.clone();
+            }
+        }
+        d.feed.push(at_ms, kind, feed);
+        self.callout(at_ms, kind, &sub.id, body);
+    }
+}
+
+impl kit::DueWork for Zuora {
+    /// Renewals, bill runs, payments and notices that fell due up to `now_ms`, in order,
+    /// in one change of the state (persisted once).
+    fn run_due(&self, now_ms: i64) {
+        let any = self.shared.read(|d| {
+            d.subscriptions
+                .values()
+                .any(|s| !self.due_for(d, s, now_ms).is_empty())
+        });
+        if any {
+            let n = self.shared.write(|d| self.apply_due(d, now_ms));
+            tracing::debug!(applied = n, "zuora due work applied");
+        }
     }
 }
 
@@ -294,6 +369,8 @@ const RES_AUTH: u32 = 900_000;
 const RES_REQUEST: u32 = 590_000;
 const RES_CATALOG: u32 = 510_000;
 const RES_NOTIFICATION: u32 = 580_000;
+const RES_INVOICE: u32 = 520_000;
+const RES_PAYMENT: u32 = 540_000;
 
 /// Category part of Zuora's codes.
 const CAT_AUTH: u32 = 11;
@@ -332,6 +409,10 @@ pub enum ZError {
     /// A status imposed by a fault rule.
     #[error("fault")]
     Status(StatusCode),
+    /// 400: a malformed query to an API that answers errors with HTTP statuses (Object
+    /// Query).
+    #[error("{0}")]
+    BadRequest(String),
 }
 
 impl ZError {
@@ -369,6 +450,7 @@ impl IntoResponse for ZError {
             ),
             ZError::NoRoute => (StatusCode::NOT_FOUND, RES_REQUEST * 100 + 45),
             ZError::Status(s) => (*s, RES_REQUEST * 100 + 60),
+            ZError::BadRequest(_) => (StatusCode::BAD_REQUEST, RES_REQUEST * 100 + CAT_INVALID),
         };
         let body = json!({
             "success": false,
@@ -397,12 +479,25 @@ pub fn router(app: Arc<Zuora>) -> Router<()> {
         .route("/v1/catalog/products", get(catalog::list))
         .route("/v1/catalog/products/{key}", get(catalog::one))
         .route("/v1/notification-history/callout", get(callouts::history))
+        .route("/v1/notification-history/email", get(notices::history))
+        .route("/v1/invoices/{key}", get(billing::get_invoice))
+        .route("/v1/invoices/{key}/items", get(billing::invoice_items))
+        .route("/v1/payments", get(billing::list_payments))
+        .route("/v1/payments/{key}", get(billing::get_payment))
+        .route("/v1/payments/{key}/parts", get(billing::payment_parts))
+        .route("/v1/bill-runs/{key}", get(billing::get_bill_run))
+        .route("/object-query/invoices", get(billing::query_invoices))
+        .route("/object-query/payments", get(billing::query_payments))
         .route_layer(axum::middleware::from_fn_with_state(app.clone(), auth));
     let routes = Router::new()
         .route("/oauth/token", post(token))
         .merge(api)
         .route("/__admin/events", get(events))
         .route("/__admin/payments/decline", post(decline_payment))
+        .route(
+            "/__admin/accounts/{key}/card",
+            get(billing::get_card).post(billing::set_card),
+        )
         .fallback(|| async { ZError::NoRoute });
     kit::finish(routes, app.clone())
         // Outside the fault layer, so a request slowed by a fault still holds its key.
@@ -636,14 +731,7 @@ fn custom_fields(v: Option<&Value>) -> Result<BTreeMap<String, Value>, ZError> {
     Ok(out)
 }
 
-/// `scheme://host` of the request, for absolute `nextPage` links.
-pub(crate) fn base_url(headers: &HeaderMap, scheme: Option<kit::Scheme>) -> String {
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1");
-    format!("{}://{host}", scheme.map_or("http", |s| s.0))
-}
+pub(crate) use crate::kit::base_url;
 
 fn str_field<'a>(v: &'a Value, name: &str) -> Option<&'a str> {
     v.get(name)
@@ -844,6 +932,7 @@ async fn update_account(
     Path(key): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ZError> {
+    let t = app.shared.clock().now_ms();
     let body = parse_json(&body, RES_ACCOUNT)?;
     if let Some(b) = str_field(&body, "batch") {
         check_batch(b)?;
@@ -884,10 +973,12 @@ async fn update_account(
             || a.communication_profile_id != before.communication_profile_id;
         if changed {
             d.feed.push(
+                t,
                 "AccountUpdated",
                 json!({ "accountNumber": a.account_number, "batch": a.batch, "communicationProfileId": a.communication_profile_id }),
             );
             app2.callout(
+                t,
                 "AccountUpdated",
                 &a.id,
                 json!({
@@ -1178,6 +1269,7 @@ async fn create_order(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ZError> {
+    let t = app.shared.clock().now_ms();
     let body = parse_json(&body, RES_ORDER)?;
     let order_date =
         str_field(&body, "orderDate").ok_or_else(|| ZError::missing(RES_ORDER, "orderDate"))?;
@@ -1279,8 +1371,19 @@ async fn create_order(
                 "subscriptions": statuses,
             }),
         );
+        for (n, ev) in &events {
+            if *ev == "SubscriptionCreated" {
+                // Notices due before the mock learned of the term are not sent.
+                if let Some(sub) = d.subscriptions.get(n).cloned() {
+                    let start = chrono::NaiveDate::parse_from_str(&sub.term_start_date, "%Y-%m-%d")
+                        .map(billing::midnight_ms)
+                        .unwrap_or_default();
+                    Zuora::ledger(d, &sub).known_ms = t.max(start);
+                }
+            }
+        }
         for (n, ev) in events {
-            app2.emit_subscription(d, ev, &n, Some(&order_number));
+            app2.emit_subscription(d, t, ev, &n, Some(&order_number), json!({}));
         }
         Ok(Json(json!({
             "success": true,
@@ -1355,6 +1458,7 @@ async fn update_subscription(
     Path(key): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ZError> {
+    let t = app.shared.clock().now_ms();
     let body = parse_json(&body, RES_SUBSCRIPTION)?;
     // Custom fields come as top-level `Name__c` keys, as Zuora's update call takes them.
     let top: serde_json::Map<String, Value> = body
@@ -1403,7 +1507,7 @@ async fn update_subscription(
         }
         let id = s.id.clone();
         if auto_changed {
-            app2.emit_subscription(d, "AutoRenewChanged", &number, None);
+            app2.emit_subscription(d, t, "AutoRenewChanged", &number, None, json!({}));
         }
         Ok(Json(json!({ "success": true, "subscriptionId": id })))
     })
@@ -1422,58 +1526,48 @@ async fn events(State(app): State<Arc<Zuora>>, Query(p): Query<FeedParams>) -> J
     Json(json!({ "events": events }))
 }
 
-/// Simulates a declined card on a subscription's renewal payment.
+/// Simulates a declined card on a subscription's renewal payment, at once: an invoice of
+/// the subscription's current term (or of `amount`) and a declined payment for it, with the
+/// `PaymentDeclined` event and callout. Answers `{"success","invoiceNumber","paymentNumber"}`.
 async fn decline_payment(
     State(app): State<Arc<Zuora>>,
     body: Bytes,
 ) -> Result<Json<Value>, ZError> {
+    let t = app.shared.clock().now_ms();
     let body = parse_json(&body, RES_SUBSCRIPTION)?;
     let number = str_field(&body, "subscriptionNumber")
         .ok_or_else(|| ZError::missing(RES_SUBSCRIPTION, "subscriptionNumber"))?
         .to_string();
-    let app2 = app.clone();
     app.shared.write(|d| {
         let s = d.subscriptions.get(&number).cloned().ok_or_else(|| {
-            ZError::not_found(RES_SUBSCRIPTION, format!("Subscription {number} does not exist."))
+            ZError::not_found(
+                RES_SUBSCRIPTION,
+                format!("Subscription {number} does not exist."),
+            )
         })?;
-        let reason = str_field(&body, "reason").unwrap_or("card_declined").to_string();
-        // The renewal invoice: seats × the catalog price of each rate plan.
-        let amount = body.get("amount").and_then(Value::as_f64).unwrap_or_else(|| {
-            s.rate_plans
-                .iter()
-                .map(|rp| {
-                    catalog::rate_plan(&app2.cfg.products, &rp.product_rate_plan_id)
-                        .map_or(0.0, |c| c.unit_price * rp.quantity.unwrap_or(1.0))
-                })
-                .sum()
-        });
-        let gateway = str_field(&body, "gatewayResponseCode").unwrap_or("05").to_string();
-        let (n, _) = next_id(d);
-        let invoice = format!("INV{n:08}");
-        d.feed.push(
-            "PaymentDeclined",
-            json!({ "subscriptionNumber": number, "accountNumber": s.account_number, "reason": reason, "invoiceNumber": invoice, "amount": amount, "gatewayResponseCode": gateway }),
-        );
-        let account_id = d
-            .accounts
-            .get(&s.account_number)
-            .map(|a| a.id.clone())
-            .unwrap_or_default();
-        app2.callout(
-            "PaymentDeclined",
-            &s.id,
-            json!({
-                "subscriptionNumber": number,
-                "subscriptionId": s.id,
-                "subscriptionVersion": s.version,
-                "accountNumber": s.account_number,
-                "accountId": account_id,
-                "orderNumber": null,
-                "invoiceNumber": invoice,
-                "amount": amount,
-                "gatewayResponseCode": gateway,
-            }),
-        );
-        Ok(Json(json!({ "success": true, "invoiceNumber": invoice })))
+        let mut invoice = app.make_invoice(d, &s, t, None);
+        if let Some(amount) = body.get("amount").and_then(Value::as_f64) {
+            invoice.amount = amount;
+            invoice.balance = amount;
+            d.invoices
+                .insert(invoice.invoice_number.clone(), invoice.clone());
+        }
+        let card = billing::Card {
+            declines: true,
+            gateway_response_code: str_field(&body, "gatewayResponseCode").map(str::to_string),
+            gateway_response: str_field(&body, "gatewayResponse").map(str::to_string),
+            times: None,
+        };
+        let payment = app.pay(d, &s, &invoice, t, false, &card);
+        if let Some(reason) = str_field(&body, "reason") {
+            if let Some(e) = d.feed.events.last_mut() {
+                e.data["reason"] = json!(reason);
+            }
+        }
+        Ok(Json(json!({
+            "success": true,
+            "invoiceNumber": invoice.invoice_number,
+            "paymentNumber": payment.number,
+        })))
     })
 }

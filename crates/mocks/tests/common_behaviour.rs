@@ -296,6 +296,8 @@ async fn garbage_bodies_never_get_a_server_error() {
         ("zuora", Method::POST, "/v1/orders"),
         ("zuora", Method::PUT, "/v1/subscriptions/A-S1"),
         ("zuora", Method::POST, "/__admin/payments/decline"),
+        ("zuora", Method::POST, "/__admin/accounts/A00000001/card"),
+        ("zuora", Method::POST, "/__admin/clock"),
         ("marketo", Method::POST, "/rest/v1/leads.json"),
         ("marketo", Method::GET, "/identity/oauth/token"),
         ("mail", Method::POST, "/v3/mg.l2f.example/messages"),
@@ -303,6 +305,8 @@ async fn garbage_bodies_never_get_a_server_error() {
         ("customers", Method::POST, "/api/v1/purchases"),
         ("customers", Method::POST, "/api/v1/signups"),
         ("customers", Method::PUT, "/api/v1/subscriptions/s/license"),
+        ("customers", Method::POST, "/api/v1/hub/notices"),
+        ("mail", Method::POST, "/__admin/clock"),
         ("license", Method::PUT, "/api/v1/subscriptions/s"),
         (
             "license",

@@ -855,3 +855,82 @@ async fn lists_are_paged_with_a_link_to_the_next_page() {
     );
     assert_eq!(get(&r, "/api/v1/subscriptions", T).await.json()["total"], 4);
 }
+
+/// Handbook rule 7: the 14-day notice is the customers app's. The hub sends it through
+/// mail and records it here, once per subscription, term and day: 201 first, 200 with the
+/// notice as first recorded after; `RenewalNoticeSent` with origin `hub` (dropped by the
+/// hub's own source, kept for audits); shown with the subscription.
+#[tokio::test]
+async fn the_hub_records_the_14_day_notice_once_per_term() {
+    let r = app();
+    let acct = account(&r, "GB").await;
+    let sub = purchase(
+        &r,
+        json!({ "account_id": acct, "deployment": "saas", "plan": "premium", "seats": 5 }),
+    )
+    .await;
+    let id = sub["id"].as_str().expect("id");
+    let term_end = sub["term_end"].as_str().expect("end");
+    let body = json!({
+        "subscription_id": id, "days_before": 14, "term_end": term_end,
+        "sent_at": "2027-01-01T09:00:00Z", "message_id": "<20270101090000.ab@mg.l2f.example>",
+        "recipient": "ada@example.com"
+    });
+    let first = json(&r, Method::POST, "/api/v1/hub/notices", T, &body).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text);
+    assert_eq!(first.json()["sent_at"], "2027-01-01T09:00:00.000Z");
+    let mut again = body.clone();
+    again["sent_at"] = json!("2027-01-02T09:00:00Z");
+    let second = json(&r, Method::POST, "/api/v1/hub/notices", T, &again).await;
+    assert_eq!(second.status, StatusCode::OK);
+    assert_eq!(
+        second.json()["sent_at"],
+        "2027-01-01T09:00:00.000Z",
+        "kept as first recorded"
+    );
+
+    let shown = get(&r, &format!("/api/v1/subscriptions/{id}"), T)
+        .await
+        .json();
+    assert_eq!(shown["notices"].as_array().map(Vec::len), Some(1));
+    assert_eq!(shown["notices"][0]["days_before"], 14);
+    let feed = get(&r, "/api/v1/events", T).await.json();
+    let sent: Vec<&Value> = feed["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["type"] == "RenewalNoticeSent")
+        .collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["origin"], "hub");
+    assert_eq!(sent[0]["data"]["subscription_id"], id);
+    assert_eq!(sent[0]["data"]["sent_by"], "customers");
+
+    for (bad, field) in [
+        (
+            json!({ "subscription_id": id, "days_before": 14, "term_end": "soon" }),
+            "term_end",
+        ),
+        (
+            json!({ "subscription_id": id, "days_before": 14, "term_end": term_end, "channel": "sms" }),
+            "channel",
+        ),
+        (
+            json!({ "subscription_id": id, "days_before": 400, "term_end": term_end }),
+            "days_before",
+        ),
+    ] {
+        let reply = json(&r, Method::POST, "/api/v1/hub/notices", T, &bad).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        assert_eq!(reply.json()["error"]["field"], field);
+    }
+    let unknown = json(
+        &r,
+        Method::POST,
+        "/api/v1/hub/notices",
+        T,
+        &json!({ "subscription_id": "sub_999999", "days_before": 14, "term_end": term_end }),
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+}

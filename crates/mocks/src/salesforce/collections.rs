@@ -214,7 +214,7 @@ pub(super) async fn create(
 ) -> Result<Json<Vec<Value>>, SfError> {
     check_version(&version, 42)?;
     let b = parse_batch(&body)?;
-    Ok(Json(app.shared.write(|d| {
+    Ok(Json(app.write(|d| {
         run(d, b.all_or_none, b.records.len(), |d, undo, i| {
             create_one(&app, d, undo, &b.records[i])
         })
@@ -269,7 +269,7 @@ pub(super) async fn update(
 ) -> Result<Json<Vec<Value>>, SfError> {
     check_version(&version, 42)?;
     let b = parse_batch(&body)?;
-    Ok(Json(app.shared.write(|d| {
+    Ok(Json(app.write(|d| {
         run(d, b.all_or_none, b.records.len(), |d, undo, i| {
             update_one(&app, d, undo, &b.records[i])
         })
@@ -396,7 +396,7 @@ pub(super) async fn upsert(
             *duplicated.entry(v).or_default() += 1;
         }
     }
-    Ok(Json(app.shared.write(|d| {
+    Ok(Json(app.write(|d| {
         // One pass over the store per call, not one per record.
         let mut index = external_index(d, t, &field);
         run(d, b.all_or_none, b.records.len(), |d, undo, i| {
@@ -508,7 +508,7 @@ pub(super) async fn delete(
     if ids.len() > MAX_RECORDS {
         return Err(SfError::ExceededIdLimit(MAX_RECORDS));
     }
-    Ok(Json(app.shared.write(|d| {
+    Ok(Json(app.write(|d| {
         run(
             d,
             p.all_or_none.unwrap_or(false),

@@ -46,6 +46,8 @@ pub(crate) struct Notification {
     event_type: String,
     object_id: String,
     body: Value,
+    /// When the event happened (business time, ms).
+    at_ms: i64,
 }
 
 /// What the history keeps of one notification.
@@ -70,7 +72,7 @@ pub struct CalloutRecord {
     pub response_code: u16,
     /// The last answer's body (or the connection error), truncated to 60 KB.
     pub response_content: String,
-    /// First attempt, ms since the epoch.
+    /// When the notification was raised (the event's business time), ms since the epoch.
     pub create_time_ms: i64,
 }
 
@@ -92,10 +94,10 @@ fn hex_id() -> String {
 }
 
 impl Zuora {
-    /// Queues a callout of `event_type` about `object_id` with these merge fields
-    /// (`eventType`, `eventCategory` and `eventTime` are added); nothing without a
-    /// `callout_url`.
-    pub(super) fn callout(self: &Arc<Self>, event_type: &str, object_id: &str, mut body: Value) {
+    /// Queues a callout of `event_type` about `object_id`, which happened at `at_ms`
+    /// (business time), with these merge fields (`eventType`, `eventCategory` and
+    /// `eventTime` are added); nothing without a `callout_url`.
+    pub(super) fn callout(&self, at_ms: i64, event_type: &str, object_id: &str, mut body: Value) {
         if self.cfg.callout_url.is_none() {
             return;
         }
@@ -105,20 +107,25 @@ impl Zuora {
                 "eventCategory".into(),
                 json!(format!("{EVENT_NAMESPACE}:{event_type}")),
             );
-            o.insert(
-                "eventTime".into(),
-                json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-            );
+            o.insert("eventTime".into(), json!(kit::rfc3339(at_ms)));
         }
         let n = Notification {
             id: hex_id(),
             event_type: event_type.to_string(),
             object_id: object_id.to_string(),
             body,
+            at_ms,
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::error!(
+                event_type,
+                "zuora callout raised outside a tokio runtime: not sent"
+            );
+            return;
         };
         let tx = self.queue.tx.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(deliver_all(Arc::downgrade(self), rx));
+            runtime.spawn(deliver_all(self.me.clone(), rx));
             tx
         });
         if tx.send(n).is_err() {
@@ -156,7 +163,7 @@ impl Zuora {
                     attempted_num: attempt,
                     response_code: code,
                     response_content: content,
-                    create_time_ms: kit::now_ms(),
+                    create_time_ms: n.at_ms,
                 }),
             }
         });
@@ -254,7 +261,7 @@ struct HistoryParams {
 }
 
 /// Zuora's history time format, `yyyy-MM-ddTHH:mm:ss` (UTC), or RFC 3339.
-fn parse_time(field: &str, s: &str) -> Result<i64, ZError> {
+pub(super) fn parse_time(field: &str, s: &str) -> Result<i64, ZError> {
     chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
         .map(|t| t.and_utc().timestamp_millis())
         .or_else(|_| chrono::DateTime::parse_from_rfc3339(s).map(|t| t.timestamp_millis()))
@@ -266,7 +273,7 @@ fn parse_time(field: &str, s: &str) -> Result<i64, ZError> {
         })
 }
 
-fn format_time(ms: i64) -> String {
+pub(super) fn format_time(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
         .format("%Y-%m-%dT%H:%M:%S")
@@ -293,7 +300,7 @@ pub(super) async fn history(
     // Whole seconds, as the format has them: the window a `nextPage` repeats is the same.
     let end = match &p.end_time {
         Some(s) => parse_time("endTime", s)?,
-        None => kit::now_ms(),
+        None => app.shared.clock().now_ms(),
     }
     .div_euclid(1000)
         * 1000

@@ -249,3 +249,13 @@ pub(super) fn rate_plan<'a>(products: &'a [Product], id: &str) -> Option<&'a Pro
         .flat_map(|p| p.rate_plans.iter())
         .find(|rp| rp.id == id)
 }
+
+/// The product and product rate plan of a product rate plan id, if the catalog has it.
+pub(super) fn product_of<'a>(
+    products: &'a [Product],
+    id: &str,
+) -> Option<(&'a Product, &'a ProductRatePlan)> {
+    products
+        .iter()
+        .find_map(|p| p.rate_plans.iter().find(|rp| rp.id == id).map(|rp| (p, rp)))
+}
