@@ -62,8 +62,15 @@ fi
 passed=$(grep -c '^PASS' "$OUT/results.txt")
 failed=$(grep -c '^FAIL' "$OUT/results.txt")
 events=$(ls schemas/*.avsc | grep -vc common.avsc)
-# Per event: python 2, java 2, rust 2 (reads python, reads java); plus the replay export's 3.
-expected=$((events * 6 + replay_expected))
+# Events added since the oldest release have no released reader schema to read them with.
+unreleased=0
+for f in schemas/*.avsc; do
+  n=$(basename "$f")
+  [ "$n" = common.avsc ] || [ -f "$HISTORY/$n" ] || unreleased=$((unreleased + 1))
+done
+# Per event: python 2, java 2, rust 2 (reads python, reads java), less the released-reader read
+# of python and java for an unreleased event; plus the replay export's 3.
+expected=$((events * 6 - unreleased * 2 + replay_expected))
 if [ "$passed" -ne "$expected" ]; then
   echo "expected $expected passing checks for $events event schemas, got $passed"
   status=1

@@ -37,7 +37,28 @@ macro_rules! catalog_files {
 const EMBEDDED: &[(&str, &str)] = catalog_files!("");
 
 /// Released versions (`schemas/history/`), oldest first: the codec decodes their frames too.
-const HISTORY: &[(&str, &[(&str, &str)])] = &[("v1", catalog_files!("history/v1/"))];
+/// v1 is the first release: the catalog's first fourteen events (events added since have no
+/// older version to stay compatible with).
+const HISTORY: &[(&str, &[(&str, &str)])] = &[(
+    "v1",
+    embedded_files!(
+        "history/v1/",
+        LeadCaptured,
+        OrderPlaced,
+        SubscriptionCreated,
+        SubscriptionAmended,
+        SubscriptionRenewed,
+        SubscriptionCancelled,
+        AutoRenewChanged,
+        PaymentDeclined,
+        EulaAccepted,
+        LicenseIssued,
+        LicenseHeld,
+        RenewalNoticeDue,
+        EmailSent,
+        UsageReported
+    ),
+)];
 
 fn from_embedded(files: &[(&str, &str)]) -> Catalog {
     let files: Vec<(String, String)> = files

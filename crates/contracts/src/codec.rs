@@ -481,6 +481,14 @@ macro_rules! with_event_type {
                 type $t = EmailSent;
                 $body
             }
+            "EmailSuppressed" => {
+                type $t = EmailSuppressed;
+                $body
+            }
+            "CommunicationProfileChanged" => {
+                type $t = CommunicationProfileChanged;
+                $body
+            }
             "UsageReported" => {
                 type $t = UsageReported;
                 $body

@@ -390,6 +390,9 @@ event!(
         pub amount: Money,
         /// Communication profile.
         pub communication_profile: CommunicationProfile,
+        /// Bill-to email, when Zuora has one (added in schema v2).
+        #[serde(default)]
+        pub bill_to_email: Option<String>,
     }
 );
 
@@ -542,6 +545,16 @@ event!(
 );
 
 event!(
+    /// An account's communication profile changed.
+    CommunicationProfileChanged {
+        /// Account id; the key.
+        pub account_id: String,
+        /// The profile now.
+        pub communication_profile: CommunicationProfile,
+    }
+);
+
+event!(
     /// A renewal notice is due.
     RenewalNoticeDue {
         /// Subscription id; the key.
@@ -574,6 +587,23 @@ event!(
         /// Subscription, if any.
         #[serde(default)]
         pub subscription_id: Option<String>,
+    }
+);
+
+event!(
+    /// An email was muted by the account's profile.
+    EmailSuppressed {
+        /// Account id; the key.
+        pub account_id: String,
+        /// Subscription, if any.
+        #[serde(default)]
+        pub subscription_id: Option<String>,
+        /// Template not sent.
+        pub template: String,
+        /// Would-be recipient.
+        pub recipient_email: String,
+        /// The muting profile.
+        pub communication_profile: CommunicationProfile,
     }
 );
 

@@ -109,6 +109,7 @@ pub fn subscription_created() -> SubscriptionCreated {
         bill_to_country: country("DE"),
         amount: usd(870_000),
         communication_profile: CommunicationProfile::Default,
+        bill_to_email: Some("billing@example.de".into()),
     }
 }
 
@@ -214,6 +215,27 @@ pub fn license_held() -> LicenseHeld {
     }
 }
 
+/// An account put on the Silent profile.
+pub fn communication_profile_changed() -> CommunicationProfileChanged {
+    CommunicationProfileChanged {
+        envelope: envelope(SourceSystem::Zuora, 15),
+        account_id: "acct-1001".into(),
+        communication_profile: CommunicationProfile::Silent,
+    }
+}
+
+/// A license email muted by the Silent profile.
+pub fn email_suppressed() -> EmailSuppressed {
+    EmailSuppressed {
+        envelope: envelope(SourceSystem::Notifications, 16),
+        account_id: "acct-1001".into(),
+        subscription_id: Some("A-S00012345".into()),
+        template: "license".into(),
+        recipient_email: "admin@example.de".into(),
+        communication_profile: CommunicationProfile::Silent,
+    }
+}
+
 /// The 45-day renewal notice.
 pub fn renewal_notice_due() -> RenewalNoticeDue {
     RenewalNoticeDue {
@@ -291,8 +313,10 @@ golden!(
     EulaAccepted => eula_accepted,
     LicenseIssued => license_issued,
     LicenseHeld => license_held,
+    CommunicationProfileChanged => communication_profile_changed,
     RenewalNoticeDue => renewal_notice_due,
     EmailSent => email_sent,
+    EmailSuppressed => email_suppressed,
     UsageReported => usage_reported,
 );
 

@@ -389,7 +389,7 @@ record_codec! {
     Envelope { event_id, occurred_at, source, correlation_id, causation_id }
     LeadCaptured { envelope, lead_id, email, first_name, last_name, company, country, lead_source, marketing_opt_in, utm_campaign }
     OrderPlaced { envelope, order_id, account_id, sales_channel, deployment, order_type, reseller, bill_to_country, sold_to_email, lines, total, term_start, term_end, auto_renew }
-    SubscriptionCreated { envelope, subscription_id, account_id, order_id, zuora_entity, billing_batch, deployment, plan_sku, seats, term_start, term_end, auto_renew, bill_to_country, amount, communication_profile }
+    SubscriptionCreated { envelope, subscription_id, account_id, order_id, zuora_entity, billing_batch, deployment, plan_sku, seats, term_start, term_end, auto_renew, bill_to_country, amount, communication_profile, bill_to_email }
     SubscriptionAmended { envelope, subscription_id, account_id, previous_seats, seats, effective_date, amount }
     SubscriptionRenewed { envelope, subscription_id, account_id, seats, term_start, term_end, amount, auto_renewed }
     SubscriptionCancelled { envelope, subscription_id, account_id, reason, effective_date, refund }
@@ -398,7 +398,9 @@ record_codec! {
     EulaAccepted { envelope, account_id, subscription_id, eula_version, accepted_by_email, accepted_at }
     LicenseIssued { envelope, license_id, account_id, subscription_id, plan_sku, seats, starts_on, expires_on, licensee_email, reseller_notified }
     LicenseHeld { envelope, account_id, subscription_id, reason, communication_profile }
+    CommunicationProfileChanged { envelope, account_id, communication_profile }
     RenewalNoticeDue { envelope, subscription_id, account_id, days_before_term_end, term_end, sender, recipient_email }
     EmailSent { envelope, message_id, recipient_email, template, subject, subscription_id }
+    EmailSuppressed { envelope, account_id, subscription_id, template, recipient_email, communication_profile }
     UsageReported { envelope, subscription_id, account_id, measured_on, active_users, billable_users, seats }
 }

@@ -14,7 +14,8 @@ macro_rules! for_each_event {
     ($m:ident $(, $arg:tt)*) => {
         $m! { $($arg,)* LeadCaptured, OrderPlaced, SubscriptionCreated, SubscriptionAmended,
             SubscriptionRenewed, SubscriptionCancelled, AutoRenewChanged, PaymentDeclined,
-            EulaAccepted, LicenseIssued, LicenseHeld, RenewalNoticeDue, EmailSent, UsageReported }
+            EulaAccepted, LicenseIssued, LicenseHeld, CommunicationProfileChanged, RenewalNoticeDue,
+            EmailSent, EmailSuppressed, UsageReported }
     };
 }
 

@@ -52,8 +52,10 @@ keyed! {
     EulaAccepted => "licenses", account_id;
     LicenseIssued => "licenses", account_id;
     LicenseHeld => "licenses", account_id;
+    CommunicationProfileChanged => "licenses", account_id;
     RenewalNoticeDue => "notifications", subscription_id;
     EmailSent => "notifications", message_id;
+    EmailSuppressed => "notifications", account_id;
     UsageReported => "usage", subscription_id;
 }
 

@@ -245,6 +245,9 @@ validate!(SubscriptionCreated, |s, p, v| {
     positive(p, "seats", s.seats, v);
     term(p, "term_start", s.term_start, "term_end", s.term_end, v);
     s.amount.validate_into(&p.field("amount"), v);
+    if let Some(e) = &s.bill_to_email {
+        email(p, "bill_to_email", e, v);
+    }
 });
 
 validate!(SubscriptionAmended, |s, p, v| {
@@ -315,6 +318,16 @@ validate!(RenewalNoticeDue, |s, p, v| {
 });
 
 validate!(EmailSent, |s, p, v| {
+    email(p, "recipient_email", &s.recipient_email, v);
+    non_empty(p, "template", &s.template, v);
+});
+
+validate!(CommunicationProfileChanged, |s, p, v| {
+    non_empty(p, "account_id", &s.account_id, v);
+});
+
+validate!(EmailSuppressed, |s, p, v| {
+    non_empty(p, "account_id", &s.account_id, v);
     email(p, "recipient_email", &s.recipient_email, v);
     non_empty(p, "template", &s.template, v);
 });

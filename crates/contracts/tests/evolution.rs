@@ -16,6 +16,9 @@ fn v1_lead() -> &'static Schema {
     history()[0].1.get("LeadCaptured").unwrap()
 }
 
+/// Events added since the last release (schemas/history): released with the next version.
+const UNRELEASED: &[&str] = &["CommunicationProfileChanged", "EmailSuppressed"];
+
 #[test]
 fn working_schemas_are_compatible_with_history_at_every_level() {
     let working = Catalog::embedded();
@@ -25,7 +28,15 @@ fn working_schemas_are_compatible_with_history_at_every_level() {
             .iter()
             .filter_map(|(label, c)| c.get(name).map(|s| (label.clone(), s.clone())))
             .collect();
-        assert!(!previous.is_empty(), "{name} has no released version");
+        if previous.is_empty() {
+            // Added since the last release: nothing old to stay compatible with, but each must
+            // be named here, so no event loses its history by accident.
+            assert!(
+                UNRELEASED.contains(&name),
+                "{name} has no released version and is not listed as new"
+            );
+            continue;
+        }
         for level in Level::ALL {
             let problems = check_level(schema, &previous, level);
             assert!(problems.is_empty(), "{name} at {level:?}: {problems:?}");

@@ -103,7 +103,7 @@ async fn registered_ids_frame_records_and_a_second_hub_learns_them_by_id() {
     let client = RegistryClient::new(&url);
     let producer = Codec::with_catalog(Catalog::embedded(), Framing::Confluent).unwrap();
     client.register_all(&producer).await.unwrap();
-    assert_eq!(state.lock().unwrap().schemas.len(), 14);
+    assert_eq!(state.lock().unwrap().schemas.len(), 16);
     let lead = lead_captured();
     let frame = producer.encode(&lead).unwrap();
     assert_eq!(frame[0], 0);
@@ -112,7 +112,7 @@ async fn registered_ids_frame_records_and_a_second_hub_learns_them_by_id() {
 
     // Registering again is served from the cache.
     client.register_all(&producer).await.unwrap();
-    assert_eq!(state.lock().unwrap().requests["register"], 14);
+    assert_eq!(state.lock().unwrap().requests["register"], 16);
 
     // Another hub, knowing no ids, fetches the writer schema by id once.
     let consumer = Codec::with_catalog(Catalog::embedded(), Framing::Confluent).unwrap();

@@ -816,6 +816,10 @@ pub fn to_event(s: &Snapshot<'_>) -> Result<Option<FromZuora>, String> {
                 bill_to_country,
                 amount: money(term_value(sub.seats), &currency),
                 communication_profile,
+                bill_to_email: s.account["billToContact"]["workEmail"]
+                    .as_str()
+                    .filter(|e| !e.trim().is_empty())
+                    .map(str::to_string),
             })
         }
         "SubscriptionAmended" => {
