@@ -119,6 +119,11 @@ impl<H: Handler> ConsumerLoop<H> {
             )
             .set("isolation.level", "read_committed")
             .set("enable.partition.eof", "false");
+        for (key, value) in PREFETCH_DEFAULTS {
+            if c.get(key).is_none() {
+                c.set(*key, *value);
+            }
+        }
         let shared = Arc::new(Shared {
             parts: Mutex::new(HashMap::new()),
             revocations: AtomicU64::new(0),
@@ -152,12 +157,22 @@ impl<H: Handler> ConsumerLoop<H> {
     }
 }
 
+/// Prefetch settings of the loop's consumer, unless `kafka.properties` sets them. Once its
+/// queue passes `queued.min.messages` or `queued.max.messages.kbytes`, librdkafka postpones
+/// the partition's next fetch by `fetch.queue.backoff.ms` — 1 s by default, which left the
+/// loop idle most of the time once the workers had drained the queue (kcat's librdkafka 2.0
+/// predates the setting). 10 ms keeps it fed; memory stays bounded by the same two
+/// thresholds. (librdkafka's CONFIGURATION.md,
+/// <https://github.com/confluentinc/librdkafka/blob/master/CONFIGURATION.md>.)
+pub const PREFETCH_DEFAULTS: &[(&str, &str)] = &[("fetch.queue.backoff.ms", "10")];
+
 /// What the poll thread needs to start a partition worker.
 struct WorkerKit<H> {
     handler: Arc<H>,
     policy: RetryPolicy,
     dead_letters: DeadLetters,
     stats: LoopStats,
+    /// Batches a partition's queue holds.
     queue: usize,
     rt: Handle,
 }
@@ -418,7 +433,8 @@ fn poll_loop<H: Handler>(
             Some(Ok(m)) => Record::from_message(&m),
         };
         let generation = shared.revocations.load(Ordering::SeqCst);
-        let mut fetched = vec![first];
+        let mut fetched = Vec::with_capacity(DRAIN_MAX);
+        fetched.push(first);
         while fetched.len() < DRAIN_MAX {
             match consumer.poll(Duration::ZERO) {
                 Some(Ok(m)) => fetched.push(Record::from_message(&m)),
@@ -445,10 +461,13 @@ fn poll_loop<H: Handler>(
         kit.stats.held(fetched.len());
         let mut batches: Vec<(Tp, Batch)> = Vec::new();
         for rec in fetched {
-            let tp = (rec.topic.clone(), rec.partition);
-            match batches.iter_mut().find(|(t, _)| *t == tp) {
+            // Compared in place: a topic name is cloned once per batch, not once per record.
+            match batches
+                .iter_mut()
+                .find(|(t, _)| t.1 == rec.partition && t.0 == rec.topic)
+            {
                 Some((_, b)) => b.push(rec),
-                None => batches.push((tp, vec![rec])),
+                None => batches.push(((rec.topic.clone(), rec.partition), vec![rec])),
             }
         }
         let mut parts = shared.lock();
