@@ -23,7 +23,7 @@ fmt:
 build:
 	cargo build --workspace
 
-## bench: bus throughput beside Kafka's own perf tools; codec and mock benchmarks
+## bench: bus throughput beside kcat and Kafka's own perf tools; codec and mock benchmarks
 bench:
 	scripts/bench.sh
 
