@@ -16,7 +16,7 @@
 //!   idempotent; unkeyed, its own rate).
 //! - consume: the at-least-once `ConsumerLoop` with a no-op handler (offsets committed),
 //!   first record to last handled, vs `kcat -C -e -o beginning -q` over the same topic (whole
-//!   process: start-up included, printed separately), and `kafka-consumer-perf-test` (its
+//!   process: start-up included), and `kafka-consumer-perf-test` (its
 //!   fetch rate, which excludes its group join as ours does).
 //! - stage: the exactly-once `TransactionalStage` (identity transform) over the same input,
 //!   first record transformed to last committed, at the default 500 records per transaction
@@ -336,8 +336,6 @@ impl Run {
                 "-q",
             ]);
             let kcat_cpu = cpu_since(c, n).1;
-            // What kcat's start-up and group-less assignment cost it, on an empty range.
-            let startup = kcat(&["-C", "-b", bootstrap, "-t", &ours, "-e", "-o", "end", "-q"]);
             let java_consume = self.java.then(|| {
                 let group = format!("bench-java-{id}");
                 let ns = n.to_string();
@@ -362,9 +360,8 @@ impl Run {
                 java_consume,
             );
             println!(
-                "   (CPU s per 1M records: l2f {ours_cpu:.2} (group join included), kcat {kcat_cpu:.2}; kcat -C whole process {:.2} s, of which start-up on an empty range {:.2} s)",
-                took.as_secs_f64(),
-                startup.as_secs_f64()
+                "   (CPU s per 1M records: l2f {ours_cpu:.2} (group join included), kcat {kcat_cpu:.2}; kcat -C whole process {:.2} s)",
+                took.as_secs_f64()
             );
         }
 

@@ -299,7 +299,13 @@ mod tests {
             headers: vec![],
             timestamp_ms: None,
         };
-        let out = letter(&change, &HandlerError::permanent("no"), 1, "dlq", "customers");
+        let out = letter(
+            &change,
+            &HandlerError::permanent("no"),
+            1,
+            "dlq",
+            "customers",
+        );
         let read = Record {
             topic: out.topic.clone(),
             partition: 0,
