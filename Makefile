@@ -23,7 +23,7 @@ fmt:
 build:
 	cargo build --workspace
 
-## bench: bus throughput beside Kafka's own perf tools; codec, mock and connector-sink benchmarks; replay vs kcat
+## bench: bus throughput beside kcat and Kafka's own perf tools; codec, mock and connector-sink benchmarks; replay vs kcat
 bench:
 	scripts/bench.sh
 

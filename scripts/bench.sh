@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: figures to compare, each beside a baseline measured in the same run.
-#  1. bus: l2f's producer and consume->no-op->commit loop vs Kafka's own perf tools
-#     (starts the local Apache Kafka when KAFKA_BOOTSTRAP is unset);
+#  1. bus: l2f's producer and consume->no-op->commit loop vs kcat (librdkafka's own CLI) and
+#     Kafka's own perf tools, at 200,000 and 1,000,000 records; the transactional stage's and
+#     the source loop's records/s (starts the local Apache Kafka when KAFKA_BOOTSTRAP is unset);
 #  2. contracts: Avro encode/decode vs serde_json on the same structs (criterion);
 #  3. mocks: requests/s of each mock app under a bounded loopback load;
 #  4. replay: `l2f replay` of 1,000,000 records to JSON lines vs `kcat -C -e` (scripts/bench-replay.sh).
@@ -19,7 +20,8 @@ if [ -z "${KAFKA_BOOTSTRAP:-}" ]; then
   KAFKA_BOOTSTRAP="$("$kafka" up)"
 fi
 export KAFKA_BOOTSTRAP
-echo "== bus (Apache Kafka $("$kafka" version))"
+scripts/install-tools.sh kcat
+echo "== bus (Apache Kafka $("$kafka" version); load average $(cut -d' ' -f1-3 /proc/loadavg))"
 cargo bench -q -p l2f-bus --bench bus
 echo "== contracts (Avro encode/decode vs serde_json on the same structs, one thread)"
 cargo bench -q -p l2f-contracts --bench codec

@@ -101,6 +101,25 @@ impl TraceParent {
         })
     }
 
+    /// The header value (`00-<trace-id>-<span-id>-<flags>`) as bytes, without allocating:
+    /// the producer writes one for every record that arrives without trace context.
+    pub fn to_bytes(&self) -> [u8; 55] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [b'-'; 55];
+        out[0] = b'0';
+        out[1] = b'0';
+        let mut put = |at: usize, bytes: &[u8]| {
+            for (i, &x) in bytes.iter().enumerate() {
+                out[at + 2 * i] = DIGITS[usize::from(x >> 4)];
+                out[at + 2 * i + 1] = DIGITS[usize::from(x & 0x0f)];
+            }
+        };
+        put(3, &self.trace_id);
+        put(36, &self.span_id);
+        put(53, &[self.flags]);
+        out
+    }
+
     /// The trace id as 32 lowercase hex digits (what log lines and trace UIs show).
     pub fn trace_id_hex(&self) -> String {
         hex(&self.trace_id)
@@ -109,18 +128,21 @@ impl TraceParent {
 
 impl std::fmt::Display for TraceParent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "00-{}-{}-{:02x}",
-            hex(&self.trace_id),
-            hex(&self.span_id),
-            self.flags
-        )
+        let b = self.to_bytes();
+        f.write_str(std::str::from_utf8(&b).map_err(|_| std::fmt::Error)?)
     }
 }
 
+/// Lowercase hex of `b`, written in one allocation (the producer formats a trace id for every
+/// record that has none, so this runs once per record).
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(2 * b.len());
+    for &x in b {
+        s.push(DIGITS[usize::from(x >> 4)] as char);
+        s.push(DIGITS[usize::from(x & 0x0f)] as char);
+    }
+    s
 }
 
 fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {

@@ -190,6 +190,11 @@ impl<T: Transform> TransactionalStage<T> {
                 "session.timeout.ms",
                 s.session_timeout.as_millis().to_string(),
             );
+        for (key, value) in crate::consumer::PREFETCH_DEFAULTS {
+            if cc.get(key).is_none() {
+                cc.set(*key, *value);
+            }
+        }
         let consumer: BaseConsumer<StageCtx> = cc
             .create_with_context(StageCtx {
                 rebalances: AtomicU64::new(0),

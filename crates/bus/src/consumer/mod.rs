@@ -10,8 +10,8 @@
 //! order; retries happen in place, so a key's later event never overtakes an earlier one.
 //!
 //! **Throughput:** the poll thread drains what librdkafka has ready (up to [`DRAIN_MAX`]
-//! records) and hands each partition its records as one batch, so the cost of waking a
-//! worker is paid per batch, not per record.
+//! records, and at most half the per-partition bound) and hands each partition its records
+//! as one batch, so the cost of waking a worker is paid per batch, not per record.
 //!
 //! **Backpressure:** each partition has a bounded queue (about `max_in_flight_per_partition`
 //! records, counted in batches); when it is full the partition is paused (the poll thread keeps polling, so heartbeats and rebalances go on) and resumed
@@ -119,6 +119,11 @@ impl<H: Handler> ConsumerLoop<H> {
             )
             .set("isolation.level", "read_committed")
             .set("enable.partition.eof", "false");
+        for (key, value) in PREFETCH_DEFAULTS {
+            if c.get(key).is_none() {
+                c.set(*key, *value);
+            }
+        }
         let shared = Arc::new(Shared {
             parts: Mutex::new(HashMap::new()),
             revocations: AtomicU64::new(0),
@@ -140,7 +145,8 @@ impl<H: Handler> ConsumerLoop<H> {
             policy: RetryPolicy::new(self.settings.retry.clone()),
             dead_letters: self.dead_letters,
             stats: self.stats,
-            queue: (cc.max_in_flight_per_partition / DRAIN_MAX).max(2),
+            drain: drain_and_queue(cc.max_in_flight_per_partition).0,
+            queue: drain_and_queue(cc.max_in_flight_per_partition).1,
             rt: Handle::current(),
         };
         // If this future is dropped (its task aborted, the runtime shut down, a test failed),
@@ -152,20 +158,44 @@ impl<H: Handler> ConsumerLoop<H> {
     }
 }
 
+/// Prefetch settings of the loop's consumer, unless `kafka.properties` sets them. Once its
+/// queue passes `queued.min.messages` or `queued.max.messages.kbytes`, librdkafka postpones
+/// the partition's next fetch by `fetch.queue.backoff.ms` — 1 s by default, which left the
+/// loop idle most of the time once the workers had drained the queue (1M records: 215k ->
+/// 390k rec/s). 10 ms keeps it fed; memory stays bounded by the same two
+/// thresholds. (librdkafka's CONFIGURATION.md,
+/// <https://github.com/confluentinc/librdkafka/blob/master/CONFIGURATION.md>.)
+pub const PREFETCH_DEFAULTS: &[(&str, &str)] = &[("fetch.queue.backoff.ms", "10")];
+
 /// What the poll thread needs to start a partition worker.
 struct WorkerKit<H> {
     handler: Arc<H>,
     policy: RetryPolicy,
     dead_letters: DeadLetters,
     stats: LoopStats,
+    /// Most records taken from librdkafka per dispatch.
+    drain: usize,
+    /// Batches a partition's queue holds.
     queue: usize,
     rt: Handle,
 }
 
 type Tp = (String, i32);
 
-/// Most records the poll thread takes from librdkafka before dispatching them.
-pub const DRAIN_MAX: usize = 64;
+/// Most records the poll thread takes from librdkafka before dispatching them. A drain is
+/// also at most half of `max_in_flight_per_partition`, so a partition's queue always holds
+/// at least two batches and the bound stays what it says (128 records in flight: drains of
+/// 64, as before). 512 rather than 64 at large bounds: the dispatch (lock, partition scan,
+/// a worker wake-up per batch) is paid a fraction as often — 1M records consumed at 0.67 and
+/// 0.81 of kcat's rate against 0.52 and 0.58, alternated runs on this machine.
+pub const DRAIN_MAX: usize = 512;
+
+/// The drain size and the per-partition queue length, in batches, for a bound of
+/// `max_in_flight` records per partition.
+fn drain_and_queue(max_in_flight: usize) -> (usize, usize) {
+    let drain = (max_in_flight / 2).clamp(1, DRAIN_MAX);
+    (drain, (max_in_flight / drain).max(2))
+}
 
 /// Records of one partition handed to its worker at once, in offset order.
 type Batch = Vec<Record>;
@@ -418,8 +448,9 @@ fn poll_loop<H: Handler>(
             Some(Ok(m)) => Record::from_message(&m),
         };
         let generation = shared.revocations.load(Ordering::SeqCst);
-        let mut fetched = vec![first];
-        while fetched.len() < DRAIN_MAX {
+        let mut fetched = Vec::with_capacity(kit.drain);
+        fetched.push(first);
+        while fetched.len() < kit.drain {
             match consumer.poll(Duration::ZERO) {
                 Some(Ok(m)) => fetched.push(Record::from_message(&m)),
                 Some(Err(e)) => {
@@ -445,10 +476,13 @@ fn poll_loop<H: Handler>(
         kit.stats.held(fetched.len());
         let mut batches: Vec<(Tp, Batch)> = Vec::new();
         for rec in fetched {
-            let tp = (rec.topic.clone(), rec.partition);
-            match batches.iter_mut().find(|(t, _)| *t == tp) {
+            // Compared in place: a topic name is cloned once per batch, not once per record.
+            match batches
+                .iter_mut()
+                .find(|(t, _)| t.1 == rec.partition && t.0 == rec.topic)
+            {
                 Some((_, b)) => b.push(rec),
-                None => batches.push((tp, vec![rec])),
+                None => batches.push(((rec.topic.clone(), rec.partition), vec![rec])),
             }
         }
         let mut parts = shared.lock();
@@ -556,4 +590,22 @@ pub fn shutdown_on_signals() -> CancellationToken {
         t.cancel();
     });
     token
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_drain_is_at_most_half_the_bound_and_a_queue_holds_two_batches() {
+        assert_eq!(drain_and_queue(128), (64, 2));
+        assert_eq!(drain_and_queue(256), (128, 2));
+        assert_eq!(drain_and_queue(4096), (512, 8));
+        assert_eq!(drain_and_queue(1), (1, 2));
+        for bound in [2, 3, 100, 128, 1000, 5000] {
+            let (drain, queue) = drain_and_queue(bound);
+            assert!(drain <= bound / 2, "{bound}");
+            assert!(queue >= 2, "{bound}");
+        }
+    }
 }

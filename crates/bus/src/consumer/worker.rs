@@ -84,6 +84,10 @@ pub(super) struct Worker<H> {
 
 /// The end of the chunk starting at `from`: at most `max` records, no key twice.
 fn chunk_end(records: &[Record], from: usize, max: usize) -> usize {
+    if max <= 1 {
+        // One record per call: nothing to tell apart (and no set to build per record).
+        return (from + 1).min(records.len()).max(from);
+    }
     let mut keys: HashSet<&[u8]> = HashSet::new();
     let mut end = from;
     while end < records.len() && end - from < max {
@@ -130,14 +134,16 @@ impl<H: Handler> Worker<H> {
                 if finished > 0 {
                     self.done
                         .store(batch[at + finished - 1].offset + 1, Ordering::SeqCst);
-                    held.finished(finished);
                 }
+                at += finished;
                 // Stopped (revoked, shutting down): the rest is left uncommitted.
-                if finished < end - at {
+                if at < end {
                     break;
                 }
-                at = end;
             }
+            // Released from the gauge once per batch, not per record (the counter is shared by
+            // every worker); whatever was not finished is released by the guard all the same.
+            held.finished(at);
             drop(held);
             self.busy.set(false);
             if self.cancel.is_cancelled() {
@@ -177,19 +183,25 @@ impl<H: Handler> Worker<H> {
     /// stopped while some waited for a retry.
     async fn process(&self, records: &[Record]) -> usize {
         let n = records.len();
+        let first = self.call(records).await;
+        // The common case, kept free of bookkeeping: every effect succeeded at once.
+        if first.iter().all(Result::is_ok) {
+            self.stats.add_handled(n as u64);
+            return n;
+        }
+        let mut first = Some(first);
         let mut finished = vec![false; n];
         let mut attempts = vec![0u32; n];
         let mut pending: Vec<usize> = (0..n).collect();
         let mut backoff = self.policy.schedule();
-        let mut first_call = true;
         loop {
-            let results = if first_call {
-                self.call(records).await
-            } else {
-                let again: Vec<Record> = pending.iter().map(|&i| records[i].clone()).collect();
-                self.call(&again).await
+            let results = match first.take() {
+                Some(results) => results,
+                None => {
+                    let again: Vec<Record> = pending.iter().map(|&i| records[i].clone()).collect();
+                    self.call(&again).await
+                }
             };
-            first_call = false;
             let mut still = Vec::new();
             let mut hint: Option<Duration> = None;
             let mut outage: Option<String> = None;
