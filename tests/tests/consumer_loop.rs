@@ -397,3 +397,57 @@ async fn a_slow_handler_pauses_the_partition_instead_of_buffering_the_topic() {
         "every record taken was finished or released"
     );
 }
+
+/// Accepts every record.
+struct Accepts;
+
+impl Handler for Accepts {
+    async fn handle(&self, _r: &Record) -> Result<(), HandlerError> {
+        Ok(())
+    }
+}
+
+/// `/metrics`' lag and latency come from the loop: librdkafka's statistics of each assigned
+/// partition (committed offset, end, lag) and a histogram of handler calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loop_reports_each_partitions_lag_and_the_handlers_latency() {
+    let b = require_kafka!();
+    let topic = unique("lag");
+    let group = unique("g-lag");
+    create_topic(&b, &topic, 2).await;
+    const N: i64 = 40;
+    let records: Vec<OutRecord> = (0..N)
+        .map(|i| OutRecord::new(&topic, format!("k{i}"), format!("v{i}")))
+        .collect();
+    produce(&b, &records).await;
+    let mut c = client(&b);
+    c.set("statistics.interval.ms", "200");
+    let dlq = DeadLetters::new(Producer::new(&c).unwrap(), format!("{topic}.dlq"), &group);
+    let lp = ConsumerLoop::new(&c, quick_loop(&group, &topic), Arc::new(Accepts), dlq);
+    let stats = lp.stats();
+    let token = CancellationToken::new();
+    let join = tokio::spawn(lp.run(token.clone()));
+    let caught_up = wait_until(Duration::from_secs(60), || {
+        let lag = stats.lag();
+        lag.len() == 2
+            && lag.values().map(|l| l.committed).sum::<i64>() == N
+            && lag.values().all(|l| l.lag == 0 && l.high == l.committed)
+    })
+    .await;
+    let lag = stats.lag();
+    token.cancel();
+    join.await.unwrap().unwrap();
+    assert!(
+        caught_up,
+        "both partitions report committed = end, lag 0: {lag:?}"
+    );
+    let h = stats.latency();
+    assert_eq!(h.count, stats.calls(), "one observation per handler call");
+    assert!(h.count > 0 && h.sum >= 0.0);
+    assert_eq!(
+        h.buckets.last().map(|b| b.1),
+        Some(h.count),
+        "+Inf holds every call"
+    );
+    assert!(h.buckets.windows(2).all(|w| w[0].1 <= w[1].1), "cumulative");
+}

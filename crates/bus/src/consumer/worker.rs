@@ -156,6 +156,7 @@ impl<H: Handler> Worker<H> {
     async fn call(&self, records: &[Record]) -> Vec<Result<(), HandlerError>> {
         self.stats.bump_calls();
         let n = records.len();
+        let started = std::time::Instant::now();
         let results = AssertUnwindSafe(self.handler.handle_batch(records))
             .catch_unwind()
             .await
@@ -167,6 +168,7 @@ impl<H: Handler> Worker<H> {
                     .unwrap_or_else(|| "a non-text panic".into());
                 vec![Err(HandlerError::permanent(format!("handler panicked: {what}"))); n]
             });
+        self.stats.observe_call(started.elapsed());
         if results.len() == n {
             results
         } else {
