@@ -328,6 +328,8 @@ pub struct BusConfig {
     pub rules: RulesConfig,
     /// The operations endpoint (metrics, health, readiness).
     pub ops: OpsConfig,
+    /// Where spans are exported (OTLP), if anywhere.
+    pub traces: TracesConfig,
     /// How source connectors keep their cursors and share their feeds.
     pub sources: SourcesConfig,
     /// One section per connector `l2f run` starts (`[connectors.marketo]`, ...), kept raw
@@ -368,6 +370,32 @@ impl Default for SourcesConfig {
 pub struct OpsConfig {
     /// Address to listen on, e.g. `0.0.0.0:9464`; unset serves nothing.
     pub listen: Option<std::net::SocketAddr>,
+}
+
+/// Where each record's spans go: an OpenTelemetry collector over OTLP/HTTP. Unset keys fall
+/// back to the standard variables (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`,
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_PROTOCOL`, `OTEL_SERVICE_NAME`), as every
+/// OpenTelemetry SDK does; with neither an endpoint nor a variable, no span is made.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracesConfig {
+    /// The collector's base URL (`http://otel-collector:4318`; spans go to `/v1/traces`).
+    pub otlp_endpoint: Option<String>,
+    /// `http/protobuf` (the default) or `http/json`.
+    pub protocol: Option<OtlpProtocol>,
+    /// The `service.name` resource attribute (default `l2f`).
+    pub service_name: Option<String>,
+}
+
+/// The OTLP encodings l2f exports in (gRPC is not built in: every collector takes HTTP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OtlpProtocol {
+    /// Protobuf over HTTP, OTLP's default.
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+    /// JSON over HTTP.
+    #[serde(rename = "http/json")]
+    HttpJson,
 }
 
 /// Where the topic catalog is and how it is applied.

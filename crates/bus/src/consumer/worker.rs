@@ -18,6 +18,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use futures::FutureExt;
 use tokio::sync::mpsc;
@@ -157,7 +158,14 @@ impl<H: Handler> Worker<H> {
         self.stats.bump_calls();
         let n = records.len();
         let started = std::time::Instant::now();
-        let results = AssertUnwindSafe(self.handler.handle_batch(records))
+        let handled = self
+            .handler
+            .handle_batch(records)
+            .instrument(crate::trace::process_span(
+                self.dead_letters.group(),
+                records,
+            ));
+        let results = AssertUnwindSafe(handled)
             .catch_unwind()
             .await
             .unwrap_or_else(|panic| {
