@@ -275,7 +275,7 @@ fn every_runbook_link_of_the_alerts_is_a_section_of_the_operators_guide() {
 /// promtool, when installed: `check rules`, the rules' unit tests, and the compose
 /// Prometheus configuration.
 #[test]
-fn promtool_accepts_the_rules_their_unit_tests_and_the_compose_prometheus_config() {
+fn promtool_accepts_the_rules_their_unit_tests_the_compose_prometheus_config_and_the_exposition() {
     let promtool = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .unwrap_or_default()
@@ -313,4 +313,26 @@ fn promtool_accepts_the_rules_their_unit_tests_and_the_compose_prometheus_config
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // `/metrics` as Prometheus scrapes it parses (and lints clean) with Prometheus's own parser.
+    let mut check = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    use std::io::Write as _;
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(crate::ops::sample_exposition().as_bytes())
+        .unwrap();
+    let out = check.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -378,6 +378,33 @@ async fn readyz(State(ops): State<Ops>) -> impl IntoResponse {
 /// `deploy/observability/` are checked against it.
 #[cfg(test)]
 pub fn metric_names() -> Vec<String> {
+    let mut names: Vec<String> = sample()
+        .render()
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_once(' '))
+        .flat_map(|(name, kind)| match kind {
+            "counter" => vec![format!("{name}_total")],
+            "histogram" => ["_bucket", "_sum", "_count"]
+                .iter()
+                .map(|s| format!("{name}{s}"))
+                .collect(),
+            _ => vec![name.to_string()],
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// The Prometheus text exposition of one pipeline of each kind (for promtool's parser).
+#[cfg(test)]
+pub fn sample_exposition() -> String {
+    prometheus_text(&sample().render())
+}
+
+/// One sink (with a partition's lag) and one source.
+#[cfg(test)]
+fn sample() -> Ops {
     use l2f_connector_kit::Pipeline;
     let pipelines = Pipelines::default();
     let sink = LoopStats::default();
@@ -397,22 +424,7 @@ pub fn metric_names() -> Vec<String> {
         name: "source".into(),
         stats: PipelineStats::Source(SourceStats::default()),
     });
-    let mut names: Vec<String> = Ops::new(pipelines)
-        .render()
-        .lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| l.split_once(' '))
-        .flat_map(|(name, kind)| match kind {
-            "counter" => vec![format!("{name}_total")],
-            "histogram" => ["_bucket", "_sum", "_count"]
-                .iter()
-                .map(|s| format!("{name}{s}"))
-                .collect(),
-            _ => vec![name.to_string()],
-        })
-        .collect();
-    names.sort();
-    names
+    Ops::new(pipelines)
 }
 
 #[cfg(test)]
