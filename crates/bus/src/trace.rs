@@ -26,6 +26,11 @@ pub fn enable() {
     ENABLED.store(true, Ordering::SeqCst);
 }
 
+/// Turns span making off again (a benchmark compares the two in one process).
+pub fn disable() {
+    ENABLED.store(false, Ordering::SeqCst);
+}
+
 /// Whether spans are made.
 pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
