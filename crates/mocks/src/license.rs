@@ -5,7 +5,7 @@
 //!
 //! | method and path | what |
 //! |---|---|
-//! | `PUT /api/v1/subscriptions/{id}` `{account_id,plan,seats,terms_accepted,communication_profile,starts_on?,expires_on?,licensee_email?,reseller?}` | register or update a subscription; answers its license |
+//! | `PUT /api/v1/subscriptions/{id}` `{account_id,plan,seats,terms_accepted,communication_profile,starts_on?,expires_on?,licensee_email?,reseller?,order_id?}` | register or update a subscription; answers its license |
 //! | `POST /api/v1/subscriptions/{id}/terms-accepted` | terms accepted; the license is issued unless held |
 //! | `PUT /api/v1/subscriptions/{id}/communication-profile` `{communication_profile}` | `Silent` holds, anything else lifts the hold |
 //! | `GET /api/v1/licenses/{id}` | `{subscription_id,account_id,status,key,plan,seats,...}`; `key` only once issued |
@@ -85,6 +85,9 @@ pub struct LicenseRecord {
     /// A reseller deal (the reseller is notified too, rule 8).
     #[serde(default)]
     pub reseller: bool,
+    /// The order it came from (the customers app's own id of a web-store purchase).
+    #[serde(default)]
+    pub order_id: Option<String>,
 }
 
 impl LicenseRecord {
@@ -102,6 +105,7 @@ impl LicenseRecord {
             "expires_on": self.expires_on,
             "licensee_email": self.licensee_email,
             "reseller": self.reseller,
+            "order_id": self.order_id,
         })
     }
 
@@ -229,6 +233,8 @@ struct Register {
     licensee_email: Option<String>,
     #[serde(default)]
     reseller: bool,
+    #[serde(default)]
+    order_id: Option<String>,
 }
 
 fn default_profile() -> String {
@@ -267,6 +273,7 @@ async fn register(
                 expires_on: None,
                 licensee_email: None,
                 reseller: false,
+                order_id: None,
             });
         rec.account_id = r.account_id;
         rec.plan = r.plan;
@@ -278,6 +285,7 @@ async fn register(
         rec.expires_on = r.expires_on.or(rec.expires_on.take());
         rec.licensee_email = r.licensee_email.or(rec.licensee_email.take());
         rec.reseller |= r.reseller;
+        rec.order_id = r.order_id.or(rec.order_id.take());
         rec.evaluate(&mut d.feed, t);
         rec.view()
     })))

@@ -48,7 +48,19 @@ pub fn registration(s: &SubscriptionCreated, terms_required: bool, hold_license:
         "expires_on": s.term_end.to_string(),
         "licensee_email": s.bill_to_email,
         "reseller": s.billing_batch == BillingBatch::Batch4,
+        "order_id": s.order_id,
     })
+}
+
+/// The subscription id the service knows for `named` among an account's `licenses`: the one
+/// registered under it, or the one whose order it is (an acceptance the customers app reported
+/// before the subscription was mirrored names it by the app's own id, its order id).
+pub fn registered_as<'a>(licenses: &'a [Value], named: &str) -> Option<&'a str> {
+    licenses
+        .iter()
+        .find(|l| l["subscription_id"] == named)
+        .or_else(|| licenses.iter().find(|l| l["order_id"] == named))
+        .and_then(|l| l["subscription_id"].as_str())
 }
 
 /// What one feed event becomes.
@@ -231,6 +243,17 @@ mod tests {
         assert!(licensed(&s));
         s.deployment = Deployment::Saas;
         assert!(!licensed(&s), "SaaS has no license to issue");
+    }
+
+    #[test]
+    fn an_acceptance_finds_its_subscription_by_number_or_by_order() {
+        let ls = [
+            json!({"subscription_id": "A-S1", "order_id": "sub_000001"}),
+            json!({"subscription_id": "A-S2", "order_id": "sub_000002"}),
+        ];
+        assert_eq!(registered_as(&ls, "A-S2"), Some("A-S2"));
+        assert_eq!(registered_as(&ls, "sub_000001"), Some("A-S1"));
+        assert_eq!(registered_as(&ls, "sub_000009"), None);
     }
 
     #[test]

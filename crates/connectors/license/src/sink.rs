@@ -6,6 +6,8 @@
 //!   subscription the service already has is left alone, so a redelivered creation never
 //!   undoes a later acceptance or profile change.
 //! - `EulaAccepted` marks the terms accepted: the service issues the license unless it is held.
+//!   One that names the subscription by the customers app's own id (accepted before Zuora's
+//!   number was mirrored there) is matched to it by its order id.
 //! - `CommunicationProfileChanged` (keyed by account) sets the profile of every license of the
 //!   account: Silent holds them, lifting it releases them.
 //!
@@ -16,6 +18,7 @@ use std::sync::Arc;
 
 use l2f_bus::{Handler, HandlerError, Record};
 use l2f_connector_kit::record::decode_any;
+use l2f_connector_kit::ClientError;
 use l2f_contracts::events::BillingBatch;
 use l2f_contracts::events::{CommunicationProfile, SourceSystem, SubscriptionCreated};
 use l2f_contracts::record::AnyEvent;
@@ -24,7 +27,7 @@ use l2f_rules::Rules;
 use tracing::{debug, instrument};
 
 use crate::client::LicenseClient;
-use crate::mapping::{licensed, needs_terms, registration, service_profile};
+use crate::mapping::{licensed, needs_terms, registered_as, registration, service_profile};
 use crate::verdict::verdict;
 
 /// The license service sink as an [`l2f_bus::Handler`].
@@ -81,6 +84,31 @@ impl LicenseSink {
             .map_err(|e| verdict(&e))
     }
 
+    async fn accepted(&self, account_id: &str, subscription: &str) -> Result<(), HandlerError> {
+        match self.client.terms_accepted(subscription).await {
+            Ok(_) => return Ok(()),
+            Err(ClientError::Api { status: 404, .. }) => {}
+            Err(e) => return Err(verdict(&e)),
+        }
+        // Not under that id: named by its order (not mirrored yet when accepted), or not
+        // registered yet (its creation comes on another topic): retried.
+        let licenses = self
+            .client
+            .licenses_of(account_id)
+            .await
+            .map_err(|e| verdict(&e))?;
+        let Some(id) = registered_as(&licenses, subscription) else {
+            return Err(HandlerError::transient(format!(
+                "the license service has no subscription {subscription} of account {account_id} yet"
+            )));
+        };
+        self.client
+            .terms_accepted(id)
+            .await
+            .map(|_| ())
+            .map_err(|e| verdict(&e))
+    }
+
     async fn profile(&self, account_id: &str, p: CommunicationProfile) -> Result<(), HandlerError> {
         let want = service_profile(self.holds(p));
         let licenses = self
@@ -110,12 +138,7 @@ impl LicenseSink {
             AnyEvent::SubscriptionCreated(s) if s.envelope.source == SourceSystem::Zuora => {
                 self.created(s).await
             }
-            AnyEvent::EulaAccepted(a) => self
-                .client
-                .terms_accepted(&a.subscription_id)
-                .await
-                .map(|_| ())
-                .map_err(|e| verdict(&e)),
+            AnyEvent::EulaAccepted(a) => self.accepted(&a.account_id, &a.subscription_id).await,
             AnyEvent::CommunicationProfileChanged(c) => {
                 self.profile(&c.account_id, c.communication_profile).await
             }

@@ -234,6 +234,18 @@ async fn a_refused_token_or_an_outage_waits_and_a_bad_record_names_its_field() {
     // An acceptance before its subscription is registered: retried, not dead-lettered.
     let e = s.apply(&accepted("A-S7", "cust_7")).await.unwrap_err();
     assert_eq!(e.class(), "transient");
+    // Named by the customers app's own id (its order id): found and accepted.
+    let AnyEvent::SubscriptionCreated(mut by_order) =
+        created("A-S8", "cust_8", CommunicationProfile::Default)
+    else {
+        unreachable!()
+    };
+    by_order.order_id = "sub_000008".into();
+    s.apply(&AnyEvent::SubscriptionCreated(by_order))
+        .await
+        .unwrap();
+    s.apply(&accepted("sub_000008", "cust_8")).await.unwrap();
+    assert_eq!(license(&base, "A-S8").await["status"], "issued");
 
     reqwest::Client::new()
         .post(format!("{base}/__admin/faults"))
