@@ -136,13 +136,17 @@ async fn registration_details_come_back_by_account_and_the_feed_has_an_epoch() {
         .json();
     assert_eq!(v["status"], "issued");
     assert_eq!(v["order_id"], "sub_000003");
-    let list = get(&r, "/api/v1/licenses?account_id=cust_3", T).await.json();
+    let list = get(&r, "/api/v1/licenses?account_id=cust_3", T)
+        .await
+        .json();
     let ls = list["licenses"].as_array().expect("licenses");
     assert_eq!(ls.len(), 1);
     assert_eq!(ls[0]["expires_on"], "2027-12-02");
     assert_eq!(ls[0]["licensee_email"], "a@example.com");
     assert_eq!(
-        get(&r, "/api/v1/licenses?account_id=nobody", T).await.json()["licenses"],
+        get(&r, "/api/v1/licenses?account_id=nobody", T)
+            .await
+            .json()["licenses"],
         json!([])
     );
     assert_eq!(

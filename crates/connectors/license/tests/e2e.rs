@@ -127,35 +127,8 @@ async fn accepted_terms_issue_the_license_once_and_silent_holds_it_until_lifted(
     cfg.licenses_topic = licenses.clone();
     cfg.group = unique("g-license");
     cfg.source_name = unique("license");
-    let connector = LicenseConnector::build(cfg).unwrap();
-    let kafka = client(&b);
-    let shutdown = CancellationToken::new();
     let codec = Arc::new(Codec::new());
-    let ctx = Context {
-        kafka: kafka.clone(),
-        consumer: ConsumerConfig {
-            commit_interval: Duration::from_millis(200),
-            session_timeout: Duration::from_secs(6),
-            ..ConsumerConfig::default()
-        },
-        retry: RetryConfig {
-            initial: Duration::from_millis(50),
-            max: Duration::from_millis(500),
-            ..RetryConfig::default()
-        },
-        dead_letter_topic: dead_letters.clone(),
-        sources: SourcesConfig {
-            offsets_topic: offsets,
-            poll_interval: Duration::from_millis(200),
-            session_timeout: Duration::from_secs(6),
-        },
-        producer: Producer::new(&kafka).unwrap(),
-        codec: codec.clone(),
-        rules: Arc::new(Rules::embedded()),
-        shutdown: shutdown.clone(),
-        pipelines: Pipelines::default(),
-    };
-    let join = tokio::spawn(Box::new(connector).start(ctx));
+    let (shutdown, join) = start(&b, &cfg, &dead_letters, &offsets, &codec);
     let hub = Hub {
         b: b.clone(),
         base,
@@ -213,5 +186,67 @@ async fn accepted_terms_issue_the_license_once_and_silent_holds_it_until_lifted(
     );
     shutdown.cancel();
     join.await.unwrap().unwrap();
+
+    // Restarted (same source name, same group): the cursor committed with the events holds,
+    // so nothing is produced twice; a new acceptance after the restart is issued once.
+    let (shutdown, join) = start(&b, &cfg, &dead_letters, &offsets, &hub.codec);
+    let sub = created("A-S300", "cust_300", CommunicationProfile::Default);
+    hub.send(&hub.subscriptions, &sub).await;
+    hub.send(&hub.licenses, &accepted("A-S300", "cust_300"))
+        .await;
+    let found = hub.wait("A-S300", |n| n.contains(&"LicenseIssued")).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    let count = |name: &str| hub.licenses().iter().filter(|e| e.name() == name).count();
+    assert_eq!(
+        (count("LicenseIssued"), count("LicenseHeld")),
+        (3, 1),
+        "one per license and one hold, across the restart"
+    );
+    shutdown.cancel();
+    join.await.unwrap().unwrap();
     mocks.shutdown().await;
+}
+
+/// Starts the connector as `l2f run` would, on the given topics.
+fn start(
+    b: &str,
+    cfg: &LicenseConfig,
+    dead_letters: &str,
+    offsets: &str,
+    codec: &Arc<Codec>,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), l2f_connector_kit::KitError>>,
+) {
+    let connector = LicenseConnector::build(cfg.clone()).unwrap();
+    let kafka = client(b);
+    let shutdown = CancellationToken::new();
+    let ctx = Context {
+        kafka: kafka.clone(),
+        consumer: ConsumerConfig {
+            commit_interval: Duration::from_millis(200),
+            session_timeout: Duration::from_secs(6),
+            ..ConsumerConfig::default()
+        },
+        retry: RetryConfig {
+            initial: Duration::from_millis(50),
+            max: Duration::from_millis(500),
+            ..RetryConfig::default()
+        },
+        dead_letter_topic: dead_letters.to_string(),
+        sources: SourcesConfig {
+            offsets_topic: offsets.to_string(),
+            poll_interval: Duration::from_millis(200),
+            session_timeout: Duration::from_secs(6),
+        },
+        producer: Producer::new(&kafka).unwrap(),
+        codec: codec.clone(),
+        rules: Arc::new(Rules::embedded()),
+        shutdown: shutdown.clone(),
+        pipelines: Pipelines::default(),
+    };
+    (
+        shutdown.clone(),
+        tokio::spawn(Box::new(connector).start(ctx)),
+    )
 }
