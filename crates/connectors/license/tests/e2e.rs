@@ -5,12 +5,14 @@
 //! Flow c, the license's part: a web-store self-managed subscription and its EULA acceptance
 //! on the topics → `LicenseIssued` on `licenses` (read_committed) exactly once and the
 //! license in the service; with the Silent profile the license is held (`LicenseHeld`) until
-//! `CommunicationProfileChanged` lifts it, then issued.
+//! `CommunicationProfileChanged` lifts it, then issued; a restarted connector produces nothing
+//! twice; a feed change that cannot become an event is dead-lettered naming the field.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use l2f_bus::config::{ConsumerConfig, RetryConfig, SourcesConfig};
+use l2f_bus::dlq::DeadLetter;
 use l2f_bus::reader::read_all;
 use l2f_bus::{CancellationToken, Producer};
 use l2f_connector_kit::record::event_record;
@@ -202,6 +204,34 @@ async fn accepted_terms_issue_the_license_once_and_silent_holds_it_until_lifted(
         (3, 1),
         "one per license and one hold, across the restart"
     );
+
+    // A license issued without a licensee email cannot become LicenseIssued: its feed change
+    // is dead-lettered in the source's transaction, naming the field and the value.
+    let mut bad = created("A-S400", "cust_400", CommunicationProfile::Default);
+    bad.billing_batch = BillingBatch::Batch2;
+    bad.bill_to_email = None;
+    hub.send(&hub.subscriptions, &bad).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let letter = loop {
+        let letters: Vec<DeadLetter> = read_all(&client(&b), &dead_letters, Duration::from_secs(5))
+            .unwrap()
+            .into_iter()
+            .filter_map(DeadLetter::parse)
+            .collect();
+        if let Some(l) = letters.into_iter().next() {
+            break l;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no dead letter");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(letter.error_class, "permanent");
+    assert!(letter.from_feed(), "{letter:?}");
+    assert!(
+        letter.error_message.contains("licensee_email") && letter.error_message.contains("null"),
+        "{}",
+        letter.error_message
+    );
+    assert_eq!(hub.license("A-S400").await["status"], "issued");
     shutdown.cancel();
     join.await.unwrap().unwrap();
     mocks.shutdown().await;
