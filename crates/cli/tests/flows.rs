@@ -1,6 +1,7 @@
 //! Issue 7's flows end to end, as an operator runs the hub: one `l2f run` with every connector
-//! (customers, Salesforce, Zuora, Marketo, license) on the real broker, the six mock apps served by the
-//! test over HTTP, and every step driven through the apps' own APIs and read back from them.
+//! (customers, Salesforce, Zuora, Marketo, license) on the real broker, the six mock apps served
+//! by the test over HTTP, and every step driven through the apps' own APIs and read back from
+//! them.
 //! - a. forms → a lead in Marketo and in Salesforce, `UK` → GB; an incomplete lead reaches
 //!   neither and is dead-lettered naming the field; "Untied Kingdom" is dead-lettered at the edge;
 //! - b. a web-store SaaS purchase → Zuora (GitLab Inc., Batch1, Default, auto-renew on) → the
