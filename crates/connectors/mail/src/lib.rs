@@ -53,7 +53,7 @@ use l2f_connector_kit::{
 pub use client::MailgunClient;
 pub use config::{ConfigError, MailConfig};
 pub use profiles::ProfileTable;
-pub use sink::{MailSink, SinkOptions, SinkStats};
+pub use sink::{Delivered, MailSink, Mailer, SinkOptions, SinkStats};
 pub use templates::{Kind, Templates};
 
 /// The connector's name and `[connectors.mail]` section.

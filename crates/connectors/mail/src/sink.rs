@@ -79,16 +79,119 @@ pub struct SinkOptions {
     pub table_wait: Duration,
 }
 
-/// The mail sink as an [`l2f_bus::Handler`].
-pub struct MailSink {
+/// What sending one email came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    /// Mailgun's bare message id.
+    pub message_id: String,
+    /// The rendered subject.
+    pub subject: String,
+    /// Whether Mailgun had already accepted it (found by its key, not sent again).
+    pub already_sent: bool,
+}
+
+/// The Mailgun half of the sink, no Kafka: renders an email, looks for an earlier send of it
+/// by its key, and sends it only if there is none.
+pub struct Mailer {
     client: Arc<MailgunClient>,
     templates: Arc<Templates>,
+    from: String,
+    events_settle: Duration,
+    events_lookback: Duration,
+    started: Instant,
+    stats: SinkStats,
+}
+
+impl Mailer {
+    /// A mailer; its `events_settle` counts from now (when this process began mailing).
+    pub fn new(
+        client: Arc<MailgunClient>,
+        templates: Arc<Templates>,
+        from: impl Into<String>,
+        events_settle: Duration,
+        events_lookback: Duration,
+        stats: SinkStats,
+    ) -> Self {
+        Mailer {
+            client,
+            templates,
+            from: from.into(),
+            events_settle,
+            events_lookback,
+            started: Instant::now(),
+            stats,
+        }
+    }
+
+    /// Live counters.
+    pub fn stats(&self) -> SinkStats {
+        self.stats.clone()
+    }
+
+    /// An earlier send of `email` (whose record was written at `at_ms`), waiting out
+    /// `events_settle` since start before trusting a miss (an earlier process's send may not
+    /// show yet).
+    async fn earlier_send(
+        &self,
+        email: &Email,
+        at_ms: i64,
+    ) -> Result<Option<String>, HandlerError> {
+        let end = (at_ms - self.events_lookback.as_millis() as i64) / 1000;
+        let key = email.key.to_string();
+        loop {
+            self.stats.0.events_searches.fetch_add(1, Ordering::Relaxed);
+            let found = self
+                .client
+                .accepted(&email.recipient, &key, end)
+                .await
+                .map_err(|e| verdict(&e))?;
+            if found.is_some() {
+                return Ok(found);
+            }
+            let since = self.started.elapsed();
+            if since >= self.events_settle {
+                return Ok(None);
+            }
+            tokio::time::sleep((self.events_settle - since).min(Duration::from_millis(500))).await;
+        }
+    }
+
+    /// Renders `email` and sends it unless Mailgun already accepted it.
+    pub async fn send_once(&self, email: &Email, at_ms: i64) -> Result<Delivered, HandlerError> {
+        let rendered = self
+            .templates
+            .render(email.kind, &email.vars)
+            .map_err(|e| HandlerError::permanent(e.to_string()))?;
+        if let Some(id) = self.earlier_send(email, at_ms).await? {
+            self.stats.0.already_sent.fetch_add(1, Ordering::Relaxed);
+            info!(key = %email.key, message_id = %id, "email already accepted by mailgun; not sent again");
+            return Ok(Delivered {
+                message_id: id,
+                subject: rendered.subject,
+                already_sent: true,
+            });
+        }
+        let form = mapping::form(email, &rendered, &self.from);
+        let id = self.client.send(&form).await.map_err(|e| verdict(&e))?;
+        self.stats.0.sent.fetch_add(1, Ordering::Relaxed);
+        debug!(key = %email.key, message_id = %id, template = email.kind.name(), "email sent");
+        Ok(Delivered {
+            message_id: id,
+            subject: rendered.subject,
+            already_sent: false,
+        })
+    }
+}
+
+/// The mail sink as an [`l2f_bus::Handler`].
+pub struct MailSink {
+    mailer: Mailer,
+    client: Arc<MailgunClient>,
     codec: Arc<Codec>,
     rules: Arc<Rules>,
     producer: Producer,
     table: ProfileTable,
     opts: SinkOptions,
-    started: Instant,
     stats: SinkStats,
 }
 
@@ -105,15 +208,22 @@ impl MailSink {
         opts: SinkOptions,
         stats: SinkStats,
     ) -> Self {
-        MailSink {
-            client,
+        let mailer = Mailer::new(
+            client.clone(),
             templates,
+            opts.from.clone(),
+            opts.events_settle,
+            opts.events_lookback,
+            stats.clone(),
+        );
+        MailSink {
+            mailer,
+            client,
             codec,
             rules,
             producer,
             table,
             opts,
-            started: Instant::now(),
             stats,
         }
     }
@@ -172,37 +282,6 @@ impl MailSink {
         }
     }
 
-    /// An earlier send of `email`, waiting out `events_settle` since start before trusting a
-    /// miss (an earlier process's send may not show yet).
-    async fn earlier_send(
-        &self,
-        email: &Email,
-        record: &Record,
-    ) -> Result<Option<String>, HandlerError> {
-        let at = record
-            .timestamp_ms
-            .unwrap_or_else(|| Utc::now().timestamp_millis());
-        let end = (at - self.opts.events_lookback.as_millis() as i64) / 1000;
-        let key = email.key.to_string();
-        loop {
-            self.stats.0.events_searches.fetch_add(1, Ordering::Relaxed);
-            let found = self
-                .client
-                .accepted(&email.recipient, &key, end)
-                .await
-                .map_err(|e| verdict(&e))?;
-            if found.is_some() {
-                return Ok(found);
-            }
-            let since = self.started.elapsed();
-            if since >= self.opts.events_settle {
-                return Ok(None);
-            }
-            tokio::time::sleep((self.opts.events_settle - since).min(Duration::from_millis(500)))
-                .await;
-        }
-    }
-
     /// Sends (or suppresses, or finds already sent) one email.
     async fn deliver(
         &self,
@@ -231,30 +310,16 @@ impl MailSink {
             info!(account_id = %email.account_id, template = email.kind.name(), profile = profile.symbol(), "email suppressed by the communication profile");
             return Ok(());
         }
-        let rendered = self
-            .templates
-            .render(email.kind, &email.vars)
-            .map_err(|e| HandlerError::permanent(e.to_string()))?;
-        let message_id = match self.earlier_send(&email, record).await? {
-            Some(id) => {
-                self.stats.0.already_sent.fetch_add(1, Ordering::Relaxed);
-                info!(key = %email.key, message_id = %id, "email already accepted by mailgun; not sent again");
-                id
-            }
-            None => {
-                let form = mapping::form(&email, &rendered, &self.opts.from);
-                let id = self.client.send(&form).await.map_err(|e| verdict(&e))?;
-                self.stats.0.sent.fetch_add(1, Ordering::Relaxed);
-                debug!(key = %email.key, message_id = %id, template = email.kind.name(), "email sent");
-                id
-            }
-        };
+        let at_ms = record
+            .timestamp_ms
+            .unwrap_or_else(|| Utc::now().timestamp_millis());
+        let d = self.mailer.send_once(&email, at_ms).await?;
         let ev = EmailSent {
             envelope: Self::envelope(email.key, "sent", cause),
-            message_id,
+            message_id: d.message_id,
             recipient_email: email.recipient.clone(),
             template: email.kind.name().into(),
-            subject: rendered.subject,
+            subject: d.subject,
             subscription_id: email.subscription_id.clone(),
         };
         let out = event_record(
