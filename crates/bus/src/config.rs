@@ -243,7 +243,9 @@ impl<T> Loaded<T> {
                 for (k, v) in map.iter_mut() {
                     let at = join_key(key, k);
                     match v {
-                        serde_json::Value::String(path) if k.ends_with("_file") || k.ends_with("_dir") => {
+                        serde_json::Value::String(path)
+                            if k.ends_with("_file") || k.ends_with("_dir") =>
+                        {
                             *path = self
                                 .resolve(&at, Path::new(path.as_str()))
                                 .display()

@@ -22,7 +22,8 @@
 //! by subscription, on other topics than the emails it mutes, so the connector keeps an
 //! account → profile table in a compacted topic (`profiles_topic`) that every instance reads
 //! in full and follows ([`profiles`]); the newest event wins. A muted email is not sent: an
-//! `EmailSuppressed` is produced and [`SinkStats::suppressed`] counts it. Reading Zuora's
+//! `EmailSuppressed` is produced and [`SinkStats::suppressed`] counts it (exported on `/metrics`
+//! as `l2f_emails_suppressed_total{connector="mail"}`). Reading Zuora's
 //! account at send time was the alternative; the notices carry no Zuora account number, and
 //! the table needs no call per email.
 //!
@@ -152,6 +153,9 @@ impl Connector for MailConnector {
     fn start(self: Box<Self>, ctx: Context) -> BoxFuture<'static, Result<(), KitError>> {
         Box::pin(async move {
             let cfg = self.cfg.clone();
+            for m in self.stats.metrics(NAME) {
+                ctx.pipelines.add_metric(m);
+            }
             let table = ProfileTable::new(cfg.profiles_topic.clone());
             let follower = table.follow(&ctx.kafka, ctx.shutdown.clone());
             let sink = MailSink::new(

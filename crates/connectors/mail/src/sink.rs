@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use l2f_bus::{Handler, HandlerError, Producer, Record};
 use l2f_connector_kit::record::{decode_any, event_record};
+use l2f_connector_kit::Metric;
 use l2f_contracts::events::{
     BillingBatch, CommunicationProfile, EmailSent, EmailSuppressed, Envelope, SourceSystem,
 };
@@ -31,32 +32,51 @@ use crate::verdict::verdict;
 
 /// Counters of the sink's outcomes, readable while it runs (for metrics and tests).
 #[derive(Debug, Clone, Default)]
-pub struct SinkStats(Arc<Counters>);
-
-#[derive(Debug, Default)]
-struct Counters {
-    sent: AtomicU64,
-    already_sent: AtomicU64,
-    suppressed: AtomicU64,
-    events_searches: AtomicU64,
+pub struct SinkStats {
+    sent: Arc<AtomicU64>,
+    already_sent: Arc<AtomicU64>,
+    suppressed: Arc<AtomicU64>,
+    events_searches: Arc<AtomicU64>,
 }
 
 impl SinkStats {
     /// Emails sent through Mailgun.
     pub fn sent(&self) -> u64 {
-        self.0.sent.load(Ordering::Relaxed)
+        self.sent.load(Ordering::Relaxed)
     }
     /// Emails found already accepted by Mailgun (a redelivery after a crash), not resent.
     pub fn already_sent(&self) -> u64 {
-        self.0.already_sent.load(Ordering::Relaxed)
+        self.already_sent.load(Ordering::Relaxed)
     }
     /// Emails muted by the account's profile (rule 6), recorded as `EmailSuppressed`.
     pub fn suppressed(&self) -> u64 {
-        self.0.suppressed.load(Ordering::Relaxed)
+        self.suppressed.load(Ordering::Relaxed)
     }
     /// Searches of Mailgun's events API.
     pub fn events_searches(&self) -> u64 {
-        self.0.events_searches.load(Ordering::Relaxed)
+        self.events_searches.load(Ordering::Relaxed)
+    }
+    /// The counters as `/metrics` exports them (`l2f_emails_<outcome>_total{connector}`).
+    pub fn metrics(&self, connector: &'static str) -> Vec<Metric> {
+        let m = |name, help, value: &Arc<AtomicU64>| Metric {
+            connector,
+            name,
+            help,
+            value: value.clone(),
+        };
+        vec![
+            m("emails_sent", "Emails sent through the app", &self.sent),
+            m(
+                "emails_already_sent",
+                "Emails found already accepted by the app (a redelivery), not sent again",
+                &self.already_sent,
+            ),
+            m(
+                "emails_suppressed",
+                "Emails muted by the account's communication profile (rule 6)",
+                &self.suppressed,
+            ),
+        ]
     }
 }
 
@@ -139,7 +159,7 @@ impl Mailer {
         let end = (at_ms - self.events_lookback.as_millis() as i64) / 1000;
         let key = email.key.to_string();
         loop {
-            self.stats.0.events_searches.fetch_add(1, Ordering::Relaxed);
+            self.stats.events_searches.fetch_add(1, Ordering::Relaxed);
             let found = self
                 .client
                 .accepted(&email.recipient, &key, end)
@@ -163,7 +183,7 @@ impl Mailer {
             .render(email.kind, &email.vars)
             .map_err(|e| HandlerError::permanent(e.to_string()))?;
         if let Some(id) = self.earlier_send(email, at_ms).await? {
-            self.stats.0.already_sent.fetch_add(1, Ordering::Relaxed);
+            self.stats.already_sent.fetch_add(1, Ordering::Relaxed);
             info!(key = %email.key, message_id = %id, "email already accepted by mailgun; not sent again");
             return Ok(Delivered {
                 message_id: id,
@@ -173,7 +193,7 @@ impl Mailer {
         }
         let form = mapping::form(email, &rendered, &self.from);
         let id = self.client.send(&form).await.map_err(|e| verdict(&e))?;
-        self.stats.0.sent.fetch_add(1, Ordering::Relaxed);
+        self.stats.sent.fetch_add(1, Ordering::Relaxed);
         debug!(key = %email.key, message_id = %id, template = email.kind.name(), "email sent");
         Ok(Delivered {
             message_id: id,
@@ -306,7 +326,7 @@ impl MailSink {
                 Some(record),
             )?;
             self.produce(out).await?;
-            self.stats.0.suppressed.fetch_add(1, Ordering::Relaxed);
+            self.stats.suppressed.fetch_add(1, Ordering::Relaxed);
             info!(account_id = %email.account_id, template = email.kind.name(), profile = profile.symbol(), "email suppressed by the communication profile");
             return Ok(());
         }

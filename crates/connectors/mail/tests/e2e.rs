@@ -102,13 +102,14 @@ impl Setup {
             codec: Arc::new(Codec::new()),
             rules: Arc::new(Rules::embedded()),
             shutdown: shutdown.clone(),
-            pipelines,
+            pipelines: pipelines.clone(),
         };
         let join = tokio::spawn(Box::new(connector).start(ctx));
         Instance {
             shutdown,
             join,
             stats,
+            pipelines,
         }
     }
 }
@@ -117,6 +118,7 @@ struct Instance {
     shutdown: CancellationToken,
     join: JoinHandle<Result<(), KitError>>,
     stats: SinkStats,
+    pipelines: Pipelines,
 }
 
 impl Instance {
@@ -368,6 +370,19 @@ async fn the_silent_profile_mutes_emails_across_a_restart_until_it_is_lifted() {
             && inst.stats.suppressed() == 1)
         .await,
         "one EmailSuppressed, counted"
+    );
+    let metric = inst
+        .pipelines
+        .metrics()
+        .into_iter()
+        .find(|m| m.name == "emails_suppressed")
+        .expect("the connector exports its suppressed count");
+    assert_eq!(
+        (
+            metric.connector,
+            metric.value.load(std::sync::atomic::Ordering::Relaxed)
+        ),
+        ("mail", 1)
     );
     inst.stop().await;
 
