@@ -189,7 +189,7 @@ impl Hub {
     }
 
     async fn wait_messages(&self, n: usize) -> Vec<Value> {
-        for _ in 0..600 {
+        for _ in 0..1200 {
             let m = self.messages().await;
             if m.len() >= n {
                 return m;
@@ -484,7 +484,7 @@ fn spawn_child(setup: &Setup) -> Child {
         ])
         .env(CHILD_ENV, serde_json::to_string(setup).unwrap())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::inherit())
         .spawn()
         .unwrap()
 }
