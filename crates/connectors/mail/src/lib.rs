@@ -11,8 +11,9 @@
 //! record redelivered after a crash between the send and the commit is not sent again. It
 //! rests on one condition: an accepted message shows in the events API within
 //! `events_settle` (Mailgun's events reach storage late); a miss is trusted only once that
-//! long has passed since the process began, and every earlier process's sends happened
-//! before that. Every record is checked (not only those that may be redeliveries): a cheap
+//! long has passed since the process began (every earlier process's sends happened before
+//! that), or since this process's last attempt at it that got no answer or a 5xx (Mailgun may
+//! have taken it all the same). Every record is checked (not only those that may be redeliveries): a cheap
 //! read beside a send, and correct whatever happened to the previous owner of a partition.
 //! `EmailSent` (topic `notifications`, key the message id) is produced for every email sent
 //! or found already sent, with an event id derived from the key, so a repeat is a duplicate

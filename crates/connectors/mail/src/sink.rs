@@ -8,14 +8,15 @@
 //! id). Both outputs have event ids derived from the idempotency key, so producing one again
 //! after a crash is a duplicate readers recognise, never a second email.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use l2f_bus::{Handler, HandlerError, Producer, Record};
 use l2f_connector_kit::record::{decode_any, event_record};
-use l2f_connector_kit::Metric;
+use l2f_connector_kit::{ClientError, Metric};
 use l2f_contracts::events::{
     BillingBatch, CommunicationProfile, EmailSent, EmailSuppressed, Envelope, SourceSystem,
 };
@@ -119,6 +120,9 @@ pub struct Mailer {
     events_settle: Duration,
     events_lookback: Duration,
     started: Instant,
+    /// Keys whose send ended without Mailgun's word (a timeout, a 5xx): it may have been
+    /// accepted, so a miss is trusted only `events_settle` after that attempt.
+    uncertain: Mutex<HashMap<uuid::Uuid, Instant>>,
     stats: SinkStats,
 }
 
@@ -139,6 +143,7 @@ impl Mailer {
             events_settle,
             events_lookback,
             started: Instant::now(),
+            uncertain: Mutex::default(),
             stats,
         }
     }
@@ -146,6 +151,19 @@ impl Mailer {
     /// Live counters.
     pub fn stats(&self) -> SinkStats {
         self.stats.clone()
+    }
+
+    fn uncertain(&self) -> std::sync::MutexGuard<'_, HashMap<uuid::Uuid, Instant>> {
+        self.uncertain.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Since when a miss of `key` in the events could still be a send not shown yet: this
+    /// process's start, or this process's last send of it that got no answer.
+    fn doubt_since(&self, key: uuid::Uuid) -> Instant {
+        self.uncertain()
+            .get(&key)
+            .copied()
+            .map_or(self.started, |t| t.max(self.started))
     }
 
     /// An earlier send of `email` (whose record was written at `at_ms`), waiting out
@@ -168,7 +186,7 @@ impl Mailer {
             if found.is_some() {
                 return Ok(found);
             }
-            let since = self.started.elapsed();
+            let since = self.doubt_since(email.key).elapsed();
             if since >= self.events_settle {
                 return Ok(None);
             }
@@ -183,6 +201,7 @@ impl Mailer {
             .render(email.kind, &email.vars)
             .map_err(|e| HandlerError::permanent(e.to_string()))?;
         if let Some(id) = self.earlier_send(email, at_ms).await? {
+            self.uncertain().remove(&email.key);
             self.stats.already_sent.fetch_add(1, Ordering::Relaxed);
             info!(key = %email.key, message_id = %id, "email already accepted by mailgun; not sent again");
             return Ok(Delivered {
@@ -192,7 +211,22 @@ impl Mailer {
             });
         }
         let form = mapping::form(email, &rendered, &self.from);
-        let id = self.client.send(&form).await.map_err(|e| verdict(&e))?;
+        let id = match self.client.send(&form).await {
+            Ok(id) => id,
+            Err(e) => {
+                // No answer, or a 5xx: Mailgun may have taken it all the same.
+                let unknown = match &e {
+                    ClientError::Transport(_) => true,
+                    ClientError::Status { status, .. } => *status >= 500,
+                    _ => false,
+                };
+                if unknown {
+                    self.uncertain().insert(email.key, Instant::now());
+                }
+                return Err(verdict(&e));
+            }
+        };
+        self.uncertain().remove(&email.key);
         self.stats.sent.fetch_add(1, Ordering::Relaxed);
         debug!(key = %email.key, message_id = %id, template = email.kind.name(), "email sent");
         Ok(Delivered {

@@ -245,3 +245,40 @@ async fn a_recipient_mailgun_refuses_is_permanent_with_its_reason() {
     assert_eq!(e.class(), "permanent", "{e}");
     assert!(e.message().contains("not a valid address"), "{e}");
 }
+
+#[tokio::test]
+async fn after_a_send_that_got_no_answer_a_miss_is_trusted_only_once_events_settle() {
+    let (_mocks, base) = mock(|_| {}).await;
+    let email = every_kind().remove(1);
+    let m = mailer_with(&base, KEY, Duration::from_millis(800));
+    tokio::time::sleep(Duration::from_millis(900)).await; // past the start's settle
+                                                          // A 429 says Mailgun did not take it: the retry does not wait.
+    fault(&base, json!({"kind": "status", "status": 429})).await;
+    assert_eq!(
+        m.send_once(&email, now_ms()).await.unwrap_err().class(),
+        "transient"
+    );
+    let t = std::time::Instant::now();
+    assert!(!m.send_once(&email, now_ms()).await.unwrap().already_sent);
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+    // A 503 may hide an accepted send: the retry of another email waits events_settle.
+    let other = every_kind().remove(0);
+    fault(&base, json!({"kind": "status", "status": 503})).await;
+    assert_eq!(
+        m.send_once(&other, now_ms()).await.unwrap_err().class(),
+        "transient"
+    );
+    let t = std::time::Instant::now();
+    let d = m.send_once(&other, now_ms()).await.unwrap();
+    assert!(!d.already_sent);
+    assert!(
+        t.elapsed() >= Duration::from_millis(700),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(messages(&base).await.len(), 2);
+}
