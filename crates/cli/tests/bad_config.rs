@@ -275,7 +275,7 @@ fn a_mail_template_with_a_variable_not_provided_stops_the_start_naming_both() {
     // templates_dir is relative to the config file, not to the working directory.
     std::fs::write(
         &path,
-        format!("[kafka]\nbootstrap_servers = \"127.0.0.1:1\"\n[connectors.mail]\nbase_url = \"http://127.0.0.1:1\"\ndomain = \"mg.example.com\"\napi_key = \"{SECRET}\"\nfrom = \"noreply@mg.example.com\"\ntemplates_dir = \"mail-templates\"\n"),
+        format!("[kafka]\nbootstrap_servers = \"127.0.0.1:1\"\n[connectors.mail]\nbase_url = \"http://127.0.0.1:1\"\ndomain = \"mg.example.com\"\napi_key = \"{SECRET}\"\nfrom = \"noreply@mg.example.com\"\ntemplates_dir = \"mail-templates\"\nreseller_notification_to = \"partners@example.com\"\n"),
     )
     .unwrap();
     for args in [&["run"][..], &["config", "check"]] {

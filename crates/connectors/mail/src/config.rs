@@ -50,10 +50,9 @@ pub struct MailConfig {
     /// kind); relative to the config file.
     pub templates_dir: PathBuf,
     /// Where reseller notifications go (the partner desk that forwards them to the reseller;
-    /// the events carry no reseller address). Unset: a license that asks for a reseller
-    /// notification is dead-lettered with this key named.
-    #[serde(default)]
-    pub reseller_notification_to: Option<String>,
+    /// the events carry no reseller address). Required, so that a reseller deal's license
+    /// email never waits on a missing setting.
+    pub reseller_notification_to: String,
     /// Billing batches (rule 4) whose self-managed subscriptions need the terms accepted
     /// before the license (rule 8): web direct and reseller.
     #[serde(default = "default_accept_terms_batches")]
@@ -126,6 +125,7 @@ impl MailConfig {
         api_key: SecretRef,
         from: impl Into<String>,
         templates_dir: impl Into<PathBuf>,
+        reseller_notification_to: impl Into<String>,
     ) -> Self {
         MailConfig {
             base_url: base_url.into(),
@@ -133,7 +133,7 @@ impl MailConfig {
             api_key,
             from: from.into(),
             templates_dir: templates_dir.into(),
-            reseller_notification_to: None,
+            reseller_notification_to: reseller_notification_to.into(),
             accept_terms_batches: default_accept_terms_batches(),
             request_timeout: default_request_timeout(),
             subscriptions_topic: default_subscriptions_topic(),
@@ -166,10 +166,10 @@ impl MailConfig {
         if crate::mapping::check_address("from", &self.from).is_err() {
             return invalid("from", "must be an email address (Name <a@b> or a@b)");
         }
-        if let Some(to) = &self.reseller_notification_to {
-            if crate::mapping::check_address("reseller_notification_to", to).is_err() {
-                return invalid("reseller_notification_to", "must be an email address");
-            }
+        if crate::mapping::check_address("reseller_notification_to", &self.reseller_notification_to)
+            .is_err()
+        {
+            return invalid("reseller_notification_to", "must be an email address");
         }
         for (key, v) in [
             ("subscriptions_topic", &self.subscriptions_topic),
@@ -215,7 +215,7 @@ mod tests {
     #[test]
     fn defaults_fill_the_optional_keys_and_unknown_keys_are_refused() {
         let c: MailConfig = toml::from_str(
-            "base_url = \"https://api.mailgun.net\"\ndomain = \"mg.x\"\napi_key = { env = \"MG\" }\nfrom = \"a@mg.x\"\ntemplates_dir = \"t\"\n",
+            "base_url = \"https://api.mailgun.net\"\ndomain = \"mg.x\"\napi_key = { env = \"MG\" }\nfrom = \"a@mg.x\"\ntemplates_dir = \"t\"\nreseller_notification_to = \"p@mg.x\"\n",
         )
         .unwrap();
         assert_eq!(c.notifications_topic, "notifications");
@@ -242,6 +242,7 @@ mod tests {
             SecretRef::Inline(SECRET.into()),
             "a@mg.x",
             "t",
+            "partners@mg.x",
         );
         assert!(c.validate().unwrap_err().to_string().contains("base_url"));
         c.base_url = "https://api.mailgun.net/v3".into();
@@ -250,14 +251,14 @@ mod tests {
         c.from = "nobody".into();
         assert!(c.validate().unwrap_err().to_string().contains("from"));
         c.from = "a@mg.x".into();
-        c.reseller_notification_to = Some("desk".into());
+        c.reseller_notification_to = "desk".into();
         assert!(c
             .validate()
             .unwrap_err()
             .to_string()
             .contains("reseller_notification_to"));
         assert!(!format!("{c:?}").contains(SECRET));
-        c.reseller_notification_to = None;
+        c.reseller_notification_to = "partners@mg.x".into();
         c.api_key = SecretRef::Env {
             env: "L2F_TEST_MAIL_KEY_UNSET".into(),
         };

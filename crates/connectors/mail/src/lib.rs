@@ -168,7 +168,7 @@ impl Connector for MailConnector {
                 table,
                 SinkOptions {
                     from: cfg.from.clone(),
-                    reseller_to: cfg.reseller_notification_to.clone(),
+                    reseller_to: Some(cfg.reseller_notification_to.clone()),
                     accept_terms_batches: cfg.accept_terms_batches.clone(),
                     notifications_topic: cfg.notifications_topic.clone(),
                     events_settle: cfg.events_settle,
@@ -216,6 +216,7 @@ mod tests {
             "api_key": "k",
             "from": "GitLab <noreply@mg.example.com>",
             "templates_dir": templates(),
+            "reseller_notification_to": "partners@example.com",
         }))
         .unwrap();
         assert_eq!(c.name(), "mail");
@@ -249,6 +250,7 @@ mod tests {
             "api_key": "k",
             "from": "noreply@mg.example.com",
             "templates_dir": dir.path(),
+            "reseller_notification_to": "partners@example.com",
         }))
         .err()
         .unwrap()

@@ -65,9 +65,9 @@ impl Setup {
             SecretRef::Inline(KEY.into()),
             FROM,
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../deploy/templates/mail"),
+            "partners@example.com",
         );
         cfg.request_timeout = Duration::from_secs(3);
-        cfg.reseller_notification_to = Some("partners@example.com".into());
         cfg.subscriptions_topic = self.subscriptions.clone();
         cfg.licenses_topic = self.licenses.clone();
         cfg.notifications_topic = self.notifications.clone();

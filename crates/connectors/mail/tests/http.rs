@@ -43,6 +43,7 @@ fn mailer_with(base: &str, key: &str, settle: Duration) -> Mailer {
         SecretRef::Inline(key.into()),
         FROM,
         templates_dir(),
+        "partners@example.com",
     );
     cfg.request_timeout = Duration::from_secs(2);
     let templates = Templates::load(&cfg.templates_dir).unwrap();
