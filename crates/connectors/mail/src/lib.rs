@@ -13,8 +13,10 @@
 //! `events_settle` (Mailgun's events reach storage late); a miss is trusted only once that
 //! long has passed since the process began (every earlier process's sends happened before
 //! that), or since this process's last attempt at it that got no answer or a 5xx (Mailgun may
-//! have taken it all the same). Every record is checked (not only those that may be redeliveries): a cheap
-//! read beside a send, and correct whatever happened to the previous owner of a partition.
+//! have taken it all the same). Every record is checked, not only those that may be
+//! redeliveries: a cheap read beside a send, and right whatever the previous owner of a
+//! partition did. Mailgun keeps events for days, not forever: a record redelivered after
+//! longer than that would be sent again.
 //! `EmailSent` (topic `notifications`, key the message id) is produced for every email sent
 //! or found already sent, with an event id derived from the key, so a repeat is a duplicate
 //! by id.
@@ -23,10 +25,11 @@
 //! by subscription, on other topics than the emails it mutes, so the connector keeps an
 //! account → profile table in a compacted topic (`profiles_topic`) that every instance reads
 //! in full and follows ([`profiles`]); the newest event wins. A muted email is not sent: an
-//! `EmailSuppressed` is produced and [`SinkStats::suppressed`] counts it (exported on `/metrics`
-//! as `l2f_emails_suppressed_total{connector="mail"}`). Reading Zuora's
-//! account at send time was the alternative; the notices carry no Zuora account number, and
-//! the table needs no call per email.
+//! `EmailSuppressed` is produced and [`SinkStats::suppressed`] counts it (exported on
+//! `/metrics` as `l2f_emails_suppressed_total{connector="mail"}`). Reading Zuora's account at
+//! send time was the alternative; the notices carry no Zuora account number, and the table
+//! needs no call per email. The table is eventually consistent across topics: an email
+//! handled before a profile change reached the table follows the old profile.
 //!
 //! Who is at fault ([`verdict`]): a bad record (no recipient, a malformed address) or one
 //! Mailgun refuses (400) is dead-lettered with the field and value named; Mailgun refusing
