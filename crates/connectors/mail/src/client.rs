@@ -4,9 +4,10 @@
 //! absolute `paging.next` URLs it hands out).
 //!
 //! The body is sent url-encoded, which Mailgun takes as it takes `multipart/form-data` (the
-//! connector sends no attachments). Looking for an earlier send uses only documented filter
-//! fields (`event`, `recipient`, `end`) and reads the `user-variables` of the items itself:
-//! a `user-variables` filter is not among Mailgun's documented filter fields.
+//! connector sends no attachments). Looking for an earlier send uses only documented query
+//! options (filters `event` and `recipient`, the range `begin` + `ascending`) and reads the
+//! `user-variables` of the items itself: a `user-variables` filter is not among Mailgun's
+//! documented filter fields.
 
 use l2f_connector_kit::http::{answer, refused, Result};
 use l2f_connector_kit::ClientError;
@@ -90,12 +91,15 @@ impl MailgunClient {
     }
 
     /// The bare id of a message to `recipient` that Mailgun accepted with custom variable
-    /// [`KEY_VARIABLE`] = `key`, looking back to `end` (epoch seconds), if there is one.
-    pub async fn accepted(&self, recipient: &str, key: &str, end: i64) -> Result<Option<String>> {
+    /// [`KEY_VARIABLE`] = `key` since `since` (epoch seconds), if there is one. The range is
+    /// given as Mailgun's time-range rules ask (a `begin` and a direction), ascending and
+    /// open-ended, so it reaches whatever time Mailgun stamps its events with.
+    pub async fn accepted(&self, recipient: &str, key: &str, since: i64) -> Result<Option<String>> {
         let mut req = self.http.get(self.url("events")).query(&[
             ("event", "accepted"),
             ("recipient", recipient),
-            ("end", &end.to_string()),
+            ("begin", &since.to_string()),
+            ("ascending", "yes"),
             ("limit", "300"),
         ]);
         for _ in 0..MAX_PAGES {

@@ -174,13 +174,13 @@ impl Mailer {
         email: &Email,
         at_ms: i64,
     ) -> Result<Option<String>, HandlerError> {
-        let end = (at_ms - self.events_lookback.as_millis() as i64) / 1000;
+        let from = (at_ms - self.events_lookback.as_millis() as i64) / 1000;
         let key = email.key.to_string();
         loop {
             self.stats.events_searches.fetch_add(1, Ordering::Relaxed);
             let found = self
                 .client
-                .accepted(&email.recipient, &key, end)
+                .accepted(&email.recipient, &key, from)
                 .await
                 .map_err(|e| verdict(&e))?;
             if found.is_some() {

@@ -283,3 +283,35 @@ async fn after_a_send_that_got_no_answer_a_miss_is_trusted_only_once_events_sett
     );
     assert_eq!(messages(&base).await.len(), 2);
 }
+
+#[tokio::test]
+async fn an_earlier_send_is_found_past_the_first_page_of_events() {
+    let (_mocks, base) = mock(|_| {}).await;
+    let m = mailer(&base);
+    let target = every_kind().remove(1);
+    // 300 other emails to the same recipient first: a full page of accepted events.
+    let http = reqwest::Client::new();
+    for i in 0..300 {
+        let key = format!("other-{i}");
+        let form = [
+            ("from", FROM),
+            ("to", target.recipient.as_str()),
+            ("subject", "other"),
+            ("text", "other"),
+            ("v:l2f-key", key.as_str()),
+        ];
+        http.post(format!("{base}/v3/{DOMAIN}/messages"))
+            .basic_auth("api", Some(KEY))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap();
+    }
+    let first = m.send_once(&target, now_ms()).await.unwrap();
+    let again = mailer(&base).send_once(&target, now_ms()).await.unwrap();
+    assert!(again.already_sent);
+    assert_eq!(again.message_id, first.message_id);
+    assert_eq!(messages(&base).await.len(), 301);
+}
