@@ -78,6 +78,12 @@ struct SourceLabels {
     source: String,
 }
 
+/// Labels of a connector's own counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectorLabels {
+    connector: String,
+}
+
 /// What the endpoint reports on.
 #[derive(Clone)]
 pub struct Ops {
@@ -284,6 +290,26 @@ impl Ops {
             "1 on the replica that holds the source's lease and polls, 0 on standbys",
             active,
         );
+        let mut own: Vec<(&str, &str, Family<ConnectorLabels, Counter>)> = Vec::new();
+        for m in self.pipelines.metrics() {
+            let i = match own.iter().position(|(n, _, _)| *n == m.name) {
+                Some(i) => i,
+                None => {
+                    own.push((m.name, m.help, Family::default()));
+                    own.len() - 1
+                }
+            };
+            let labels = ConnectorLabels {
+                connector: m.connector.to_string(),
+            };
+            own[i]
+                .2
+                .get_or_create(&labels)
+                .inc_by(m.value.load(Ordering::Relaxed));
+        }
+        for (name, help, family) in own {
+            registry.register(name, help, family);
+        }
         let mut out = String::new();
         encode(&mut out, &registry).expect("writing to a String cannot fail");
         out
@@ -454,6 +480,12 @@ mod tests {
             name: "l2f-connector-marketo".into(),
             stats: PipelineStats::Sink(LoopStats::default()),
         });
+        pipelines.add_metric(l2f_connector_kit::Metric {
+            connector: "mail",
+            name: "emails_suppressed",
+            help: "Emails muted",
+            value: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(3)),
+        });
         let text = Ops::new(pipelines).render();
         let plain = prometheus_text(&text);
         assert!(
@@ -470,6 +502,10 @@ mod tests {
                 r#"l2f_records_handled_total{connector="marketo",group="l2f-connector-marketo"} 0"#
             ),
             "{text}"
+        );
+        assert!(
+            text.contains(r#"l2f_emails_suppressed_total{connector="mail"} 3"#),
+            "a connector's own counter: {text}"
         );
     }
 }
