@@ -4,11 +4,15 @@
 //! This is the edge of handbook rule 1: a form's free-text country becomes its ISO 3166-1
 //! alpha-2 code (`UK` → GB, `Holland` → NL), and one that cannot be mapped is rejected with the
 //! field and the value named — it becomes a dead letter, never an event. Rule 5: an order's
-//! auto-renew flag is the customers app's own (on for web-store purchases).
+//! auto-renew flag is the customers app's own (on for web-store purchases). Rule 9: a usage
+//! report's billable users are counted here by the rules crate (active users minus service
+//! bots, minus guests on the tiers its table names) from the breakdown the app reports.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use l2f_contracts::events::*;
 use l2f_contracts::record::{event_id, AnyEvent};
+use l2f_rules::billable::{Tier, User, UserState};
+use l2f_rules::BillableTable;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -29,13 +33,39 @@ pub enum Mapped {
 }
 
 /// The feed a change came from: the source's name and the feed's epoch, which with the
-/// change's position make its event id.
+/// change's position make its event id; and the rule-9 table usage reports are counted by.
 #[derive(Debug, Clone)]
 pub struct Feed<'a> {
     /// The source's name.
     pub source: &'a str,
     /// The feed's epoch.
     pub epoch: &'a str,
+    /// Handbook rule 9's table (which tiers' guests are free).
+    pub billable: &'a BillableTable,
+}
+
+/// Rule 9 over a usage report's breakdown: of `active` users (not blocked, not
+/// deactivated), `bots` are service bots and `guests` (not bots) have only the Guest role;
+/// the billable count on `tier` as the rules crate computes it. `None` when the breakdown
+/// exceeds the active users.
+pub fn billable_users(
+    table: &BillableTable,
+    tier: Tier,
+    active: u64,
+    bots: u64,
+    guests: u64,
+) -> Option<u64> {
+    let people = active.checked_sub(bots)?.checked_sub(guests)?;
+    let user = |service_bot, guest| User {
+        state: UserState::Active,
+        service_bot,
+        guest,
+    };
+    let (bot, guest, person) = (user(true, false), user(false, true), user(false, false));
+    let users = std::iter::repeat_n(&bot, bots as usize)
+        .chain(std::iter::repeat_n(&guest, guests as usize))
+        .chain(std::iter::repeat_n(&person, people as usize));
+    Some(table.billable(tier, users))
 }
 
 /// The correlation id of everything about one account (the business flow of a customer).
@@ -302,13 +332,41 @@ fn map_event(ev: &FeedEvent, feed: &Feed<'_>) -> Result<Option<AnyEvent>, Reject
                     i32::try_from(n).map_err(|_| format!("{e}.{k}: out of range (value: {n})"))
                 })
             };
+            let active_users = count("active_users")?;
+            let breakdown = |k: &str| match d.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(_) => count(k).map(Some),
+            };
+            let billable_users = match (breakdown("service_bots")?, breakdown("guests")?) {
+                // No breakdown: the instance's own count (an app that predates it).
+                (None, None) => count("billable_users")?,
+                (bots, guests) => {
+                    let sku = need(d, "plan_sku", e)?;
+                    let tier = Tier::of_sku(sku).ok_or_else(|| {
+                        format!("{e}.plan_sku: not a plan of a tier (value: {sku:?})")
+                    })?;
+                    let (bots, guests) = (bots.unwrap_or(0), guests.unwrap_or(0));
+                    let n = |v: i32| u64::try_from(v).unwrap_or(0);
+                    let billable = billable_users(
+                        feed.billable,
+                        tier,
+                        n(active_users),
+                        n(bots),
+                        n(guests),
+                    )
+                    .ok_or_else(|| {
+                        format!("{e}.service_bots: service bots ({bots}) and guests ({guests}) exceed active_users ({active_users})")
+                    })?;
+                    i32::try_from(billable).unwrap_or(i32::MAX)
+                }
+            };
             AnyEvent::UsageReported(UsageReported {
                 envelope: envelope(account_flow(&account_id)),
                 subscription_id: subscription_id(d, e)?,
                 measured_on: instant(need(d, "reported_at", e)?, "UsageReported.measured_on")?
                     .date_naive(),
-                active_users: count("active_users")?,
-                billable_users: count("billable_users")?,
+                active_users,
+                billable_users,
                 seats: count("seats")?,
                 account_id,
             })
@@ -394,10 +452,62 @@ pub fn mirror_changed(current: &Value, change: &MirrorChange) -> Value {
 mod tests {
     use super::*;
 
-    const FEED: Feed<'static> = Feed {
+    static RULES: std::sync::LazyLock<l2f_rules::Rules> =
+        std::sync::LazyLock::new(l2f_rules::Rules::embedded);
+
+    static FEED: std::sync::LazyLock<Feed<'static>> = std::sync::LazyLock::new(|| Feed {
         source: "customers",
         epoch: "e1",
-    };
+        billable: &RULES.billable,
+    });
+
+    /// "Billable users = active users (not blocked, not deactivated) minus service bots, and
+    /// minus guests on the Ultimate tier": counted from the app's breakdown, not taken from
+    /// its own figure; without a breakdown the app's count stands.
+    #[test]
+    fn rule_9_usage_is_counted_by_the_rules_from_the_breakdown() {
+        let usage = |sku: &str, extra: Value| {
+            let mut d = json!({"subscription_id": "sub_1", "zuora_subscription_number": "A-S00000009",
+                "account_id": "cust_1", "seats": 25, "plan_sku": sku, "active_users": 40,
+                "reported_at": "2027-06-01T00:00:00.000Z"});
+            for (k, v) in extra.as_object().unwrap() {
+                d[k] = v.clone();
+            }
+            match map(&ev(30, "UsageReported", d), &*FEED) {
+                Mapped::Event(e) => match *e {
+                    AnyEvent::UsageReported(u) => Ok(u),
+                    other => panic!("{other:?}"),
+                },
+                Mapped::Rejected(why) => Err(why),
+                other => panic!("{other:?}"),
+            }
+        };
+        let breakdown = json!({"service_bots": 3, "guests": 7, "billable_users": 40});
+        let u = usage("ultimate-self-managed-1y", breakdown.clone()).unwrap();
+        assert_eq!((u.active_users, u.billable_users, u.seats), (40, 30, 25));
+        assert_eq!(u.subscription_id, "A-S00000009");
+        let p = usage("premium-self-managed-1y", breakdown).unwrap();
+        assert_eq!(p.billable_users, 37, "guests are billed on Premium");
+        let own = usage("premium-self-managed-1y", json!({"billable_users": 33})).unwrap();
+        assert_eq!(own.billable_users, 33);
+        let e = usage(
+            "premium-self-managed-1y",
+            json!({"service_bots": 30, "guests": 20}),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("service_bots") && e.contains("active_users"),
+            "{e}"
+        );
+        let e = usage("ci-minutes-1000", json!({"service_bots": 1})).unwrap_err();
+        assert!(
+            e.contains("plan_sku") && e.contains("ci-minutes-1000"),
+            "{e}"
+        );
+        assert!(usage("premium-self-managed-1y", json!({}))
+            .unwrap_err()
+            .contains("billable_users"));
+    }
 
     fn ev(seq: u64, kind: &str, data: Value) -> FeedEvent {
         FeedEvent {
@@ -421,7 +531,7 @@ mod tests {
 
     #[test]
     fn handbook_rule_1_uk_becomes_gb_and_the_event_id_is_its_feed_position() {
-        let Mapped::Event(e) = map(&lead("UK"), &FEED) else {
+        let Mapped::Event(e) = map(&lead("UK"), &*FEED) else {
             panic!("not an event")
         };
         let AnyEvent::LeadCaptured(l) = *e else {
@@ -433,7 +543,7 @@ mod tests {
         assert_eq!(l.envelope.correlation_id, lead_flow("lead_000007"));
         assert!(l.marketing_opt_in);
         // The same change read again has the same id.
-        let Mapped::Event(again) = map(&lead("UK"), &FEED) else {
+        let Mapped::Event(again) = map(&lead("UK"), &*FEED) else {
             panic!()
         };
         assert_eq!(again.envelope().event_id, l.envelope.event_id);
@@ -441,7 +551,7 @@ mod tests {
 
     #[test]
     fn an_unmappable_country_is_rejected_naming_the_field_and_the_value() {
-        let Mapped::Rejected(why) = map(&lead("Untied Kingdom"), &FEED) else {
+        let Mapped::Rejected(why) = map(&lead("Untied Kingdom"), &*FEED) else {
             panic!("must be rejected")
         };
         assert!(why.contains("LeadCaptured.country"), "{why}");
@@ -456,7 +566,7 @@ mod tests {
             json!({"subscription_id": "sub_1", "account_id": "cust_1", "auto_renew": false}),
         );
         e.origin = Some("hub".into());
-        assert_eq!(map(&e, &FEED), Mapped::Echo);
+        assert_eq!(map(&e, &*FEED), Mapped::Echo);
     }
 
     #[test]
@@ -473,7 +583,7 @@ mod tests {
             "currency": "USD", "total": "310.00", "term_start": "2026-12-02", "term_end": "2027-12-02",
             "auto_renew": true}),
         );
-        let Mapped::Event(e) = map(&e, &FEED) else {
+        let Mapped::Event(e) = map(&e, &*FEED) else {
             panic!("not an event")
         };
         let AnyEvent::OrderPlaced(o) = *e else {
@@ -491,12 +601,12 @@ mod tests {
     #[test]
     fn a_toggle_is_keyed_by_the_zuora_number_once_mirrored() {
         let mut d = json!({"subscription_id": "sub_1", "zuora_subscription_number": null, "account_id": "cust_1", "auto_renew": true});
-        let Mapped::Event(e) = map(&ev(5, "AutoRenewChanged", d.clone()), &FEED) else {
+        let Mapped::Event(e) = map(&ev(5, "AutoRenewChanged", d.clone()), &*FEED) else {
             panic!()
         };
         assert_eq!(e.key(), "sub_1");
         d["zuora_subscription_number"] = json!("A-S00000001");
-        let Mapped::Event(e) = map(&ev(5, "AutoRenewChanged", d), &FEED) else {
+        let Mapped::Event(e) = map(&ev(5, "AutoRenewChanged", d), &*FEED) else {
             panic!()
         };
         assert_eq!(e.key(), "A-S00000001");
@@ -509,10 +619,10 @@ mod tests {
     #[test]
     fn unknown_types_are_rejected_and_account_updates_ignored() {
         assert!(
-            matches!(map(&ev(1, "Teleported", json!({})), &FEED), Mapped::Rejected(w) if w.contains("Teleported"))
+            matches!(map(&ev(1, "Teleported", json!({})), &*FEED), Mapped::Rejected(w) if w.contains("Teleported"))
         );
         assert_eq!(
-            map(&ev(1, "AccountUpdated", json!({"account": {}})), &FEED),
+            map(&ev(1, "AccountUpdated", json!({"account": {}})), &*FEED),
             Mapped::Ignored
         );
     }
