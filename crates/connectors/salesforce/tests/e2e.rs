@@ -624,7 +624,7 @@ async fn usage_above_the_seats_is_flagged_as_a_true_up_once_and_within_the_seats
     };
     let above = report("A-S00000070", 1, 33, 30);
     let first = event_record(&codec, &t.usage, &above, None).unwrap();
-    produce(&b, &[first.clone()]).await;
+    produce(&b, std::slice::from_ref(&first)).await;
     assert!(
         wait_until(Duration::from_secs(60), || sink.handled() == 1).await,
         "true-up sink handled {}",
