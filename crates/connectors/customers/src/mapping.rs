@@ -473,7 +473,7 @@ mod tests {
             for (k, v) in extra.as_object().unwrap() {
                 d[k] = v.clone();
             }
-            match map(&ev(30, "UsageReported", d), &*FEED) {
+            match map(&ev(30, "UsageReported", d), &FEED) {
                 Mapped::Event(e) => match *e {
                     AnyEvent::UsageReported(u) => Ok(u),
                     other => panic!("{other:?}"),
@@ -531,7 +531,7 @@ mod tests {
 
     #[test]
     fn handbook_rule_1_uk_becomes_gb_and_the_event_id_is_its_feed_position() {
-        let Mapped::Event(e) = map(&lead("UK"), &*FEED) else {
+        let Mapped::Event(e) = map(&lead("UK"), &FEED) else {
             panic!("not an event")
         };
         let AnyEvent::LeadCaptured(l) = *e else {
@@ -543,7 +543,7 @@ mod tests {
         assert_eq!(l.envelope.correlation_id, lead_flow("lead_000007"));
         assert!(l.marketing_opt_in);
         // The same change read again has the same id.
-        let Mapped::Event(again) = map(&lead("UK"), &*FEED) else {
+        let Mapped::Event(again) = map(&lead("UK"), &FEED) else {
             panic!()
         };
         assert_eq!(again.envelope().event_id, l.envelope.event_id);
@@ -551,7 +551,7 @@ mod tests {
 
     #[test]
     fn an_unmappable_country_is_rejected_naming_the_field_and_the_value() {
-        let Mapped::Rejected(why) = map(&lead("Untied Kingdom"), &*FEED) else {
+        let Mapped::Rejected(why) = map(&lead("Untied Kingdom"), &FEED) else {
             panic!("must be rejected")
         };
         assert!(why.contains("LeadCaptured.country"), "{why}");
@@ -566,7 +566,7 @@ mod tests {
             json!({"subscription_id": "sub_1", "account_id": "cust_1", "auto_renew": false}),
         );
         e.origin = Some("hub".into());
-        assert_eq!(map(&e, &*FEED), Mapped::Echo);
+        assert_eq!(map(&e, &FEED), Mapped::Echo);
     }
 
     #[test]
@@ -583,7 +583,7 @@ mod tests {
             "currency": "USD", "total": "310.00", "term_start": "2026-12-02", "term_end": "2027-12-02",
             "auto_renew": true}),
         );
-        let Mapped::Event(e) = map(&e, &*FEED) else {
+        let Mapped::Event(e) = map(&e, &FEED) else {
             panic!("not an event")
         };
         let AnyEvent::OrderPlaced(o) = *e else {
@@ -601,12 +601,12 @@ mod tests {
     #[test]
     fn a_toggle_is_keyed_by_the_zuora_number_once_mirrored() {
         let mut d = json!({"subscription_id": "sub_1", "zuora_subscription_number": null, "account_id": "cust_1", "auto_renew": true});
-        let Mapped::Event(e) = map(&ev(5, "AutoRenewChanged", d.clone()), &*FEED) else {
+        let Mapped::Event(e) = map(&ev(5, "AutoRenewChanged", d.clone()), &FEED) else {
             panic!()
         };
         assert_eq!(e.key(), "sub_1");
         d["zuora_subscription_number"] = json!("A-S00000001");
-        let Mapped::Event(e) = map(&ev(5, "AutoRenewChanged", d), &*FEED) else {
+        let Mapped::Event(e) = map(&ev(5, "AutoRenewChanged", d), &FEED) else {
             panic!()
         };
         assert_eq!(e.key(), "A-S00000001");
@@ -619,10 +619,10 @@ mod tests {
     #[test]
     fn unknown_types_are_rejected_and_account_updates_ignored() {
         assert!(
-            matches!(map(&ev(1, "Teleported", json!({})), &*FEED), Mapped::Rejected(w) if w.contains("Teleported"))
+            matches!(map(&ev(1, "Teleported", json!({})), &FEED), Mapped::Rejected(w) if w.contains("Teleported"))
         );
         assert_eq!(
-            map(&ev(1, "AccountUpdated", json!({"account": {}})), &*FEED),
+            map(&ev(1, "AccountUpdated", json!({"account": {}})), &FEED),
             Mapped::Ignored
         );
     }
