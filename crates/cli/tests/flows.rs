@@ -271,6 +271,8 @@ leads_topic = "{leads}"
 subscriptions_topic = "{subs}"
 leads_group = "{sf_leads}"
 mirror_group = "{sf_mirror}"
+usage_topic = "{usage}"
+true_up_group = "{sf_true_ups}"
 [connectors.zuora]
 base_url = "{zuora}"
 client_id = "6f1c2e1a-0d9b-4b7e-9a57-3c0e2f1d9a01"
@@ -311,6 +313,7 @@ rate_window = "2s"
             sf_source = unique("sf-opps"),
             sf_leads = g("sf-leads"),
             sf_mirror = g("sf-mirror"),
+            sf_true_ups = g("sf-true-ups"),
             zuora_group = g("zuora"),
             zuora_source = unique("zuora"),
             marketo_group = g("marketo"),

@@ -16,7 +16,7 @@
 //! | `PUT /api/v1/subscriptions/{id}/auto-renew` `{auto_renew}` | the auto-renew toggle (emits `AutoRenewChanged`) |
 //! | `POST /api/v1/subscriptions/{id}/cancel` `{reason}` | cancellation; turns auto-renew off (emits `SubscriptionCancelled`) |
 //! | `PUT /api/v1/subscriptions/{id}/license` `{status,key}` | the license to display (pushed by the hub) |
-//! | `POST /api/v1/subscriptions/{id}/usage` `{active_users,billable_users}` | a self-managed usage report (emits `UsageReported`) |
+//! | `POST /api/v1/subscriptions/{id}/usage` `{active_users, billable_users?, service_bots?, guests?}` | a self-managed usage report: the instance's own billable count, or the breakdown the hub counts by rule 9 (emits `UsageReported`) |
 //! | `PUT /api/v1/hub/accounts/{id}` | the hub upserts an account under its own id (no event) |
 //! | `PUT /api/v1/hub/subscriptions/{zuora_subscription_number}` | the hub mirrors a Zuora subscription (events with origin `hub`) |
 //! | `POST /api/v1/hub/notices` `{subscription_id,days_before,term_end,sent_at?,channel?,message_id?,recipient?}` | the hub records a renewal notice it sent for the customers app (emits `RenewalNoticeSent`, origin `hub`) |
@@ -179,8 +179,15 @@ pub struct LicenseView {
 pub struct Usage {
     /// Active users (not blocked, not deactivated).
     pub active_users: u32,
-    /// Billable users.
-    pub billable_users: u32,
+    /// Billable users, as the instance counted them (absent when it sent the breakdown only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billable_users: Option<u32>,
+    /// Active users that are service bots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_bots: Option<u32>,
+    /// Active users (not bots) with only the Guest role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guests: Option<u32>,
     /// RFC 3339.
     pub reported_at: String,
 }
@@ -1091,7 +1098,12 @@ async fn set_license(
 #[serde(deny_unknown_fields)]
 struct UsageReport {
     active_users: u32,
-    billable_users: u32,
+    #[serde(default)]
+    billable_users: Option<u32>,
+    #[serde(default)]
+    service_bots: Option<u32>,
+    #[serde(default)]
+    guests: Option<u32>,
 }
 
 async fn report_usage(
@@ -1101,11 +1113,26 @@ async fn report_usage(
 ) -> Result<Json<Subscription>, ApiError> {
     let t = app.shared.clock().now_ms();
     let u: UsageReport = own::parse(&body)?;
-    if u.billable_users > u.active_users {
+    if u.billable_users.is_some_and(|b| b > u.active_users) {
         return Err(ApiError::invalid(
             "billable_users",
             json!(u.billable_users),
             "billable users cannot exceed active users",
+        ));
+    }
+    let breakdown = u.service_bots.unwrap_or(0) as u64 + u.guests.unwrap_or(0) as u64;
+    if breakdown > u.active_users as u64 {
+        return Err(ApiError::invalid(
+            "service_bots",
+            json!(u.service_bots),
+            "service bots and guests cannot exceed active users",
+        ));
+    }
+    if u.billable_users.is_none() && u.service_bots.is_none() && u.guests.is_none() {
+        return Err(ApiError::invalid(
+            "billable_users",
+            Value::Null,
+            "give billable_users, or the breakdown (service_bots, guests)",
         ));
     }
     change(&app, &id, |s, feed| {
@@ -1119,16 +1146,25 @@ async fn report_usage(
         let report = Usage {
             active_users: u.active_users,
             billable_users: u.billable_users,
+            service_bots: u.service_bots,
+            guests: u.guests,
             reported_at: rfc3339(t),
         };
+        let mut data = json!({ "seats": s.seats, "plan_sku": s.plan_sku, "active_users": report.active_users, "reported_at": report.reported_at });
+        for (k, v) in [
+            ("billable_users", report.billable_users),
+            ("service_bots", report.service_bots),
+            ("guests", report.guests),
+        ] {
+            if let Some(v) = v {
+                data[k] = json!(v);
+            }
+        }
         feed.push_from(
-                t,
+            t,
             "UsageReported",
             Some(ORIGIN_CUSTOMER),
-            subscription_event(
-                s,
-                json!({ "seats": s.seats, "active_users": report.active_users, "billable_users": report.billable_users, "reported_at": report.reported_at }),
-            ),
+            subscription_event(s, data),
         );
         s.usage.push(report);
         Ok(())

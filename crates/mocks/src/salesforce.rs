@@ -96,6 +96,7 @@ impl Default for Config {
             custom_objects: [
                 ("Zuora__CustomerAccount__c", "a0A"),
                 ("Zuora__Subscription__c", "a0B"),
+                ("L2f_True_Up__c", "a0C"),
             ]
             .into_iter()
             .map(|(n, p)| {
@@ -112,6 +113,7 @@ impl Default for Config {
                 ("Account", "L2f_Account_Id__c"),
                 ("Zuora__CustomerAccount__c", "Zuora__External_Id__c"),
                 ("Zuora__Subscription__c", "Zuora__External_Id__c"),
+                ("L2f_True_Up__c", "L2f_True_Up_Id__c"),
             ]
             .into_iter()
             .map(|(t, f)| (t.to_string(), vec![f.to_string()]))

@@ -19,6 +19,16 @@ pub enum Tier {
 }
 
 impl Tier {
+    /// The tier a plan SKU sells (`ultimate-self-managed-1y` → Ultimate): its first word;
+    /// `None` for a SKU that is no tier's plan (an add-on such as `ci-minutes-1000`).
+    pub fn of_sku(sku: &str) -> Option<Tier> {
+        let word = sku.split(['-', '_']).next()?;
+        Tier::SYMBOLS
+            .iter()
+            .find(|(_, sym)| sym.eq_ignore_ascii_case(word))
+            .map(|(t, _)| *t)
+    }
+
     /// Every tier with its table symbol.
     const SYMBOLS: [(Tier, &'static str); 3] = [
         (Tier::Free, "FREE"),
@@ -137,6 +147,12 @@ mod tests {
         assert_eq!(true_up(3, 2), 1);
         assert_eq!(true_up(2, 2), 0);
         assert_eq!(true_up(1, 5), 0);
+        assert_eq!(
+            Tier::of_sku("ultimate-self-managed-1y"),
+            Some(Tier::Ultimate)
+        );
+        assert_eq!(Tier::of_sku("premium-saas-1y"), Some(Tier::Premium));
+        assert_eq!(Tier::of_sku("ci-minutes-1000"), None);
     }
 
     fn any_user() -> impl Strategy<Value = User> {

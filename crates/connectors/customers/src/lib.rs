@@ -93,7 +93,8 @@ impl Connector for CustomersConnector {
                     self.cfg.topics.clone(),
                     &ctx.dead_letter_topic,
                     self.cfg.page_size,
-                );
+                )
+                .with_rules(&ctx.rules);
                 let settings = ctx.source_settings(&self.cfg.source_name);
                 tasks.push(ctx.source(NAME, settings, source));
             }

@@ -4,11 +4,15 @@
 //! This is the edge of handbook rule 1: a form's free-text country becomes its ISO 3166-1
 //! alpha-2 code (`UK` → GB, `Holland` → NL), and one that cannot be mapped is rejected with the
 //! field and the value named — it becomes a dead letter, never an event. Rule 5: an order's
-//! auto-renew flag is the customers app's own (on for web-store purchases).
+//! auto-renew flag is the customers app's own (on for web-store purchases). Rule 9: a usage
+//! report's billable users are counted here by the rules crate (active users minus service
+//! bots, minus guests on the tiers its table names) from the breakdown the app reports.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use l2f_contracts::events::*;
 use l2f_contracts::record::{event_id, AnyEvent};
+use l2f_rules::billable::{Tier, User, UserState};
+use l2f_rules::BillableTable;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -29,13 +33,39 @@ pub enum Mapped {
 }
 
 /// The feed a change came from: the source's name and the feed's epoch, which with the
-/// change's position make its event id.
+/// change's position make its event id; and the rule-9 table usage reports are counted by.
 #[derive(Debug, Clone)]
 pub struct Feed<'a> {
     /// The source's name.
     pub source: &'a str,
     /// The feed's epoch.
     pub epoch: &'a str,
+    /// Handbook rule 9's table (which tiers' guests are free).
+    pub billable: &'a BillableTable,
+}
+
+/// Rule 9 over a usage report's breakdown: of `active` users (not blocked, not
+/// deactivated), `bots` are service bots and `guests` (not bots) have only the Guest role;
+/// the billable count on `tier` as the rules crate computes it. `None` when the breakdown
+/// exceeds the active users.
+pub fn billable_users(
+    table: &BillableTable,
+    tier: Tier,
+    active: u64,
+    bots: u64,
+    guests: u64,
+) -> Option<u64> {
+    let people = active.checked_sub(bots)?.checked_sub(guests)?;
+    let user = |service_bot, guest| User {
+        state: UserState::Active,
+        service_bot,
+        guest,
+    };
+    let (bot, guest, person) = (user(true, false), user(false, true), user(false, false));
+    let users = std::iter::repeat_n(&bot, bots as usize)
+        .chain(std::iter::repeat_n(&guest, guests as usize))
+        .chain(std::iter::repeat_n(&person, people as usize));
+    Some(table.billable(tier, users))
 }
 
 /// The correlation id of everything about one account (the business flow of a customer).
@@ -302,13 +332,41 @@ fn map_event(ev: &FeedEvent, feed: &Feed<'_>) -> Result<Option<AnyEvent>, Reject
                     i32::try_from(n).map_err(|_| format!("{e}.{k}: out of range (value: {n})"))
                 })
             };
+            let active_users = count("active_users")?;
+            let breakdown = |k: &str| match d.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(_) => count(k).map(Some),
+            };
+            let billable_users = match (breakdown("service_bots")?, breakdown("guests")?) {
+                // No breakdown: the instance's own count (an app that predates it).
+                (None, None) => count("billable_users")?,
+                (bots, guests) => {
+                    let sku = need(d, "plan_sku", e)?;
+                    let tier = Tier::of_sku(sku).ok_or_else(|| {
+                        format!("{e}.plan_sku: not a plan of a tier (value: {sku:?})")
+                    })?;
+                    let (bots, guests) = (bots.unwrap_or(0), guests.unwrap_or(0));
+                    let n = |v: i32| u64::try_from(v).unwrap_or(0);
+                    let billable = billable_users(
+                        feed.billable,
+                        tier,
+                        n(active_users),
+                        n(bots),
+                        n(guests),
+                    )
+                    .ok_or_else(|| {
+                        format!("{e}.service_bots: service bots ({bots}) and guests ({guests}) exceed active_users ({active_users})")
+                    })?;
+                    i32::try_from(billable).unwrap_or(i32::MAX)
+                }
+            };
             AnyEvent::UsageReported(UsageReported {
                 envelope: envelope(account_flow(&account_id)),
                 subscription_id: subscription_id(d, e)?,
                 measured_on: instant(need(d, "reported_at", e)?, "UsageReported.measured_on")?
                     .date_naive(),
-                active_users: count("active_users")?,
-                billable_users: count("billable_users")?,
+                active_users,
+                billable_users,
                 seats: count("seats")?,
                 account_id,
             })
@@ -401,10 +459,62 @@ mod tests {
     use super::*;
     use l2f_contracts::examples;
 
-    const FEED: Feed<'static> = Feed {
+    static RULES: std::sync::LazyLock<l2f_rules::Rules> =
+        std::sync::LazyLock::new(l2f_rules::Rules::embedded);
+
+    static FEED: std::sync::LazyLock<Feed<'static>> = std::sync::LazyLock::new(|| Feed {
         source: "customers",
         epoch: "e1",
-    };
+        billable: &RULES.billable,
+    });
+
+    /// "Billable users = active users (not blocked, not deactivated) minus service bots, and
+    /// minus guests on the Ultimate tier": counted from the app's breakdown, not taken from
+    /// its own figure; without a breakdown the app's count stands.
+    #[test]
+    fn rule_9_usage_is_counted_by_the_rules_from_the_breakdown() {
+        let usage = |sku: &str, extra: Value| {
+            let mut d = json!({"subscription_id": "sub_1", "zuora_subscription_number": "A-S00000009",
+                "account_id": "cust_1", "seats": 25, "plan_sku": sku, "active_users": 40,
+                "reported_at": "2027-06-01T00:00:00.000Z"});
+            for (k, v) in extra.as_object().unwrap() {
+                d[k] = v.clone();
+            }
+            match map(&ev(30, "UsageReported", d), &FEED) {
+                Mapped::Event(e) => match *e {
+                    AnyEvent::UsageReported(u) => Ok(u),
+                    other => panic!("{other:?}"),
+                },
+                Mapped::Rejected(why) => Err(why),
+                other => panic!("{other:?}"),
+            }
+        };
+        let breakdown = json!({"service_bots": 3, "guests": 7, "billable_users": 40});
+        let u = usage("ultimate-self-managed-1y", breakdown.clone()).unwrap();
+        assert_eq!((u.active_users, u.billable_users, u.seats), (40, 30, 25));
+        assert_eq!(u.subscription_id, "A-S00000009");
+        let p = usage("premium-self-managed-1y", breakdown).unwrap();
+        assert_eq!(p.billable_users, 37, "guests are billed on Premium");
+        let own = usage("premium-self-managed-1y", json!({"billable_users": 33})).unwrap();
+        assert_eq!(own.billable_users, 33);
+        let e = usage(
+            "premium-self-managed-1y",
+            json!({"service_bots": 30, "guests": 20}),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("service_bots") && e.contains("active_users"),
+            "{e}"
+        );
+        let e = usage("ci-minutes-1000", json!({"service_bots": 1})).unwrap_err();
+        assert!(
+            e.contains("plan_sku") && e.contains("ci-minutes-1000"),
+            "{e}"
+        );
+        assert!(usage("premium-self-managed-1y", json!({}))
+            .unwrap_err()
+            .contains("billable_users"));
+    }
 
     fn ev(seq: u64, kind: &str, data: Value) -> FeedEvent {
         FeedEvent {

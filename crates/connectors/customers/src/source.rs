@@ -13,6 +13,7 @@ use l2f_bus::source::{Polled, Source};
 use l2f_bus::{HandlerError, OutRecord};
 use l2f_connector_kit::record::feed_letter;
 use l2f_contracts::Codec;
+use l2f_rules::BillableTable;
 use serde_json::{json, Value};
 use tracing::{debug, warn};
 
@@ -32,6 +33,7 @@ pub struct CustomersSource {
     topics: Topics,
     dead_letter_topic: String,
     page_size: usize,
+    billable: BillableTable,
 }
 
 impl CustomersSource {
@@ -51,7 +53,15 @@ impl CustomersSource {
             topics,
             dead_letter_topic: dead_letter_topic.to_string(),
             page_size,
+            billable: l2f_rules::Rules::embedded().billable,
         }
+    }
+
+    /// Counts usage reports by the hub's rule-9 table (the rules the hub was started with)
+    /// rather than the embedded one.
+    pub fn with_rules(mut self, rules: &l2f_rules::Rules) -> Self {
+        self.billable = rules.billable.clone();
+        self
     }
 
     fn letter(&self, seq: u64, key: &str, raw: &Value, why: &str) -> OutRecord {
@@ -87,6 +97,7 @@ impl Source for CustomersSource {
         let feed = Feed {
             source: &self.name,
             epoch: &page.epoch,
+            billable: &self.billable,
         };
         let mut records = Vec::with_capacity(page.events.len());
         for ev in &page.events {

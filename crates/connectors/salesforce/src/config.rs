@@ -77,12 +77,18 @@ pub struct SalesforceConfig {
     /// The topic of subscription events mirrored into the Zuora objects.
     #[serde(default = "default_subscriptions_topic")]
     pub subscriptions_topic: String,
+    /// The topic of `UsageReported` events checked for true-ups (rule 9).
+    #[serde(default = "default_usage_topic")]
+    pub usage_topic: String,
     /// The consumer group of the leads sink.
     #[serde(default = "default_leads_group")]
     pub leads_group: String,
     /// The consumer group of the billing-mirror sink.
     #[serde(default = "default_mirror_group")]
     pub mirror_group: String,
+    /// The consumer group of the true-up sink.
+    #[serde(default = "default_true_up_group")]
+    pub true_up_group: String,
     /// Most records in one sObject Collections call (Salesforce takes up to 200).
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
@@ -109,6 +115,12 @@ fn default_leads_topic() -> String {
 }
 fn default_subscriptions_topic() -> String {
     "subscriptions".into()
+}
+fn default_usage_topic() -> String {
+    "usage".into()
+}
+fn default_true_up_group() -> String {
+    "l2f-connector-salesforce-true-ups".into()
 }
 fn default_leads_group() -> String {
     "l2f-connector-salesforce-leads".into()
@@ -150,8 +162,10 @@ impl SalesforceConfig {
             orders_topic: default_orders_topic(),
             leads_topic: default_leads_topic(),
             subscriptions_topic: default_subscriptions_topic(),
+            usage_topic: default_usage_topic(),
             leads_group: default_leads_group(),
             mirror_group: default_mirror_group(),
+            true_up_group: default_true_up_group(),
             batch_size: default_batch_size(),
             currency: default_currency(),
         }
@@ -217,6 +231,8 @@ impl SalesforceConfig {
             ("subscriptions_topic", &self.subscriptions_topic),
             ("leads_group", &self.leads_group),
             ("mirror_group", &self.mirror_group),
+            ("usage_topic", &self.usage_topic),
+            ("true_up_group", &self.true_up_group),
         ] {
             if v.trim().is_empty() {
                 return invalid(key, "is empty");
@@ -224,6 +240,12 @@ impl SalesforceConfig {
         }
         if self.leads_group == self.mirror_group {
             return invalid("mirror_group", "must differ from leads_group");
+        }
+        if self.true_up_group == self.leads_group || self.true_up_group == self.mirror_group {
+            return invalid(
+                "true_up_group",
+                "must differ from leads_group and mirror_group",
+            );
         }
         if !(1..=MAX_RECORDS_PER_CALL).contains(&self.batch_size) {
             return invalid(
@@ -296,6 +318,8 @@ mod tests {
         );
         assert_eq!(c.leads_group, "l2f-connector-salesforce-leads");
         assert_eq!(c.mirror_group, "l2f-connector-salesforce-mirror");
+        assert_eq!(c.usage_topic, "usage");
+        assert_eq!(c.true_up_group, "l2f-connector-salesforce-true-ups");
         assert_eq!(c.batch_size, 200);
         assert_eq!(c.poll_interval, None);
         assert_eq!(c.currency, "USD");
@@ -343,6 +367,9 @@ mod tests {
         let mut c = base();
         c.mirror_group = c.leads_group.clone();
         assert_eq!(key_of(c), "mirror_group");
+        let mut c = base();
+        c.true_up_group = c.mirror_group.clone();
+        assert_eq!(key_of(c), "true_up_group");
         let mut c = base();
         c.currency = "usd".into();
         assert_eq!(key_of(c), "currency");

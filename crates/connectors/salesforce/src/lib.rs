@@ -13,6 +13,10 @@
 //! - **Billing mirror** ([`sink::MirrorSink`]): Zuora's subscription events →
 //!   `Zuora__CustomerAccount__c` and `Zuora__Subscription__c` upserted by
 //!   `Zuora__External_Id__c`; effectively-once the same way.
+//! - **True-ups** ([`sink::TrueUpSink`]): `UsageReported` whose billable users exceed the
+//!   seats bought (rule 9) → `L2f_True_Up__c` upserted by `L2f_True_Up_Id__c` =
+//!   `<subscription>:<YYYY-MM>`: one true-up per subscription and reporting period however
+//!   often the period is reported; a report within the seats writes nothing.
 //!
 //! **Who is at fault** ([`verdict`]): a record Salesforce refuses for its data is dead-lettered
 //! naming the field; a locked row is retried a few times; when Salesforce is unavailable
@@ -40,7 +44,7 @@ use l2f_connector_kit::{
 
 pub use client::SalesforceClient;
 pub use config::{ConfigError, SalesforceConfig};
-pub use sink::{LeadSink, MirrorSink, Mirrored, SinkStats};
+pub use sink::{LeadSink, MirrorSink, Mirrored, SinkStats, TrueUp, TrueUpSink};
 pub use source::{OpportunitySource, SourceTopics};
 pub use verdict::Upserted;
 
@@ -50,12 +54,14 @@ pub const NAME: &str = "salesforce";
 /// The registry's line for this connector.
 pub const REGISTRATION: Registration = Registration::of::<SalesforceConnector>();
 
-/// The Salesforce connector: the Opportunities source, the leads sink and the billing mirror.
+/// The Salesforce connector: the Opportunities source, the leads sink, the billing mirror and
+/// the true-ups.
 pub struct SalesforceConnector {
     cfg: SalesforceConfig,
     client: Arc<SalesforceClient>,
     leads: Arc<LeadSink>,
     mirror: Arc<MirrorSink>,
+    true_ups: Arc<TrueUpSink>,
 }
 
 impl SalesforceConnector {
@@ -67,6 +73,11 @@ impl SalesforceConnector {
     /// Live counters of the billing mirror.
     pub fn mirror_stats(&self) -> SinkStats {
         self.mirror.stats()
+    }
+
+    /// Live counters of the true-up sink.
+    pub fn true_up_stats(&self) -> SinkStats {
+        self.true_ups.stats()
     }
 }
 
@@ -96,7 +107,12 @@ impl Configured for SalesforceConnector {
         let codec = Arc::new(l2f_contracts::Codec::new());
         Ok(SalesforceConnector {
             leads: Arc::new(LeadSink::new(client.clone(), codec.clone(), cfg.batch_size)),
-            mirror: Arc::new(MirrorSink::new(client.clone(), codec, cfg.batch_size)),
+            mirror: Arc::new(MirrorSink::new(
+                client.clone(),
+                codec.clone(),
+                cfg.batch_size,
+            )),
+            true_ups: Arc::new(TrueUpSink::new(client.clone(), codec, cfg.batch_size)),
             client,
             cfg,
         })
@@ -113,6 +129,7 @@ impl Connector for SalesforceConnector {
             self.cfg.orders_topic.clone(),
             self.cfg.leads_topic.clone(),
             self.cfg.subscriptions_topic.clone(),
+            self.cfg.usage_topic.clone(),
         ]
     }
 
@@ -151,6 +168,12 @@ impl Connector for SalesforceConnector {
                 vec![cfg.subscriptions_topic.clone()],
                 self.mirror.clone(),
             );
+            let true_ups = ctx.sink(
+                NAME,
+                &cfg.true_up_group,
+                vec![cfg.usage_topic.clone()],
+                self.true_ups.clone(),
+            );
             let mut settings = ctx.source_settings(&cfg.source);
             if let Some(p) = cfg.poll_interval {
                 settings.poll_interval = p;
@@ -167,7 +190,12 @@ impl Connector for SalesforceConnector {
                 cfg.currency.clone(),
             );
             let source = ctx.source(NAME, settings, source);
-            join_all(NAME, ctx.shutdown.clone(), vec![leads, mirror, source]).await
+            join_all(
+                NAME,
+                ctx.shutdown.clone(),
+                vec![leads, mirror, true_ups, source],
+            )
+            .await
         })
     }
 }

@@ -9,6 +9,10 @@
 //!   cannot map is [`Unmappable`], naming the field and the value — never a half event.
 //! - [`mirror`]: a subscription event from Zuora → the `Zuora__CustomerAccount__c` and
 //!   `Zuora__Subscription__c` records of the billing mirror.
+//! - [`true_up`]: a `UsageReported` whose billable users exceed the seats bought (rule 9,
+//!   `l2f_rules::billable::true_up`) → an `L2f_True_Up__c` upserted by
+//!   `L2f_True_Up_Id__c` = `<subscription>:<reporting period>`, so one subscription's period
+//!   is flagged once however often it is reported.
 //!
 //! The Salesforce admin contract these read and write is documented in the README
 //! ("Salesforce contract").
@@ -17,7 +21,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use l2f_bus::HandlerError;
 use l2f_contracts::events::{
     Deployment, Envelope, LeadCaptured, LeadSource, Money, OrderLine, OrderPlaced, OrderType,
-    Reseller, SalesChannel, SourceSystem, ZuoraEntity,
+    Reseller, SalesChannel, SourceSystem, UsageReported, ZuoraEntity,
 };
 use l2f_contracts::record::{event_id, AnyEvent};
 use l2f_contracts::CountryCode;
@@ -32,6 +36,8 @@ pub const LEAD: (&str, &str) = ("Lead", "L2f_Lead_Id__c");
 pub const CUSTOMER_ACCOUNT: (&str, &str) = ("Zuora__CustomerAccount__c", "Zuora__External_Id__c");
 /// The billing mirror's subscription object and its External ID field (the subscription number).
 pub const SUBSCRIPTION: (&str, &str) = ("Zuora__Subscription__c", "Zuora__External_Id__c");
+/// The true-up object and its External ID field (`<subscription>:<YYYY-MM>`).
+pub const TRUE_UP: (&str, &str) = ("L2f_True_Up__c", "L2f_True_Up_Id__c");
 /// The status every new Lead gets.
 pub const LEAD_STATUS: &str = "Open - Not Contacted";
 /// The `source` of the source's event ids (`record::event_id("salesforce", <org id>, …)`).
@@ -482,6 +488,60 @@ pub fn mirror(event: &AnyEvent) -> Option<Mirror> {
     })
 }
 
+/// The reporting period a usage report belongs to: its calendar month (`2026-03`), the
+/// period a subscription's true-up is flagged once for.
+pub fn reporting_period(measured_on: NaiveDate) -> String {
+    measured_on.format("%Y-%m").to_string()
+}
+
+/// Rule 9: the `L2f_True_Up__c` a usage report flags, or `None` when its billable users are
+/// within the seats bought. A report the contract forbids (negative counts, more billable
+/// than active users) is permanent, naming the field and the value.
+pub fn true_up(u: &UsageReported) -> Result<Option<Value>, HandlerError> {
+    let bad = |field: &str, value: i32, why: &str| {
+        HandlerError::permanent(format!(
+            "usage report of subscription {}: UsageReported.{field} {why} (value: {value})",
+            u.subscription_id
+        ))
+    };
+    for (field, v) in [
+        ("active_users", u.active_users),
+        ("billable_users", u.billable_users),
+        ("seats", u.seats),
+    ] {
+        if v < 0 {
+            return Err(bad(field, v, "is negative"));
+        }
+    }
+    if u.billable_users > u.active_users {
+        return Err(bad(
+            "billable_users",
+            u.billable_users,
+            "exceeds active_users",
+        ));
+    }
+    let over = l2f_rules::billable::true_up(u.billable_users as u64, u.seats as u64);
+    if over == 0 {
+        return Ok(None);
+    }
+    let period = reporting_period(u.measured_on);
+    let key = format!("{}:{period}", u.subscription_id);
+    Ok(Some(json!({
+        "attributes": { "type": TRUE_UP.0 },
+        TRUE_UP.1: key,
+        "Name": format!("True-up {} {period}", u.subscription_id),
+        "Subscription_Number__c": u.subscription_id,
+        "L2f_Account_Id__c": u.account_id,
+        "Period__c": period,
+        "Measured_On__c": u.measured_on.format("%Y-%m-%d").to_string(),
+        "Active_Users__c": u.active_users,
+        "Billable_Users__c": u.billable_users,
+        "Seats_Bought__c": u.seats,
+        "True_Up_Seats__c": over,
+        "L2f_Event_Id__c": u.envelope.event_id.to_string(),
+    })))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -744,5 +804,36 @@ mod tests {
         let m = mirror(&AnyEvent::SubscriptionAmended(am.clone())).unwrap();
         assert_eq!(m.subscription["Seats__c"], am.seats);
         assert!(m.subscription.get("Zuora__Status__c").is_none());
+    }
+
+    /// "A billable count above the seats bought is a true-up": flagged per subscription and
+    /// month; within the seats nothing; a contract-breaking report named.
+    #[test]
+    fn rule_9_a_billable_count_above_the_seats_is_a_true_up_keyed_by_period() {
+        let mut u = examples::usage_reported();
+        u.subscription_id = "A-S00000042".into();
+        u.measured_on = NaiveDate::from_ymd_opt(2026, 3, 17).unwrap();
+        u.active_users = 40;
+        u.billable_users = 30;
+        u.seats = 25;
+        let t = true_up(&u).unwrap().unwrap();
+        assert_eq!(t["L2f_True_Up_Id__c"], "A-S00000042:2026-03");
+        assert_eq!(t["True_Up_Seats__c"], 5);
+        assert_eq!(t["Billable_Users__c"], 30);
+        assert_eq!(t["Seats_Bought__c"], 25);
+        assert_eq!(t["Period__c"], "2026-03");
+        let mut later = u.clone();
+        later.measured_on = NaiveDate::from_ymd_opt(2026, 3, 31).unwrap();
+        assert_eq!(
+            true_up(&later).unwrap().unwrap()["L2f_True_Up_Id__c"],
+            "A-S00000042:2026-03",
+            "the same period: the same record"
+        );
+        u.billable_users = 25;
+        assert_eq!(true_up(&u).unwrap(), None, "within the seats");
+        u.billable_users = 41;
+        let e = true_up(&u).unwrap_err();
+        assert_eq!(e.class(), "permanent");
+        assert!(e.message().contains("billable_users"), "{e}");
     }
 }

@@ -2,7 +2,10 @@
 //! [`l2f_bus::Handler::handle_batch`]), each record's own result sorted by [`verdict`]:
 //! - [`LeadSink`]: `LeadCaptured` → `Lead` upserted by `L2f_Lead_Id__c`;
 //! - [`MirrorSink`]: Zuora's subscription events → `Zuora__CustomerAccount__c` then
-//!   `Zuora__Subscription__c`, each upserted by `Zuora__External_Id__c`.
+//!   `Zuora__Subscription__c`, each upserted by `Zuora__External_Id__c`;
+//! - [`TrueUpSink`]: `UsageReported` above the seats bought (rule 9) → `L2f_True_Up__c`
+//!   upserted by `L2f_True_Up_Id__c` = `<subscription>:<YYYY-MM>`; a report within the seats
+//!   writes nothing.
 //!
 //! **Effectively-once**: an upsert by external id makes a redelivered record an update of
 //! the record it created the first time. Within one call every external id is sent once
@@ -16,12 +19,13 @@ use std::sync::Arc;
 use l2f_bus::{Handler, HandlerError, Record};
 use l2f_connector_kit::record::{decode, decode_any};
 use l2f_contracts::events::LeadCaptured;
+use l2f_contracts::record::AnyEvent;
 use l2f_contracts::Codec;
 use serde_json::{json, Value};
 use tracing::debug;
 
 use crate::client::{SalesforceClient, MAX_RECORDS_PER_CALL};
-use crate::mapping::{self, CUSTOMER_ACCOUNT, LEAD, SUBSCRIPTION};
+use crate::mapping::{self, CUSTOMER_ACCOUNT, LEAD, SUBSCRIPTION, TRUE_UP};
 use crate::verdict::{verdict, Answer, Upserted};
 
 /// Counters of a sink's outcomes, readable while it runs (for the demo, metrics, tests).
@@ -320,6 +324,100 @@ impl MirrorSink {
 }
 
 impl Handler for MirrorSink {
+    async fn handle(&self, record: &Record) -> Result<(), HandlerError> {
+        self.handle_batch(std::slice::from_ref(record))
+            .await
+            .pop()
+            .unwrap_or(Ok(()))
+    }
+
+    fn max_batch(&self) -> usize {
+        self.batch
+    }
+
+    async fn handle_batch(&self, records: &[Record]) -> Vec<Result<(), HandlerError>> {
+        self.push(records)
+            .await
+            .into_iter()
+            .map(|r| r.map(|_| ()))
+            .collect()
+    }
+
+    async fn probe(&self) -> bool {
+        self.client.limits().await.is_ok()
+    }
+}
+
+/// What the true-up sink did with one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrueUp {
+    /// Nothing to flag: billable users within the seats bought, or not a usage report.
+    Nothing,
+    /// The period's true-up record was upserted: `Created` the first time the subscription's
+    /// period goes above its seats, `Updated` for a later report of the same period.
+    Flagged(Upserted),
+}
+
+/// The true-up sink as an [`l2f_bus::Handler`]: usage reports above the seats bought
+/// flagged in Salesforce, once per subscription and reporting period (rule 9).
+pub struct TrueUpSink {
+    client: Arc<SalesforceClient>,
+    codec: Arc<Codec>,
+    batch: usize,
+    stats: SinkStats,
+}
+
+impl TrueUpSink {
+    /// A sink over `client`; `batch` is the most records per call (at most 200).
+    pub fn new(client: Arc<SalesforceClient>, codec: Arc<Codec>, batch: usize) -> Self {
+        TrueUpSink {
+            client,
+            codec,
+            batch: batch.clamp(1, MAX_RECORDS_PER_CALL),
+            stats: SinkStats::default(),
+        }
+    }
+
+    /// Live counters (created: new true-ups; updated: a period flagged again; skipped:
+    /// reports within the seats).
+    pub fn stats(&self) -> SinkStats {
+        self.stats.clone()
+    }
+
+    /// Decodes `records` and upserts the true-ups they flag, one call per 200; one outcome
+    /// per record, in order. Two reports of one period in one batch send the later one.
+    pub async fn push(&self, records: &[Record]) -> Vec<Result<TrueUp, HandlerError>> {
+        let mut parts: Vec<(usize, Result<TrueUp, HandlerError>)> = Vec::new();
+        let mut bodies = Vec::new();
+        for (i, r) in records.iter().enumerate() {
+            match decode_any(&self.codec, r) {
+                Ok(AnyEvent::UsageReported(u)) => match mapping::true_up(&u) {
+                    Ok(Some(body)) => bodies.push((i, body)),
+                    Ok(None) => parts.push((i, Ok(TrueUp::Nothing))),
+                    Err(e) => parts.push((i, Err(e))),
+                },
+                Ok(_) => parts.push((i, Ok(TrueUp::Nothing))),
+                Err(e) => parts.push((i, Err(e))),
+            }
+        }
+        parts.extend(
+            upsert_distinct(&self.client, &self.stats, TRUE_UP, bodies, self.batch)
+                .await
+                .into_iter()
+                .map(|(i, r)| (i, r.map(TrueUp::Flagged))),
+        );
+        let out = collect(records.len(), parts);
+        out.iter().for_each(|r| {
+            self.stats.count(r, |t| match t {
+                TrueUp::Nothing => None,
+                TrueUp::Flagged(u) => created(u),
+            })
+        });
+        out
+    }
+}
+
+impl Handler for TrueUpSink {
     async fn handle(&self, record: &Record) -> Result<(), HandlerError> {
         self.handle_batch(std::slice::from_ref(record))
             .await

@@ -9,6 +9,9 @@
 //!   direct customer, an unauthorized and an authorized reseller → `OrderPlaced` with the
 //!   right channel, reseller, country and auto-renew off, read back from the orders topic;
 //!   unmappable deals dead-lettered in the same transaction;
+//! - flow g (Salesforce's part): usage reports above the seats bought → one `L2f_True_Up__c`
+//!   per subscription and month; the identical report again flags nothing new, one within
+//!   the seats nothing;
 //! - a source stopped and started again produces no duplicate (`read_committed` count =
 //!   deals);
 //! - Salesforce down for ~30 s (503, then 401 even after a fresh login) ends with every lead
@@ -44,6 +47,7 @@ struct Topics {
     leads: String,
     subscriptions: String,
     orders: String,
+    usage: String,
     dlq: String,
     offsets: String,
 }
@@ -53,6 +57,7 @@ async fn topics(b: &str) -> Topics {
         leads: unique("leads"),
         subscriptions: unique("subscriptions"),
         orders: unique("orders"),
+        usage: unique("usage"),
         dlq: unique("dead-letters"),
         offsets: unique("source-offsets"),
     };
@@ -60,6 +65,7 @@ async fn topics(b: &str) -> Topics {
         (&t.leads, 2),
         (&t.subscriptions, 2),
         (&t.orders, 3),
+        (&t.usage, 2),
         (&t.dlq, 1),
         (&t.offsets, 1),
     ] {
@@ -145,8 +151,10 @@ async fn leads_and_zuoras_subscriptions_reach_salesforce_through_the_registered_
         "orders_topic": t.orders,
         "leads_topic": t.leads,
         "subscriptions_topic": t.subscriptions,
+        "usage_topic": t.usage,
         "leads_group": leads_group,
         "mirror_group": mirror_group,
+        "true_up_group": unique("g-sf-true-ups"),
     });
     let connector = (REGISTRATION.build)(&section).unwrap();
     assert_eq!(connector.name(), "salesforce");
@@ -565,5 +573,94 @@ async fn thirty_seconds_of_salesforce_outage_end_with_every_lead_delivered_and_n
     );
     assert!(sink.stats().unavailable() >= 1);
     stop(&token, task).await;
+    mocks.shutdown().await;
+}
+
+/// Flow g, Salesforce's part, through the registered connector on the real broker: a report
+/// whose billable users exceed the seats → a true-up flagged once; the same report
+/// redelivered and reported again → nothing new; a report within the seats → nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_above_the_seats_is_flagged_as_a_true_up_once_and_within_the_seats_never() {
+    let b = require_kafka!();
+    let (mocks, base) = mock(|_| {}).await;
+    let t = topics(&b).await;
+    let group = unique("g-sf-true-ups");
+    let section = json!({
+        "login_url": base,
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "username": USERNAME,
+        "password": PASSWORD,
+        "poll_interval": "200ms",
+        "source": unique("salesforce-opportunities"),
+        "orders_topic": t.orders,
+        "leads_topic": t.leads,
+        "subscriptions_topic": t.subscriptions,
+        "usage_topic": t.usage,
+        "leads_group": unique("g-sf-leads"),
+        "mirror_group": unique("g-sf-mirror"),
+        "true_up_group": group,
+    });
+    let connector = (REGISTRATION.build)(&section).unwrap();
+    assert!(connector.topics().contains(&t.usage));
+    let token = CancellationToken::new();
+    let ctx = context(&b, &t, token.clone());
+    let pipelines = ctx.pipelines.clone();
+    let run = tokio::spawn(connector.start(ctx));
+    let sink = pipelines
+        .wait_sink(&group, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let codec = Codec::new();
+    let report = |sub: &str, day: u32, billable: i32, seats: i32| {
+        let mut u = examples::usage_reported();
+        u.envelope.event_id = uuid::Uuid::new_v4();
+        u.subscription_id = sub.into();
+        u.measured_on = chrono::NaiveDate::from_ymd_opt(2027, 6, day).unwrap();
+        u.active_users = billable + 3;
+        u.billable_users = billable;
+        u.seats = seats;
+        u
+    };
+    let above = report("A-S00000070", 1, 33, 30);
+    let first = event_record(&codec, &t.usage, &above, None).unwrap();
+    produce(&b, std::slice::from_ref(&first)).await;
+    assert!(
+        wait_until(Duration::from_secs(60), || sink.handled() == 1).await,
+        "true-up sink handled {}",
+        sink.handled()
+    );
+    let flagged = records_by(&base, "L2f_True_Up__c", "L2f_True_Up_Id__c").await;
+    assert_eq!(flagged.len(), 1);
+    assert_eq!(flagged["A-S00000070:2027-06"]["True_Up_Seats__c"], 3);
+    let created_at = flagged["A-S00000070:2027-06"].clone();
+
+    // The identical report redelivered, the same figures reported again, and a report of
+    // another subscription within its seats.
+    let mut again = above.clone();
+    again.envelope.event_id = uuid::Uuid::new_v4();
+    let records = vec![
+        first,
+        event_record(&codec, &t.usage, &again, None).unwrap(),
+        event_record(&codec, &t.usage, &report("A-S00000071", 2, 30, 30), None).unwrap(),
+    ];
+    produce(&b, &records).await;
+    assert!(
+        wait_until(Duration::from_secs(60), || sink.handled() == 4).await,
+        "true-up sink handled {}",
+        sink.handled()
+    );
+    let flagged = records_by(&base, "L2f_True_Up__c", "L2f_True_Up_Id__c").await;
+    assert_eq!(
+        flagged.keys().collect::<Vec<_>>(),
+        ["A-S00000070:2027-06"],
+        "nothing new"
+    );
+    for f in ["True_Up_Seats__c", "Billable_Users__c", "Seats_Bought__c"] {
+        assert_eq!(flagged["A-S00000070:2027-06"][f], created_at[f], "{f}");
+    }
+    assert!(dead_letters(&b, &t.dlq).is_empty());
+    token.cancel();
+    run.await.unwrap().unwrap();
     mocks.shutdown().await;
 }

@@ -21,9 +21,9 @@ use l2f_bus::{Handler, HandlerError, Record};
 use l2f_connector_kit::ClientError;
 use l2f_connector_salesforce::verdict::{verdict, Answer};
 use l2f_connector_salesforce::{
-    LeadSink, MirrorSink, Mirrored, OpportunitySource, SourceTopics, Upserted,
+    LeadSink, MirrorSink, Mirrored, OpportunitySource, SourceTopics, TrueUp, TrueUpSink, Upserted,
 };
-use l2f_contracts::events::{OrderPlaced, SourceSystem};
+use l2f_contracts::events::{OrderPlaced, SourceSystem, UsageReported};
 use l2f_contracts::examples;
 use l2f_contracts::Codec;
 use l2f_rules::Rules;
@@ -654,5 +654,99 @@ async fn an_expired_session_is_refreshed_and_the_upsert_goes_through() {
     one(&s, &read(&lead(2, true), 2))
         .await
         .expect("a fresh session after the 401");
+    running.shutdown().await;
+}
+
+fn usage(subscription: &str, day: (i32, u32, u32), billable: i32, seats: i32) -> UsageReported {
+    let mut u = examples::usage_reported();
+    u.envelope.event_id = uuid::Uuid::new_v4();
+    u.subscription_id = subscription.into();
+    u.measured_on = chrono::NaiveDate::from_ymd_opt(day.0, day.1, day.2).unwrap();
+    u.active_users = billable + 4;
+    u.billable_users = billable;
+    u.seats = seats;
+    u
+}
+
+/// Flow g over HTTP: billable users above the seats bought → one `L2f_True_Up__c` for the
+/// subscription's month; the same report again (redelivered, or reported anew) flags
+/// nothing new; a report within the seats writes nothing; another month is another true-up.
+#[tokio::test]
+async fn a_true_up_is_flagged_once_per_subscription_and_period_and_never_within_the_seats() {
+    let (running, base) = mock(|_| {}).await;
+    let cfg = config(&base, CLIENT_SECRET);
+    let s = TrueUpSink::new(
+        Arc::new(cfg.client().unwrap()),
+        Arc::new(Codec::new()),
+        cfg.batch_size,
+    );
+    let above = usage("A-S00000042", (2026, 3, 17), 30, 25);
+    let first = s.push(&[read(&above, 1)]).await.remove(0).unwrap();
+    let TrueUp::Flagged(Upserted::Created(id)) = first else {
+        panic!("expected a new true-up, got {first:?}")
+    };
+    let t = records_by(&base, "L2f_True_Up__c", "L2f_True_Up_Id__c").await;
+    assert_eq!(t.len(), 1);
+    let r = &t["A-S00000042:2026-03"];
+    assert_eq!(r["True_Up_Seats__c"], 5, "{r}");
+    assert_eq!(r["Billable_Users__c"], 30);
+    assert_eq!(r["Seats_Bought__c"], 25);
+    assert_eq!(r["Subscription_Number__c"], "A-S00000042");
+
+    // Redelivered, and the same figures reported again later in the month: the same record.
+    let mut again = above.clone();
+    again.envelope.event_id = uuid::Uuid::new_v4();
+    again.measured_on = chrono::NaiveDate::from_ymd_opt(2026, 3, 30).unwrap();
+    let out = s.push(&[read(&above, 1), read(&again, 2)]).await;
+    for o in out {
+        assert_eq!(o.unwrap(), TrueUp::Flagged(Upserted::Updated(id.clone())));
+    }
+    // Within the seats (exactly at, and below): nothing.
+    for billable in [25, 3] {
+        let within = usage("A-S00000043", (2026, 3, 17), billable, 25);
+        assert_eq!(
+            s.push(&[read(&within, 3)]).await.remove(0).unwrap(),
+            TrueUp::Nothing
+        );
+    }
+    let t = records_by(&base, "L2f_True_Up__c", "L2f_True_Up_Id__c").await;
+    assert_eq!(t.len(), 1, "nothing new: {t:?}");
+    // The next month is its own period.
+    let april = usage("A-S00000042", (2026, 4, 2), 27, 25);
+    let TrueUp::Flagged(Upserted::Created(_)) = s.push(&[read(&april, 4)]).await.remove(0).unwrap()
+    else {
+        panic!("a new period is a new true-up")
+    };
+    assert_eq!(
+        records_by(&base, "L2f_True_Up__c", "L2f_True_Up_Id__c").await["A-S00000042:2026-04"]
+            ["True_Up_Seats__c"],
+        2
+    );
+    // Not a usage report: nothing; an undecodable record: permanent.
+    assert_eq!(
+        s.push(&[read(&lead(1, true), 5)]).await.remove(0).unwrap(),
+        TrueUp::Nothing
+    );
+    let mut bad = read(&usage("A-S00000044", (2026, 3, 1), 30, 25), 6);
+    bad.payload = Some(b"not avro".to_vec());
+    permanent(s.push(&[bad]).await.remove(0));
+    // Salesforce down: the report waits.
+    fault(
+        &base,
+        "/services/data/v62.0/composite/sobjects/L2f_True_Up__c",
+        json!({"kind": "status", "status": 503}),
+        Some(1),
+    )
+    .await;
+    let may = usage("A-S00000042", (2026, 5, 2), 27, 25);
+    unavailable(s.push(&[read(&may, 7)]).await.remove(0));
+    assert_eq!(
+        (
+            s.stats().created(),
+            s.stats().updated(),
+            s.stats().skipped()
+        ),
+        (2, 2, 3)
+    );
     running.shutdown().await;
 }

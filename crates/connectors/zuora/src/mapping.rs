@@ -963,6 +963,40 @@ pub fn l2f_fields(v: &Value) -> Map<String, Value> {
         .unwrap_or_default()
 }
 
+/// `POST /v1/orders` cancelling `subscription` for a card declined on its auto-renewal
+/// (rule 10): auto-renew off and the cancellation in one order, as for any cancellation, but
+/// effective on `effective` — the first day of the term the card did not pay for — rather
+/// than at the end of that term; the reason and the causing event kept.
+pub fn cancel_for_declined_card(
+    day: NaiveDate,
+    account_number: &str,
+    subscription: &str,
+    effective: NaiveDate,
+    causation_id: Uuid,
+) -> Value {
+    let mut body = cancel_subscription(
+        day,
+        account_number,
+        subscription,
+        CancellationReason::CardDeclinedOnAutoRenewal,
+        causation_id,
+    );
+    body["subscriptions"][0]["orderActions"][1]["cancelSubscription"] = json!({
+        "cancellationPolicy": "SpecificDate",
+        "cancellationEffectiveDate": effective.to_string(),
+    });
+    body
+}
+
+/// The deployment a subscription answer names in `L2fDeployment__c`, if any.
+pub fn deployment_field(sub: &Value) -> Option<Deployment> {
+    match custom_field(sub, F_DEPLOYMENT) {
+        Some("SELF_MANAGED") => Some(Deployment::SelfManaged),
+        Some("SAAS") => Some(Deployment::Saas),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1494,5 +1528,35 @@ mod tests {
             .unwrap(),
             None
         );
+    }
+
+    #[test]
+    fn rule_10_a_declined_card_cancels_from_the_unpaid_term_with_auto_renew_off() {
+        let id = Uuid::from_u128(9);
+        let body = cancel_for_declined_card(
+            day(2027, 1, 2),
+            "cust_1-INC",
+            "A-S00000001",
+            day(2027, 1, 1),
+            id,
+        );
+        let s = &body["subscriptions"][0];
+        assert_eq!(
+            s["orderActions"][0]["termsAndConditions"]["autoRenew"],
+            false
+        );
+        let c = &s["orderActions"][1]["cancelSubscription"];
+        assert_eq!(c["cancellationPolicy"], "SpecificDate");
+        assert_eq!(c["cancellationEffectiveDate"], "2027-01-01");
+        assert_eq!(
+            s["customFields"][F_CANCELLATION_REASON],
+            "CARD_DECLINED_ON_AUTO_RENEWAL"
+        );
+        assert_eq!(s["customFields"][F_CAUSATION_ID], id.to_string());
+        assert_eq!(
+            deployment_field(&json!({F_DEPLOYMENT: "SELF_MANAGED"})),
+            Some(Deployment::SelfManaged)
+        );
+        assert_eq!(deployment_field(&json!({})), None);
     }
 }

@@ -11,7 +11,15 @@
 //! - `AutoRenewChanged` whose flag owner is the customers app → Zuora's flag follows
 //!   (`PUT /v1/subscriptions/{n}`), when it differs;
 //! - `SubscriptionCancelled` from the customers app → one order: auto-renew off, then
-//!   `CancelSubscription` at the end of the term, the reason kept.
+//!   `CancelSubscription` at the end of the term, the reason kept;
+//! - `PaymentDeclined` on a SaaS auto-renewal (rule 10: "card declined on a SaaS
+//!   auto-renewal") → one order: auto-renew off, then `CancelSubscription` effective the
+//!   first day of the unpaid term, reason `CARD_DECLINED_ON_AUTO_RENEWAL`. Zuora's callouts
+//!   of that order (`AutoRenewChanged`, `SubscriptionCancelled`) come back through the source
+//!   and reach the mirrors. A decline rule 10 does not cancel for — a self-managed
+//!   subscription, or a payment that was not an auto-renewal — keeps the subscription
+//!   ([`Applied::Kept`]): the handbook names no cancellation for it, and Zuora's own dunning
+//!   follows the unpaid invoice.
 //!
 //! **Effectively once.** Every write is idempotent twice over: the `Idempotency-Key` is the
 //! event id (or its `derived_id` for a second step), which Zuora honours for 24 hours, and
@@ -49,6 +57,9 @@ pub enum Applied {
     AutoRenewSet,
     /// The subscription was cancelled.
     Cancelled,
+    /// A declined payment rule 10 does not cancel for (self-managed, not an auto-renewal):
+    /// the subscription is kept as it is.
+    Kept,
     /// Zuora already shows the effect (a redelivery).
     AlreadyDone,
     /// Not an event this sink acts on.
@@ -66,6 +77,7 @@ struct Counters {
     entity_changed: AtomicU64,
     auto_renew_set: AtomicU64,
     cancelled: AtomicU64,
+    kept: AtomicU64,
     already_done: AtomicU64,
     skipped: AtomicU64,
     unavailable: AtomicU64,
@@ -96,6 +108,10 @@ impl SinkStats {
     /// Cancellations.
     pub fn cancelled(&self) -> u64 {
         Self::get(&self.0.cancelled)
+    }
+    /// Declined payments that cancelled nothing (rule 10 does not apply).
+    pub fn kept(&self) -> u64 {
+        Self::get(&self.0.kept)
     }
     /// Records whose effect Zuora already showed.
     pub fn already_done(&self) -> u64 {
@@ -188,6 +204,7 @@ impl ZuoraSink {
             Ok(Applied::EntityChanged) => &c.entity_changed,
             Ok(Applied::AutoRenewSet) => &c.auto_renew_set,
             Ok(Applied::Cancelled) => &c.cancelled,
+            Ok(Applied::Kept) => &c.kept,
             Ok(Applied::AlreadyDone) => &c.already_done,
             Ok(Applied::Skipped) => &c.skipped,
             Err(HandlerError::Unavailable { .. }) => &c.unavailable,
@@ -213,6 +230,10 @@ impl ZuoraSink {
             {
                 let span = tracing::info_span!("zuora_cancel", account_id = %c.account_id, subscription_id = %c.subscription_id);
                 self.cancel(&c).instrument(span).await
+            }
+            Ok(AnyEvent::PaymentDeclined(p)) => {
+                let span = tracing::info_span!("zuora_declined", account_id = %p.account_id, subscription_id = %p.subscription_id, invoice_id = %p.invoice_id);
+                self.declined(&p).instrument(span).await
             }
             Ok(_) => Ok(Applied::Skipped),
             Err(e) => Err(e),
@@ -504,6 +525,75 @@ impl ZuoraSink {
             .await
             .map_err(|e| judge(&e, &what))?;
         info!(subscription = %number, reason = c.reason.symbol(), "Zuora subscription cancelled");
+        Ok(Applied::Cancelled)
+    }
+
+    /// The deployment of a Zuora subscription: `L2fDeployment__c`, else its plan's SKU.
+    async fn deployment(&self, sub: &Value, what: &str) -> Result<Deployment, HandlerError> {
+        if let Some(d) = mapping::deployment_field(sub) {
+            return Ok(d);
+        }
+        let prp = sub["ratePlans"][0]["productRatePlanId"]
+            .as_str()
+            .unwrap_or_default();
+        let sku = self
+            .client
+            .catalog_rate_plan(prp)
+            .await
+            .map_err(|e| judge(&e, what))?
+            .map(|p| p.sku)
+            .unwrap_or_default();
+        Ok(if sku.contains("self-managed") {
+            Deployment::SelfManaged
+        } else {
+            Deployment::Saas
+        })
+    }
+
+    /// Rule 10 for a declined payment: a SaaS auto-renewal is cancelled (auto-renew off, then
+    /// the cancellation from the first day of the unpaid term), anything else kept.
+    async fn declined(&self, p: &PaymentDeclined) -> Result<Applied, HandlerError> {
+        let ev = p.envelope.event_id.to_string();
+        let what = format!(
+            "declined payment of invoice {} on subscription {}",
+            p.invoice_id, p.subscription_id
+        );
+        let sub = self
+            .resolve(&p.subscription_id, &p.account_id, &ev, &what)
+            .await?;
+        let deployment = self.deployment(&sub, &what).await?;
+        if let Err(why) = self.rules.cancellation.outcome(
+            CancellationReason::CardDeclinedOnAutoRenewal,
+            deployment,
+            p.on_auto_renewal,
+        ) {
+            info!(deployment = deployment.symbol(), on_auto_renewal = p.on_auto_renewal, %why, "declined payment: subscription kept");
+            return Ok(Applied::Kept);
+        }
+        if !is_active(&sub) {
+            return Ok(Applied::AlreadyDone);
+        }
+        let number = subscription_number(&sub).to_string();
+        let account = sub["accountNumber"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let day = p.envelope.occurred_at.date_naive();
+        let effective = SubscriptionView::read(&sub)
+            .map(|v| v.term_start.min(day))
+            .unwrap_or(day);
+        let body = mapping::cancel_for_declined_card(
+            day,
+            &account,
+            &number,
+            effective,
+            p.envelope.event_id,
+        );
+        self.client
+            .create_order(&body, Call::once(&ev, &ev))
+            .await
+            .map_err(|e| judge(&e, &what))?;
+        info!(subscription = %number, effective = %effective, "card declined on a SaaS auto-renewal: Zuora subscription cancelled, auto-renew off");
         Ok(Applied::Cancelled)
     }
 }

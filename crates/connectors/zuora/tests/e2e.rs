@@ -9,7 +9,8 @@
 //! change at renewal), i (SKUs rule 11 refuses); and the source's bars: a callout delivered
 //! twice is one event, a missed callout is caught by the history poll, a caller without the
 //! credentials or with a bad body gets 401/400/413 and produces nothing, a standby replica
-//! answers 503; and Zuora down for ~30 s ends with every order delivered, none dead-lettered.
+//! answers 503; issue 8's flow e, Zuora's part, on the simulated clock (a renewal at term end,
+//! a declined card cancelled, a term that ends); and Zuora down for ~30 s ends with every order delivered, none dead-lettered.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -77,6 +78,11 @@ impl Hub {
         rules: Rules,
         tweak: impl FnOnce(&mut l2f_mocks::zuora::Config),
     ) -> Hub {
+        Hub::start_with(b, rules, |mc| tweak(&mut mc.zuora)).await
+    }
+
+    /// [`Hub::start`] with the whole mocks configuration to tweak (its clock).
+    async fn start_with(b: &str, rules: Rules, tweak: impl FnOnce(&mut MocksConfig)) -> Hub {
         let port = free_port();
         let callout_url = format!("http://127.0.0.1:{port}/callouts/zuora");
         let mut mc = MocksConfig::default();
@@ -87,7 +93,7 @@ impl Hub {
         mc.zuora.callout_password = Some(CALLOUT_PASSWORD.into());
         mc.zuora.callout_retry_base_ms = 200;
         mc.zuora.callout_timeout_ms = 9_000;
-        tweak(&mut mc.zuora);
+        tweak(&mut mc);
         let mocks = server::start(&mc).await.unwrap();
         let base = mocks.endpoint("zuora").unwrap().http.clone();
         let (orders, subscriptions) = (unique("orders"), unique("subscriptions"));
@@ -1035,5 +1041,167 @@ async fn a_restarted_source_remembers_the_notifications_it_committed() {
         2,
         "one event per notification across the restart"
     );
+    hub.stop().await;
+}
+
+/// Flow e, Zuora's part, on the mock's simulated clock advanced across a term: an
+/// auto-renewing subscription renews (`SubscriptionRenewed`, automatic, the Batch3 invoice at
+/// the catalog's price); one whose card declines — a SaaS auto-renewal — is cancelled by the
+/// sink with reason card declined and auto-renew off, both changes coming back as Zuora's
+/// events; one without auto-renew ends its term unrenewed. The decline is acted on once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn flow_e_term_end_renews_cancels_a_declined_card_and_ends_a_term_without_auto_renew() {
+    let b = require_kafka!();
+    let hub = Hub::start_with(&b, Rules::embedded(), |mc| {
+        mc.clock = l2f_mocks::clock::ClockConfig {
+            mode: l2f_mocks::clock::ClockMode::Simulated,
+            start: "2026-12-03T09:00:00Z".into(),
+            tick_ms: 100,
+        };
+    })
+    .await;
+    let (renews, declines, mut ends) = (web_order(31), web_order(32), web_order(33));
+    ends.auto_renew = false;
+    for o in [&renews, &declines, &ends] {
+        hub.order(o).await;
+    }
+    let subs = hub.wait_events(3, Duration::from_secs(30), created).await;
+    assert_eq!(subs.len(), 3);
+    let number = |o: &OrderPlaced| {
+        subs.iter()
+            .find(|s| s.account_id == o.account_id)
+            .unwrap()
+            .subscription_id
+            .clone()
+    };
+    let (renews_n, declines_n, ends_n) = (number(&renews), number(&declines), number(&ends));
+    let http = reqwest::Client::new();
+    for o in [&renews, &declines] {
+        // A card on file: Zuora collects renewal invoices of autoPay accounts.
+        let acct = format!("{}-INC", o.account_id);
+        let st = hub.state().await;
+        assert_eq!(st["accounts"][&acct]["batch"], "Batch1");
+        let token: Value = http
+            .post(format!("{}/oauth/token", hub.base))
+            .form(&[
+                ("client_id", CLIENT_ID),
+                ("client_secret", SECRET),
+                ("grant_type", "client_credentials"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let put: Value = http
+            .put(format!("{}/v1/accounts/{acct}", hub.base))
+            .bearer_auth(token["access_token"].as_str().unwrap())
+            .json(&json!({"autoPay": true}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(put["success"], true, "{put}");
+    }
+    let card = http
+        .post(format!(
+            "{}/__admin/accounts/{}-INC/card",
+            hub.base, declines.account_id
+        ))
+        .json(&json!({"declines": true}))
+        .send()
+        .await
+        .unwrap();
+    assert!(card.status().is_success());
+    let moved = http
+        .post(format!("{}/__admin/clock", hub.base))
+        .json(&json!({"set": "2027-12-02T00:00:00Z"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(moved.status().is_success());
+
+    let renewed = hub
+        .wait_events(2, Duration::from_secs(30), |e| match e {
+            AnyEvent::SubscriptionRenewed(r) => Some(r.clone()),
+            _ => None,
+        })
+        .await;
+    let r = renewed
+        .iter()
+        .find(|r| r.subscription_id == renews_n)
+        .expect("renewed");
+    assert!(r.auto_renewed, "renewed by Zuora at term end");
+    assert_eq!(
+        (r.term_start.to_string(), r.term_end.to_string()),
+        ("2027-12-01".into(), "2028-12-01".into())
+    );
+    assert_eq!(r.amount.amount, rust_decimal::Decimal::new(14500, 2));
+    let cancelled = hub
+        .wait_events(1, Duration::from_secs(30), |e| match e {
+            AnyEvent::SubscriptionCancelled(c) if c.subscription_id == declines_n => {
+                Some(c.clone())
+            }
+            _ => None,
+        })
+        .await;
+    assert_eq!(cancelled.len(), 1, "cancelled once");
+    assert_eq!(
+        cancelled[0].reason,
+        CancellationReason::CardDeclinedOnAutoRenewal
+    );
+    assert_eq!(cancelled[0].effective_date.to_string(), "2027-12-01");
+    let events = hub.events();
+    let declined: Vec<&PaymentDeclined> = events
+        .iter()
+        .filter_map(|e| match e {
+            AnyEvent::PaymentDeclined(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(declined.len(), 1);
+    assert!(declined[0].on_auto_renewal);
+    assert_eq!(
+        cancelled[0].envelope.causation_id,
+        Some(declined[0].envelope.event_id),
+        "the cancellation names the decline it came from"
+    );
+    assert!(events.iter().any(|e| matches!(e,
+        AnyEvent::AutoRenewChanged(a) if a.subscription_id == declines_n && !a.auto_renew && a.flag_owner == SourceSystem::Zuora)));
+    let st = hub.state().await;
+    let inv: Vec<&Value> = st["invoices"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|i| i["items"][0]["subscriptionName"] == renews_n.as_str())
+        .collect();
+    assert_eq!(inv.len(), 1);
+    assert_eq!(
+        (inv[0]["amount"].clone(), inv[0]["balance"].clone()),
+        (json!(145.0), json!(0.0))
+    );
+    let run = inv[0]["billRunId"].as_str().unwrap();
+    assert!(st["bill_runs"]
+        .as_object()
+        .unwrap()
+        .values()
+        .any(|b| b["id"] == run && b["batches"] == json!(["Batch3"])));
+    let e = &st["subscriptions"][&ends_n];
+    assert_eq!(
+        (e["status"].clone(), e["termEndDate"].clone()),
+        (json!("Active"), json!("2027-12-01")),
+        "a term without auto-renew ends unrenewed"
+    );
+    assert!(!renewed.iter().any(|r| r.subscription_id == ends_n));
+    let d = &st["subscriptions"][&declines_n];
+    assert_eq!(
+        (d["status"].clone(), d["autoRenew"].clone()),
+        (json!("Cancelled"), json!(false))
+    );
+    assert_eq!(hub.instance.sink.cancelled(), 1);
+    assert!(hub.dead_letters().is_empty());
     hub.stop().await;
 }

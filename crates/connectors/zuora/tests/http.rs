@@ -782,6 +782,132 @@ async fn an_expired_token_is_refreshed_and_the_order_goes_through() {
     running.shutdown().await;
 }
 
+fn declined(subscription_id: &str, account_id: &str, on_auto_renewal: bool) -> PaymentDeclined {
+    let mut p = examples::payment_declined();
+    p.envelope.event_id = uuid::Uuid::new_v4();
+    p.envelope.occurred_at = Utc::now();
+    p.subscription_id = subscription_id.into();
+    p.account_id = account_id.into();
+    p.on_auto_renewal = on_auto_renewal;
+    p
+}
+
+/// The types of Zuora's events about one subscription, in order.
+async fn callout_types(base: &str, number: &str) -> Vec<String> {
+    let v: Value = reqwest::get(format!("{base}/__admin/events"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["data"]["subscription"]["subscriptionNumber"] == number
+                || e["data"]["subscriptionNumber"] == number
+        })
+        .map(|e| e["type"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Rule 10: "card declined on a SaaS auto-renewal" cancels — auto-renew off and the
+/// subscription cancelled from the first day of the unpaid term, in one order, once however
+/// often the event comes; a self-managed subscription's decline cancels nothing.
+#[tokio::test]
+async fn a_card_declined_on_a_saas_auto_renewal_cancels_once_and_a_self_managed_one_is_kept() {
+    let (running, base) = mock(|_| {}).await;
+    let s = sink(&base, SECRET);
+    let order = web_order(21);
+    assert_eq!(s.apply(&record(&order)).await.unwrap(), Applied::Created);
+    let number = {
+        let st = state(&base).await;
+        subscriptions_of(&st, "cust_000021-INC")[0]["subscriptionNumber"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let d = declined(&number, &order.account_id, true);
+    assert_eq!(s.apply(&record(&d)).await.unwrap(), Applied::Cancelled);
+    let st = state(&base).await;
+    let sub = &st["subscriptions"][&number];
+    assert_eq!(sub["status"], "Cancelled", "{sub}");
+    assert_eq!(
+        sub["autoRenew"], false,
+        "rule 5: a cancellation turns it off"
+    );
+    assert_eq!(
+        sub["L2fCancellationReason__c"],
+        "CARD_DECLINED_ON_AUTO_RENEWAL"
+    );
+    assert_eq!(sub["L2fCausationId__c"], d.envelope.event_id.to_string());
+    assert_eq!(
+        sub["cancelledDate"], sub["termStartDate"],
+        "from the first day of the unpaid term"
+    );
+    let kinds = callout_types(&base, &number).await;
+    let tail: Vec<&str> = kinds
+        .iter()
+        .rev()
+        .take(2)
+        .rev()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        tail,
+        ["AutoRenewChanged", "SubscriptionCancelled"],
+        "{kinds:?}"
+    );
+    // Redelivered (and a second decline of the same subscription): nothing more.
+    assert_eq!(s.apply(&record(&d)).await.unwrap(), Applied::AlreadyDone);
+    let again = declined(&number, &order.account_id, true);
+    assert_eq!(
+        s.apply(&record(&again)).await.unwrap(),
+        Applied::AlreadyDone
+    );
+    assert_eq!(callout_types(&base, &number).await.len(), kinds.len());
+    assert_eq!(s.stats().cancelled(), 1);
+
+    // Self-managed: the handbook cancels only SaaS auto-renewals; the decline keeps it.
+    let mut sm = web_order(22);
+    sm.deployment = Deployment::SelfManaged;
+    sm.lines[0].sku = "premium-self-managed-1y".into();
+    assert_eq!(s.apply(&record(&sm)).await.unwrap(), Applied::Created);
+    let st = state(&base).await;
+    let sm_number = subscriptions_of(&st, "cust_000022-INC")[0]["subscriptionNumber"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for on_auto_renewal in [false, true] {
+        let d = declined(&sm_number, &sm.account_id, on_auto_renewal);
+        assert_eq!(s.apply(&record(&d)).await.unwrap(), Applied::Kept);
+    }
+    // A SaaS payment that was not an auto-renewal is kept too.
+    let saas = web_order(23);
+    assert_eq!(s.apply(&record(&saas)).await.unwrap(), Applied::Created);
+    let st = state(&base).await;
+    let saas_number = subscriptions_of(&st, "cust_000023-INC")[0]["subscriptionNumber"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let d = declined(&saas_number, &saas.account_id, false);
+    assert_eq!(s.apply(&record(&d)).await.unwrap(), Applied::Kept);
+    let st = state(&base).await;
+    for n in [&sm_number, &saas_number] {
+        assert_eq!(st["subscriptions"][n]["status"], "Active");
+        assert_eq!(st["subscriptions"][n]["autoRenew"], true);
+    }
+    assert_eq!(s.stats().kept(), 3);
+    // Not in Zuora yet: retried.
+    let e = s
+        .apply(&record(&declined("A-S99999999", "cust_999999", true)))
+        .await
+        .unwrap_err();
+    assert_eq!(e.class(), "transient", "{e}");
+    running.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_profile_changed_in_zuora_becomes_communication_profile_changed_on_the_licenses_topic() {
     use l2f_bus::source::Source;
