@@ -11,6 +11,7 @@ use l2f_rules::Rules;
 pub const REGISTRY: &[Registration] = &[
     l2f_connector_customers::REGISTRATION,
     l2f_connector_marketo::REGISTRATION,
+    l2f_connector_notifications::REGISTRATION,
     l2f_connector_salesforce::REGISTRATION,
     l2f_connector_zuora::REGISTRATION,
 ];

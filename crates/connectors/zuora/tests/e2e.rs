@@ -169,6 +169,7 @@ impl Hub {
             rules: self.rules.clone(),
             shutdown: shutdown.clone(),
             pipelines: pipelines.clone(),
+            clock: l2f_bus::clock::wall(),
         };
         let join = tokio::spawn(Box::new(connector).start(ctx));
         Instance {
