@@ -33,16 +33,18 @@ pub async fn from_config(
             })
         }
     };
-    let (clock, url) = follow(&url, cfg.poll_interval, shutdown).await?;
+    let (clock, url) = follow(&url, cfg.poll_interval, FIRST_READ, shutdown).await?;
     info!(%url, now = %clock.now(), "following the mocks' clock");
     Ok(clock)
 }
 
-/// Follows the clock at `base`'s `/__admin/clock`: the first read within 15 s or an error
-/// naming `clock.url`, then a poller task until `shutdown`.
+/// Follows the clock at `base`'s `/__admin/clock`: the first read within `first_read` or an
+/// error naming `clock.url`, then a poller task reading it every `every` until `shutdown`.
+/// Answers the clock and the URL it follows.
 pub async fn follow(
     base: &str,
     every: Duration,
+    first_read: Duration,
     shutdown: &CancellationToken,
 ) -> Result<(SharedClock, String), KitError> {
     let url = format!("{}/__admin/clock", base.trim_end_matches('/'));
@@ -53,7 +55,7 @@ pub async fn follow(
             key: "clock.url".into(),
             message: format!("no HTTP client: {e}"),
         })?;
-    let deadline = tokio::time::Instant::now() + FIRST_READ;
+    let deadline = tokio::time::Instant::now() + first_read;
     let first = loop {
         match read(&http, &url).await {
             Ok(t) => break t,
