@@ -25,6 +25,7 @@ pub mod mapping;
 pub mod schedule;
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -38,6 +39,8 @@ use l2f_connector_kit::{
 };
 use l2f_contracts::Codec;
 use l2f_rules::notices::NoticeTable;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientConfig;
 use tracing::error;
 
 pub use config::NotificationsConfig;
@@ -118,6 +121,51 @@ impl Schedule for NoticeSchedule {
     }
 }
 
+/// The changelog must have as many partitions as the subscriptions topic (a key's state sits
+/// on the changelog partition of its input partition): refused at start otherwise, naming
+/// the key and both counts.
+async fn check_partitions(kafka: &ClientConfig, c: &NotificationsConfig) -> Result<(), KitError> {
+    let (kafka, input, changelog) = (
+        kafka.clone(),
+        c.subscriptions_topic.clone(),
+        c.changelog_topic.clone(),
+    );
+    let counted = tokio::task::spawn_blocking(move || {
+        let probe: BaseConsumer = kafka.create().map_err(|e| e.to_string())?;
+        let count = |topic: &str| -> Result<usize, String> {
+            let md = probe
+                .fetch_metadata(Some(topic), Duration::from_secs(10))
+                .map_err(|e| format!("metadata of {topic}: {e}"))?;
+            Ok(md
+                .topics()
+                .iter()
+                .find(|t| t.name() == topic && t.error().is_none())
+                .map_or(0, |t| t.partitions().len()))
+        };
+        Ok::<_, String>((count(&input)?, count(&changelog)?))
+    })
+    .await
+    .map_err(|e| KitError::Start {
+        connector: NAME,
+        message: format!("partition check failed: {e}"),
+    })?;
+    let (input, changelog) = counted.map_err(|message| KitError::Start {
+        connector: NAME,
+        message,
+    })?;
+    if input != changelog {
+        return Err(KitError::config(
+            NAME,
+            "changelog_topic",
+            format!(
+                "{} has {changelog} partitions but {} has {input}: the changelog needs as many as its input",
+                c.changelog_topic, c.subscriptions_topic
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The notifications connector: one keyed scheduler.
 pub struct NotificationsConnector {
     cfg: NotificationsConfig,
@@ -183,6 +231,7 @@ impl Connector for NotificationsConnector {
     fn start(self: Box<Self>, ctx: Context) -> BoxFuture<'static, Result<(), KitError>> {
         Box::pin(async move {
             let c = &self.cfg;
+            check_partitions(&ctx.kafka, c).await?;
             let mut settings = SchedulerSettings::new(
                 &c.group,
                 &c.subscriptions_topic,

@@ -520,3 +520,27 @@ async fn a_year_of_200_subscriptions_gets_exactly_rule_7s_notices() {
     );
     instance.stop().await;
 }
+
+/// A changelog with fewer partitions than the subscriptions topic is refused at start,
+/// naming the key: a key's state must sit on its input partition's changelog partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changelog_partitioned_unlike_its_input_is_refused_at_start() {
+    let b = require_kafka!();
+    let mut bench = Bench::new(&b, midnight(day(2026, 1, 1))).await;
+    bench.changelog = unique("notifications-schedule-1p");
+    create_topic(&b, &bench.changelog, 1).await;
+    let e = bench
+        .start()
+        .join
+        .await
+        .unwrap()
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        e.contains("connectors.notifications.changelog_topic")
+            && e.contains("1 partitions")
+            && e.contains(&format!("has {PARTITIONS}")),
+        "{e}"
+    );
+}
