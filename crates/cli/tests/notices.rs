@@ -1,0 +1,258 @@
+//! Renewal notices as an operator runs them (issue 8, flow e's notices): one `l2f run` whose
+//! `[clock]` follows the mocks' simulated clock, with the notifications scheduler and the
+//! customers connector, on the real broker. A SaaS subscription with auto-renew on and seats
+//! added; the mocks' clock moved across the term over their HTTP API → exactly rule 7's seven
+//! notices, each once, and the 14-day one recorded in the customers app as sent by it.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use common::l2f_command;
+use l2f_bus::reader::read_all;
+use l2f_connector_kit::record::event_record;
+use l2f_contracts::events::{RenewalNoticeDue, SourceSystem};
+use l2f_contracts::{examples, Codec};
+use l2f_e2e::{client, create_topic, produce, require_kafka, unique};
+use l2f_mocks::clock::{ClockConfig, ClockMode};
+use l2f_mocks::server::{self, MocksConfig};
+use serde_json::{json, Value};
+
+const TOKEN: &str = "l2f-customers-token";
+
+/// Stops `l2f run` with SIGTERM when the test ends, however it ends.
+struct Run(Child);
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+async fn call(http: &reqwest::Client, method: reqwest::Method, url: String, body: Value) -> Value {
+    let r = http
+        .request(method, &url)
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{url}: {}", r.status());
+    r.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_term_on_the_mocks_clock_gets_rule_7s_notices_once_and_the_customers_app_records_its_own()
+{
+    let b = require_kafka!();
+    let mut mc = MocksConfig::default();
+    mc.only(&["customers".to_string(), "zuora".to_string()])
+        .unwrap();
+    mc.without_https();
+    mc.clock = ClockConfig {
+        mode: ClockMode::Simulated,
+        start: "2026-01-01T00:00:00Z".into(),
+        tick_ms: 0,
+    };
+    let mocks = server::start(&mc).await.unwrap();
+    let base = |app: &str| mocks.endpoint(app).unwrap().http.clone();
+    let t = |n: &str| unique(&format!("notices-{n}"));
+    let (subs, notes, changelog, dlq) = (t("subs"), t("notes"), t("schedule"), t("dlq"));
+    let (leads, orders, lic, usage) = (t("leads"), t("orders"), t("lic"), t("usage"));
+    for topic in [&subs, &notes, &changelog] {
+        create_topic(&b, topic, 3).await;
+    }
+    for topic in [&dlq, &leads, &orders, &lic, &usage] {
+        create_topic(&b, topic, 1).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("l2f.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[kafka]
+bootstrap_servers = "{b}"
+[dead_letter]
+topic = "{dlq}"
+[consumer]
+commit_interval = "200ms"
+[clock]
+source = "follow"
+url = "{zuora}"
+poll_interval = "50ms"
+[connectors.notifications]
+subscriptions_topic = "{subs}"
+notifications_topic = "{notes}"
+changelog_topic = "{changelog}"
+group = "{group}"
+tick = "50ms"
+[connectors.customers]
+base_url = "{customers}"
+api_token = "{TOKEN}"
+source = false
+mirror_group = "{mirror}"
+[connectors.customers.topics]
+leads = "{leads}"
+orders = "{orders}"
+subscriptions = "{subs}"
+licenses = "{lic}"
+usage = "{usage}"
+notifications = "{notes}"
+"#,
+            zuora = base("zuora"),
+            customers = base("customers"),
+            group = unique("g-notices"),
+            mirror = unique("g-notices-mirror"),
+        ),
+    )
+    .unwrap();
+    let _run = Run(l2f_command("warn")
+        .args(["run", "--topics", &notes, "--audit-out", "/dev/null"])
+        .args(["--group", &unique("g-audit"), "--config"])
+        .arg(&cfg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap());
+    // The customer's account in the customers app; Zuora's subscription of it on the topic.
+    let http = reqwest::Client::new();
+    let customers = base("customers");
+    let acct = call(
+        &http,
+        reqwest::Method::POST,
+        format!("{customers}/api/v1/accounts"),
+        json!({"email": "b@example.com", "name": "B", "country": "US"}),
+    )
+    .await;
+    let codec = Codec::new();
+    let mut created = examples::subscription_created();
+    created.envelope.source = SourceSystem::Zuora;
+    created.envelope.occurred_at = "2026-01-01T00:00:00Z".parse().unwrap();
+    created.subscription_id = "A-S00000042".into();
+    created.account_id = acct["id"].as_str().unwrap().into();
+    created.deployment = l2f_contracts::events::Deployment::Saas;
+    created.auto_renew = true;
+    created.seats = 10;
+    created.term_start = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+    created.term_end = NaiveDate::from_ymd_opt(2026, 12, 31).unwrap();
+    let mut amended = examples::subscription_amended();
+    amended.envelope.occurred_at = "2026-01-01T00:00:00Z".parse().unwrap();
+    amended.subscription_id = created.subscription_id.clone();
+    amended.account_id = created.account_id.clone();
+    amended.previous_seats = 10;
+    amended.seats = 12;
+    produce(
+        &b,
+        &[
+            event_record(&codec, &subs, &created, None).unwrap(),
+            event_record(&codec, &subs, &amended, None).unwrap(),
+        ],
+    )
+    .await;
+    let notices = || -> Vec<RenewalNoticeDue> {
+        read_all(&client(&b), &notes, Duration::from_secs(20))
+            .unwrap()
+            .iter()
+            .map(|r| codec.decode(r.payload.as_deref().unwrap()).unwrap())
+            .collect()
+    };
+    // The subscription mirrored into the customers app before the clock moves.
+    let mirrored = format!("{customers}/api/v1/subscriptions/A-S00000042");
+    let start = Instant::now();
+    while !http
+        .get(&mirrored)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .is_success()
+    {
+        assert!(start.elapsed() < Duration::from_secs(60), "never mirrored");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        notices().is_empty(),
+        "nothing is due on the term's first day"
+    );
+    // The demo's way: the mocks' clock set over HTTP, the hub follows it.
+    let move_clock = |to: &'static str| {
+        let http = http.clone();
+        let url = format!("{}/__admin/clock", base("zuora"));
+        async move {
+            let r = http
+                .post(url)
+                .json(&json!({ "set": to }))
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success());
+        }
+    };
+    move_clock("2026-10-02T00:00:00Z").await;
+    let start = Instant::now();
+    while notices().len() < 1 {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no 90-day notice"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    move_clock("2027-01-15T00:00:00Z").await;
+    let start = Instant::now();
+    let got = loop {
+        let n = notices();
+        if n.len() >= 7 {
+            break n;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{} notices of 7",
+            n.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let by_day: BTreeMap<i32, SourceSystem> = got
+        .iter()
+        .map(|n| (n.days_before_term_end, n.sender))
+        .collect();
+    let z = SourceSystem::Zuora;
+    assert_eq!(
+        by_day,
+        BTreeMap::from([
+            (90, z),
+            (45, z),
+            (21, z),
+            (15, z),
+            (14, SourceSystem::CustomersApp),
+            (3, z),
+            (0, z)
+        ])
+    );
+    assert_eq!(got.len(), 7, "each notice once");
+    // The customers app records the 14-day notice as its own, once.
+    let start = Instant::now();
+    let recorded = loop {
+        let s = call(&http, reqwest::Method::GET, mirrored.clone(), json!(null)).await;
+        if !s["notices"].as_array().unwrap().is_empty() {
+            break s["notices"].clone();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "14-day notice not recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(recorded.as_array().unwrap().len(), 1, "{recorded}");
+    assert_eq!(recorded[0]["days_before"], 14);
+    assert_eq!(recorded[0]["term_end"], "2026-12-31");
+    assert_eq!(recorded[0]["recipient"], "billing@example.de");
+    drop(_run);
+    mocks.shutdown().await;
+}
