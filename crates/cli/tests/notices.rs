@@ -197,7 +197,7 @@ notifications = "{notes}"
     };
     move_clock("2026-10-02T00:00:00Z").await;
     let start = Instant::now();
-    while notices().len() < 1 {
+    while notices().is_empty() {
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "no 90-day notice"

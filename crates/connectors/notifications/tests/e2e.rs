@@ -534,8 +534,7 @@ async fn a_changelog_partitioned_unlike_its_input_is_refused_at_start() {
         .join
         .await
         .unwrap()
-        .err()
-        .expect("refused")
+        .expect_err("refused")
         .to_string();
     assert!(
         e.contains("connectors.notifications.changelog_topic")
