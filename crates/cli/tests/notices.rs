@@ -256,3 +256,198 @@ notifications = "{notes}"
     drop(_run);
     mocks.shutdown().await;
 }
+
+/// `l2f run` SIGKILLed twice in the middle of a year of notices (once while a 40-day jump of
+/// the clock is being worked off) and restarted: every notice rule 7 computes, each exactly
+/// once, for 48 subscriptions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l2f_run_killed_mid_year_and_restarted_sends_each_notice_exactly_once() {
+    use l2f_rules::notices::Renewal;
+    let b = require_kafka!();
+    let mut mc = MocksConfig::default();
+    mc.only(&["zuora".to_string()]).unwrap();
+    mc.without_https();
+    mc.clock = ClockConfig {
+        mode: ClockMode::Simulated,
+        start: "2026-01-01T00:00:00Z".into(),
+        tick_ms: 0,
+    };
+    let mocks = server::start(&mc).await.unwrap();
+    let zuora = mocks.endpoint("zuora").unwrap().http.clone();
+    let t = |n: &str| unique(&format!("notices-kill-{n}"));
+    let (subs, notes, changelog, dlq) = (t("subs"), t("notes"), t("schedule"), t("dlq"));
+    for topic in [&subs, &notes, &changelog] {
+        create_topic(&b, topic, 3).await;
+    }
+    create_topic(&b, &dlq, 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("l2f.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"[kafka]
+bootstrap_servers = "{b}"
+[dead_letter]
+topic = "{dlq}"
+[consumer]
+session_timeout = "6s"
+[clock]
+source = "follow"
+url = "{zuora}"
+poll_interval = "50ms"
+[connectors.notifications]
+subscriptions_topic = "{subs}"
+notifications_topic = "{notes}"
+changelog_topic = "{changelog}"
+group = "{group}"
+tick = "50ms"
+transaction_timeout = "10s"
+"#,
+            group = unique("g-notices-kill"),
+        ),
+    )
+    .unwrap();
+    let audit = unique("g-audit");
+    let spawn = || {
+        l2f_command("warn")
+            .args(["run", "--topics", &notes, "--audit-out", "/dev/null"])
+            .args(["--group", &audit, "--config"])
+            .arg(&cfg)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let kill9 = |run: Run| {
+        let mut run = std::mem::ManuallyDrop::new(run);
+        let _ = Command::new("kill")
+            .args(["-KILL", &run.0.id().to_string()])
+            .status();
+        let _ = run.0.wait();
+    };
+    let mut run = Run(spawn());
+    let codec = Codec::new();
+    let rules = l2f_rules::Rules::embedded();
+    let mut records = Vec::new();
+    let mut want: BTreeMap<(String, i32), SourceSystem> = BTreeMap::new();
+    for i in 0..48u32 {
+        let end =
+            NaiveDate::from_ymd_opt(2026, 4, 1).unwrap() + chrono::Days::new(u64::from(i * 5));
+        let (saas, auto, seats) = (i % 2 == 0, i % 4 < 2, i % 8 < 4);
+        let mut c = examples::subscription_created();
+        c.envelope.event_id = uuid::Uuid::new_v4();
+        c.envelope.occurred_at = "2026-01-01T00:00:00Z".parse().unwrap();
+        c.subscription_id = format!("A-S{i:08}");
+        c.deployment = if saas {
+            l2f_contracts::events::Deployment::Saas
+        } else {
+            l2f_contracts::events::Deployment::SelfManaged
+        };
+        c.auto_renew = auto;
+        c.seats = 10;
+        c.term_start =
+            end.checked_sub_months(chrono::Months::new(12)).unwrap() + chrono::Days::new(1);
+        c.term_end = end;
+        records.push(event_record(&codec, &subs, &c, None).unwrap());
+        if seats {
+            let mut a = examples::subscription_amended();
+            a.envelope.event_id = uuid::Uuid::new_v4();
+            a.envelope.occurred_at = c.envelope.occurred_at;
+            a.subscription_id = c.subscription_id.clone();
+            a.previous_seats = 10;
+            a.seats = 11;
+            records.push(event_record(&codec, &subs, &a, None).unwrap());
+        }
+        for n in rules.notices.notices(Renewal {
+            deployment: c.deployment,
+            auto_renew: auto,
+            seat_increase: seats,
+        }) {
+            want.insert(
+                (c.subscription_id.clone(), i32::from(n.days_before)),
+                n.sender,
+            );
+        }
+    }
+    produce(&b, &records).await;
+    let notices = || -> Vec<RenewalNoticeDue> {
+        read_all(&client(&b), &notes, Duration::from_secs(30))
+            .unwrap()
+            .iter()
+            .map(|r| codec.decode(r.payload.as_deref().unwrap()).unwrap())
+            .collect()
+    };
+    let http = reqwest::Client::new();
+    let set = |to: String| {
+        let (http, url) = (http.clone(), format!("{zuora}/__admin/clock"));
+        async move {
+            let r = http
+                .post(url)
+                .json(&json!({ "set": to }))
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success());
+        }
+    };
+    let mut day = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+    let mut kills = 0;
+    let started = Instant::now();
+    while day < NaiveDate::from_ymd_opt(2027, 1, 15).unwrap() {
+        // Ten days a step, forty at once for the second kill.
+        let step = if day == NaiveDate::from_ymd_opt(2026, 9, 8).unwrap() {
+            40
+        } else {
+            10
+        };
+        day = day + chrono::Days::new(step);
+        set(format!("{day}T00:00:00Z")).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let first_kill = day == NaiveDate::from_ymd_opt(2026, 6, 10).unwrap();
+        let second_kill = step == 40;
+        if first_kill || second_kill {
+            if first_kill {
+                // Killed once notices have gone out (not before the first one).
+                let t0 = Instant::now();
+                while notices().is_empty() {
+                    assert!(
+                        t0.elapsed() < Duration::from_secs(60),
+                        "no notice before the kill"
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            kill9(run);
+            kills += 1;
+            run = Run(spawn());
+        }
+    }
+    assert_eq!(kills, 2);
+    let t0 = Instant::now();
+    let got = loop {
+        let n = notices();
+        if n.len() >= want.len() {
+            break n;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(90),
+            "{} of {} notices",
+            n.len(),
+            want.len()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let mut seen: BTreeMap<(String, i32), SourceSystem> = BTreeMap::new();
+    for n in &got {
+        let k = (n.subscription_id.clone(), n.days_before_term_end);
+        assert!(seen.insert(k.clone(), n.sender).is_none(), "{k:?} twice");
+    }
+    assert_eq!(seen, want);
+    eprintln!(
+        "{} notices for 48 subscriptions, each once, across 2 SIGKILLs of l2f run, in {:.1} s",
+        got.len(),
+        started.elapsed().as_secs_f64()
+    );
+    drop(run);
+    mocks.shutdown().await;
+}
