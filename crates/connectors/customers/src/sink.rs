@@ -2,6 +2,9 @@
 //! (its Zuora number, term dates, seats, auto-renew, status), and the accounts of
 //! sales-assisted deals created there so their customers can manage them.
 //!
+//! A license the license service issued is shown on its subscription (`LicenseIssued`, rule 8;
+//! a license held under the Silent profile is never issued, so never shown, rule 6).
+//!
 //! The renewal notices the customers app sends (`RenewalNoticeDue` with sender
 //! `CUSTOMERS_APP`, rule 7's 14-day one, mailed by the hub) are recorded in the app
 //! (`POST /api/v1/hub/notices`, idempotent per subscription, term end and day).
@@ -21,7 +24,7 @@ use serde_json::json;
 use tracing::{debug, instrument};
 
 use crate::client::CustomersClient;
-use crate::mapping::{mirror_changed, mirror_created, notice_record, MirrorChange};
+use crate::mapping::{license_shown, mirror_changed, mirror_created, notice_record, MirrorChange};
 use crate::verdict::verdict;
 
 /// The customers-app mirror as an [`l2f_bus::Handler`].
@@ -92,6 +95,12 @@ impl MirrorSink {
                     .map(|_| ())
                     .map_err(|e| verdict(&e))
             }
+            AnyEvent::LicenseIssued(l) if from == SourceSystem::LicenseService => self
+                .client
+                .show_license(&l.subscription_id, &license_shown(l))
+                .await
+                .map(|_| ())
+                .map_err(|e| verdict(&e)),
             AnyEvent::RenewalNoticeDue(n) if n.sender == SourceSystem::CustomersApp => {
                 self.notice(n).await
             }
