@@ -2,7 +2,8 @@
 //! `[clock]` follows the mocks' simulated clock, with the notifications scheduler and the
 //! customers connector, on the real broker. A SaaS subscription with auto-renew on and seats
 //! added; the mocks' clock moved across the term over their HTTP API → exactly rule 7's seven
-//! notices, each once, and the 14-day one recorded in the customers app as sent by it.
+//! notices, each once, and the 14-day one recorded in the customers app as sent by it and
+//! mailed by the hub's mail connector, once.
 
 mod common;
 
@@ -15,6 +16,7 @@ use common::l2f_command;
 use l2f_bus::reader::read_all;
 use l2f_connector_kit::record::event_record;
 use l2f_contracts::events::{RenewalNoticeDue, SourceSystem};
+use l2f_contracts::record::EVENT_TYPE_HEADER;
 use l2f_contracts::{examples, Codec};
 use l2f_e2e::{client, create_topic, produce, require_kafka, unique};
 use l2f_mocks::clock::{ClockConfig, ClockMode};
@@ -52,8 +54,12 @@ async fn a_term_on_the_mocks_clock_gets_rule_7s_notices_once_and_the_customers_a
 {
     let b = require_kafka!();
     let mut mc = MocksConfig::default();
-    mc.only(&["customers".to_string(), "zuora".to_string()])
-        .unwrap();
+    mc.only(&[
+        "customers".to_string(),
+        "zuora".to_string(),
+        "mail".to_string(),
+    ])
+    .unwrap();
     mc.without_https();
     mc.clock = ClockConfig {
         mode: ClockMode::Simulated,
@@ -65,10 +71,11 @@ async fn a_term_on_the_mocks_clock_gets_rule_7s_notices_once_and_the_customers_a
     let t = |n: &str| unique(&format!("notices-{n}"));
     let (subs, notes, changelog, dlq) = (t("subs"), t("notes"), t("schedule"), t("dlq"));
     let (leads, orders, lic, usage) = (t("leads"), t("orders"), t("lic"), t("usage"));
-    for topic in [&subs, &notes, &changelog] {
+    let profiles = t("profiles");
+    for topic in [&subs, &notes, &changelog, &lic, &profiles] {
         create_topic(&b, topic, 3).await;
     }
-    for topic in [&dlq, &leads, &orders, &lic, &usage] {
+    for topic in [&dlq, &leads, &orders, &usage] {
         create_topic(&b, topic, 1).await;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -104,9 +111,25 @@ subscriptions = "{subs}"
 licenses = "{lic}"
 usage = "{usage}"
 notifications = "{notes}"
+[connectors.mail]
+base_url = "{mail}"
+domain = "mg.l2f.example"
+api_key = "key-l2f-mock"
+from = "GitLab <noreply@mg.l2f.example>"
+templates_dir = "{templates}"
+reseller_notification_to = "partners@l2f.example"
+subscriptions_topic = "{subs}"
+licenses_topic = "{lic}"
+notifications_topic = "{notes}"
+profiles_topic = "{profiles}"
+group = "{mail_group}"
+events_settle = "200ms"
 "#,
             zuora = base("zuora"),
             customers = base("customers"),
+            mail = base("mail"),
+            templates = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/templates/mail"),
+            mail_group = unique("g-notices-mail"),
             group = unique("g-notices"),
             mirror = unique("g-notices-mirror"),
         ),
@@ -141,6 +164,7 @@ notifications = "{notes}"
     created.seats = 10;
     created.term_start = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
     created.term_end = NaiveDate::from_ymd_opt(2026, 12, 31).unwrap();
+    created.billing_batch = l2f_contracts::events::BillingBatch::Batch1;
     let mut amended = examples::subscription_amended();
     amended.envelope.occurred_at = "2026-01-01T00:00:00Z".parse().unwrap();
     amended.subscription_id = created.subscription_id.clone();
@@ -159,6 +183,7 @@ notifications = "{notes}"
         read_all(&client(&b), &notes, Duration::from_secs(20))
             .unwrap()
             .iter()
+            .filter(|r| r.header_str(EVENT_TYPE_HEADER) == Some("RenewalNoticeDue"))
             .map(|r| codec.decode(r.payload.as_deref().unwrap()).unwrap())
             .collect()
     };
@@ -253,6 +278,35 @@ notifications = "{notes}"
     assert_eq!(recorded[0]["days_before"], 14);
     assert_eq!(recorded[0]["term_end"], "2026-12-31");
     assert_eq!(recorded[0]["recipient"], "billing@example.de");
+    // And the hub mailed it, once (Zuora mails the others itself).
+    let messages = || async {
+        let v: Value = http
+            .get(format!("{}/__admin/messages", base("mail")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["items"].as_array().cloned().unwrap_or_default()
+    };
+    let start = Instant::now();
+    while messages().await.is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the 14-day email never went"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Absence cannot be polled for: a moment for a second email to show, if one were sent.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent = messages().await;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(
+        sent[0].to_string().contains("billing@example.de"),
+        "{}",
+        sent[0]
+    );
     drop(_run);
     mocks.shutdown().await;
 }
