@@ -547,13 +547,10 @@ fn sink_collector() -> String {
     url
 }
 
-/// The process's subscriber: the bus's spans exported over OTLP/HTTP to `collector`, as
-/// `l2f run` does with `[traces]` set. Spans are made only while `l2f_bus::trace` is enabled.
+/// The global tracer provider exporting over OTLP/HTTP to `collector`, as `l2f run` installs
+/// it with `[traces]` set. Spans are made only while `l2f_bus::trace` is enabled.
 fn install_tracing(collector: &str) -> opentelemetry_sdk::trace::SdkTracerProvider {
-    use opentelemetry::trace::TracerProvider as _;
     use opentelemetry_otlp::WithExportConfig as _;
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::Layer as _;
     let url = format!("{collector}/v1/traces");
     let exporter = std::thread::spawn(move || {
         opentelemetry_otlp::SpanExporter::builder()
@@ -567,13 +564,7 @@ fn install_tracing(collector: &str) -> opentelemetry_sdk::trace::SdkTracerProvid
     let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
         .build();
-    let spans = tracing_subscriber::filter::Targets::new()
-        .with_target(l2f_bus::trace::TARGET, tracing::Level::INFO);
-    let layer = tracing_opentelemetry::layer()
-        .with_tracer(provider.tracer("bench"))
-        .with_filter(spans);
-    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
-        .expect("one subscriber");
+    opentelemetry::global::set_tracer_provider(provider.clone());
     provider
 }
 

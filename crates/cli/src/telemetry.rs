@@ -1,17 +1,15 @@
 //! Logs and traces: log lines on stderr (text or JSON), and, when a collector is configured
-//! (`[traces]` or the standard `OTEL_*` variables), each record's spans exported over
-//! OTLP/HTTP. Built once, before the command runs (`l2f run` reads its `[traces]` first), so
+//! (`[traces]` or the standard `OTEL_*` variables), the global OpenTelemetry tracer provider
+//! whose spans (the bus's, one per handler call) go out over OTLP/HTTP. Built once, before the command runs (`l2f run` reads its `[traces]` first), so
 //! commands that export nothing never build an exporter.
 
 use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 use l2f_bus::config::{OtlpProtocol, TracesConfig};
-use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig as _};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
-use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -30,26 +28,16 @@ pub fn init(format: LogFormat, traces: Option<&TracesConfig>) -> Result<Option<S
         LogFormat::Text => fmt.boxed(),
         LogFormat::Json => fmt.json().flatten_event(true).boxed(),
     };
-    let (otel, url) = match traces.map(provider).transpose()?.flatten() {
-        Some((provider, url)) => {
-            let tracer = provider.tracer("l2f");
-            *PROVIDER.lock().unwrap_or_else(|p| p.into_inner()) = Some(provider);
-            let spans = Targets::new().with_target(l2f_bus::trace::TARGET, tracing::Level::INFO);
-            let layer = tracing_opentelemetry::layer()
-                .with_tracer(tracer)
-                .with_filter(spans);
-            (Some(layer), Some(url))
-        }
-        None => (None, None),
-    };
     tracing_subscriber::registry()
-        .with(otel)
         .with(fmt.with_filter(filter))
         .init();
-    if url.is_some() {
-        l2f_bus::trace::enable();
-    }
-    Ok(url)
+    let Some((provider, url)) = traces.map(provider).transpose()?.flatten() else {
+        return Ok(None);
+    };
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    *PROVIDER.lock().unwrap_or_else(|p| p.into_inner()) = Some(provider);
+    l2f_bus::trace::enable();
+    Ok(Some(url))
 }
 
 /// Where spans go: the configured endpoint, else `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (the

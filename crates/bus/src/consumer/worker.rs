@@ -18,7 +18,6 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tracing::Instrument as _;
 
 use futures::FutureExt;
 use tokio::sync::mpsc;
@@ -31,6 +30,23 @@ use crate::dlq::DeadLetters;
 use crate::error::HandlerError;
 use crate::record::Record;
 use crate::retry::{RetryPolicy, RetrySchedule};
+
+/// The trace ids a log line about a record names: the record's own `traceparent` (its trace,
+/// and the span that wrote it), so a line leads to the trace; empty without one.
+struct TraceIds<'a>(&'a Record);
+
+impl TraceIds<'_> {
+    fn trace(&self) -> String {
+        crate::trace::parent_of(self.0)
+            .map(|tp| tp.trace_id_hex())
+            .unwrap_or_default()
+    }
+    fn span(&self) -> String {
+        crate::trace::parent_of(self.0)
+            .map(|tp| tp.span_id.iter().map(|b| format!("{b:02x}")).collect())
+            .unwrap_or_default()
+    }
+}
 
 /// The effect of one record on the world (an API call, a database write...).
 ///
@@ -158,13 +174,13 @@ impl<H: Handler> Worker<H> {
         self.stats.bump_calls();
         let n = records.len();
         let started = std::time::Instant::now();
-        let handled = self
-            .handler
-            .handle_batch(records)
-            .instrument(crate::trace::process_span(
-                self.dead_letters.group(),
-                records,
-            ));
+        let handled = self.handler.handle_batch(records);
+        let handled = match crate::trace::process_context(self.dead_letters.group(), records) {
+            Some(cx) => futures::future::Either::Left(
+                opentelemetry::trace::FutureExt::with_context(handled, cx),
+            ),
+            None => futures::future::Either::Right(handled),
+        };
         let results = AssertUnwindSafe(handled)
             .catch_unwind()
             .await
@@ -242,7 +258,7 @@ impl<H: Handler> Worker<H> {
                 if let HandlerError::Unavailable { message, .. } = &err {
                     outage.get_or_insert_with(|| message.clone());
                 } else {
-                    warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, key = %rec.key_str(), attempt = attempts[i], error = %err, "transient failure; retrying");
+                    warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, key = %rec.key_str(), trace_id = %TraceIds(rec).trace(), span_id = %TraceIds(rec).span(), attempt = attempts[i], error = %err, "transient failure; retrying");
                 }
                 still.push(i);
             }
@@ -274,7 +290,7 @@ impl<H: Handler> Worker<H> {
     /// ask the handler's probe until the app answers. `false` if the worker was stopped.
     async fn wait_for_app(&self, rec: &Record, why: &str, hint: Option<Duration>) -> bool {
         let _waiting = Waiting::start(&self.waiting, &self.stats);
-        warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, key = %rec.key_str(), error = %why, "app unavailable; partition paused until it answers");
+        warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, key = %rec.key_str(), trace_id = %TraceIds(rec).trace(), span_id = %TraceIds(rec).span(), error = %why, "app unavailable; partition paused until it answers");
         let mut schedule: RetrySchedule = self.policy.schedule();
         let mut hint = hint;
         let mut probes = 0u32;
@@ -298,7 +314,7 @@ impl<H: Handler> Worker<H> {
             match self.dead_letters.send(rec, err, attempts).await {
                 Ok(d) => {
                     self.stats.bump_dead_lettered();
-                    warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, key = %rec.key_str(), dlq_partition = d.partition, dlq_offset = d.offset, class = err.class(), error = %err.message(), "record dead-lettered");
+                    warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, key = %rec.key_str(), trace_id = %TraceIds(rec).trace(), span_id = %TraceIds(rec).span(), dlq_partition = d.partition, dlq_offset = d.offset, class = err.class(), error = %err.message(), "record dead-lettered");
                     return true;
                 }
                 Err(e) => {
