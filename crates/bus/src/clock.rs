@@ -60,9 +60,36 @@ pub fn wall() -> SharedClock {
     Arc::new(WallClock)
 }
 
+/// The time in a mock process's `GET /__admin/clock` answer (`{"now": RFC 3339, "mode"}`),
+/// what a follower sets its [`ManualClock`] to.
+pub fn time_of_clock_view(body: &[u8]) -> Result<DateTime<Utc>, String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("the clock answer is not JSON: {e}"))?;
+    let now = v["now"]
+        .as_str()
+        .ok_or_else(|| format!("the clock answer has no \"now\" string: {v}"))?;
+    DateTime::parse_from_rfc3339(now)
+        .map(|t| t.to_utc())
+        .map_err(|e| format!("now = {now:?} is not an RFC 3339 time: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mock_clock_answer_reads_as_its_time() {
+        let t = time_of_clock_view(br#"{"now":"2026-03-01T12:00:00.250Z","mode":"simulated"}"#)
+            .unwrap();
+        assert_eq!(t.timestamp_millis() % 1000, 250);
+        assert_eq!(t.to_rfc3339(), "2026-03-01T12:00:00.250+00:00");
+        assert!(time_of_clock_view(br#"{"mode":"wall"}"#)
+            .unwrap_err()
+            .contains("now"));
+        assert!(time_of_clock_view(br#"{"now":"yesterday"}"#)
+            .unwrap_err()
+            .contains("yesterday"));
+    }
 
     #[test]
     fn a_manual_clock_moves_forward_only() {

@@ -335,6 +335,8 @@ pub struct BusConfig {
     pub traces: TracesConfig,
     /// How source connectors keep their cursors and share their feeds.
     pub sources: SourcesConfig,
+    /// The one clock every scheduler reads (the wall clock, or the mocks' simulated clock).
+    pub clock: ClockConfig,
     /// One section per connector `l2f run` starts (`[connectors.marketo]`, ...), kept raw
     /// here because the bus knows no connector: each connector parses its own section,
     /// refusing unknown keys, at start.
@@ -363,6 +365,69 @@ impl Default for SourcesConfig {
             offsets_topic: "source-offsets".into(),
             poll_interval: Duration::from_secs(1),
             session_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Which clock the hub's schedulers read (DESIGN "Time").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClockSource {
+    /// The wall clock (production).
+    #[default]
+    Wall,
+    /// A simulated clock followed from a mock process's `GET /__admin/clock` (tests, demo).
+    Follow,
+}
+
+/// `[clock]`: `source = "wall"` (default), or `source = "follow"` with the `url` of any mock
+/// app of an `l2f mocks` process (its `/__admin/clock` is polled every `poll_interval`), so
+/// the hub's schedulers and the mocks read one simulated time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClockConfig {
+    /// `wall` or `follow`.
+    pub source: ClockSource,
+    /// Base URL of the mock app whose clock is followed (`http://127.0.0.1:18001`); required
+    /// by `follow`.
+    pub url: Option<String>,
+    /// How often a followed clock is read.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+}
+
+impl Default for ClockConfig {
+    fn default() -> Self {
+        ClockConfig {
+            source: ClockSource::Wall,
+            url: None,
+            poll_interval: Duration::from_millis(200),
+        }
+    }
+}
+
+impl ClockConfig {
+    /// Checks the settings hang together; errors name the key at fault.
+    pub fn validate(&self) -> Result<()> {
+        match (self.source, &self.url) {
+            (ClockSource::Follow, None) => Err(BusError::key(
+                "clock.url",
+                "missing: clock.source = \"follow\" needs the base URL of a mock app (http://127.0.0.1:18001)",
+            )),
+            (ClockSource::Follow, Some(u)) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+                Err(BusError::key(
+                    "clock.url",
+                    format!("{u:?} must start with http:// or https://"),
+                ))
+            }
+            (ClockSource::Wall, Some(_)) => Err(BusError::key(
+                "clock.url",
+                "is set but clock.source is \"wall\" (set source = \"follow\" to follow it)",
+            )),
+            _ if self.poll_interval.is_zero() => {
+                Err(BusError::key("clock.poll_interval", "must be more than zero"))
+            }
+            _ => Ok(()),
         }
     }
 }
@@ -429,6 +494,7 @@ impl BusConfig {
     /// Checks every key the bus itself owns; errors name the key (see [`Loaded::locate`]).
     pub fn validate(&self) -> Result<()> {
         self.kafka.validate()?;
+        self.clock.validate()?;
         if let Some(rf) = self.topics.replication_factor {
             if rf < 1 {
                 return Err(BusError::key(
@@ -881,6 +947,37 @@ mod tests {
         let path = dir.path().join("l2f.toml");
         std::fs::write(&path, toml).unwrap();
         load(Some(&path))
+    }
+
+    #[test]
+    fn the_clock_section_defaults_to_the_wall_and_refuses_typos_and_a_follow_without_url() {
+        let cfg = parse("").unwrap();
+        assert_eq!(cfg.clock, ClockConfig::default());
+        assert_eq!(cfg.clock.source, ClockSource::Wall);
+        let cfg = parse(
+            "[clock]\nsource = \"follow\"\nurl = \"http://127.0.0.1:18001\"\npoll_interval = \"50ms\"\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.clock.source, ClockSource::Follow);
+        assert_eq!(cfg.clock.poll_interval, Duration::from_millis(50));
+        cfg.validate().unwrap();
+        let err = parse("[clock]\nsorce = \"wall\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("clock.sorce") && err.contains("unknown key"),
+            "{err}"
+        );
+        let err = parse("[clock]\nsource = \"simulated\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("simulated") && err.contains("follow"), "{err}");
+        let cfg = parse("[clock]\nsource = \"follow\"\n").unwrap();
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("clock.url"), "{err}");
+        let cfg = parse("[clock]\nurl = \"http://x:1\"\n").unwrap();
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("clock.url") && err.contains("wall"), "{err}");
     }
 
     #[test]

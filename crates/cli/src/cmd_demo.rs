@@ -280,6 +280,7 @@ pub async fn run(args: DemoArgs) -> Result<i32> {
         rules: std::sync::Arc::new(rules),
         shutdown: token.clone(),
         pipelines: Pipelines::default(),
+        clock: l2f_bus::clock::wall(),
     };
     let mut joins = Vec::new();
     for c in build_all(&cfg)? {

@@ -136,6 +136,8 @@ pub async fn run(args: RunArgs) -> Result<i32> {
                 .with_context(|| format!("opening audit output {}", args.audit_out))?,
         )
     };
+    let shutdown = shutdown_on_signals();
+    let clock = l2f_connector_kit::clock::from_config(&cfg.clock, &shutdown).await?;
     let ctx = Context {
         kafka: cluster.client.clone(),
         consumer: cfg.consumer.clone(),
@@ -145,8 +147,9 @@ pub async fn run(args: RunArgs) -> Result<i32> {
         producer: Producer::new(&cluster.client)?,
         codec: Arc::new(Codec::new()),
         rules,
-        shutdown: shutdown_on_signals(),
+        shutdown,
         pipelines: Pipelines::default(),
+        clock,
     };
     let audit = ctx.sink(
         "audit",

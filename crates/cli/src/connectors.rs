@@ -13,6 +13,7 @@ pub const REGISTRY: &[Registration] = &[
     l2f_connector_license::REGISTRATION,
     l2f_connector_mail::REGISTRATION,
     l2f_connector_marketo::REGISTRATION,
+    l2f_connector_notifications::REGISTRATION,
     l2f_connector_salesforce::REGISTRATION,
     l2f_connector_zuora::REGISTRATION,
 ];

@@ -229,6 +229,9 @@ async fn start_hub(b: &str) -> Hub {
         create_topic(b, topic, 3).await;
     }
     create_topic(b, &offsets, 1).await;
+    // The customers app's 14-day renewal notices are read from here (none in these flows).
+    let notes = t("notes");
+    create_topic(b, &notes, 3).await;
     let g = |n: &str| unique(&format!("g-flow-{n}"));
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("l2f.toml");
@@ -259,6 +262,7 @@ orders = "{orders}"
 subscriptions = "{subs}"
 licenses = "{lic}"
 usage = "{usage}"
+notifications = "{notes}"
 [connectors.salesforce]
 login_url = "{salesforce}"
 client_id = "l2f-client-id"

@@ -26,6 +26,8 @@ pub struct Topics {
     pub licenses: String,
     /// `UsageReported`.
     pub usage: String,
+    /// `RenewalNoticeDue` (the customers app's 14-day notices are recorded from it).
+    pub notifications: String,
 }
 
 impl Default for Topics {
@@ -36,6 +38,7 @@ impl Default for Topics {
             subscriptions: "subscriptions".into(),
             licenses: "licenses".into(),
             usage: "usage".into(),
+            notifications: "notifications".into(),
         }
     }
 }
@@ -49,6 +52,7 @@ impl Topics {
             "subscriptions" => self.subscriptions.clone(),
             "licenses" => self.licenses.clone(),
             "usage" => self.usage.clone(),
+            "notifications" => self.notifications.clone(),
             other => other.to_string(),
         }
     }
@@ -61,6 +65,7 @@ impl Topics {
             self.subscriptions.clone(),
             self.licenses.clone(),
             self.usage.clone(),
+            self.notifications.clone(),
         ]
     }
 }

@@ -9,7 +9,9 @@
 //!   a change that cannot become an event is a dead letter in the same transaction, naming the
 //!   field and the value. The hub's own writes never come back (origin `hub` is dropped).
 //! - **Sink** ([`sink`]): Zuora's subscription events mirrored into the app, the accounts
-//!   of sales-assisted deals created there, and the licenses the license service issued. **Guarantee: effectively once**: at-least-once
+//!   of sales-assisted deals created there, the licenses the license service issued, and the
+//!   renewal notices the app sends (rule 7's 14-day one, `RenewalNoticeDue` with sender
+//!   `CUSTOMERS_APP`) recorded in it. **Guarantee: effectively once**: at-least-once
 //!   delivery onto idempotent upserts.
 //!
 //! Layout (the kit's shape): [`config`], [`client`] (the only I/O), [`mapping`] (pure),
@@ -104,6 +106,7 @@ impl Connector for CustomersConnector {
                     self.cfg.topics.subscriptions.clone(),
                     self.cfg.topics.orders.clone(),
                     self.cfg.topics.licenses.clone(),
+                    self.cfg.topics.notifications.clone(),
                 ];
                 tasks.push(ctx.sink(NAME, &self.cfg.mirror_group, topics, sink));
             }

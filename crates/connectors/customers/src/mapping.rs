@@ -454,6 +454,40 @@ pub fn mirror_changed(current: &Value, change: &MirrorChange) -> Value {
     body
 }
 
+/// The body of `POST /api/v1/hub/notices` recording a renewal notice the customers app sends
+/// (rule 7's 14-day SaaS notice, which the hub sends for it): the app keeps one per
+/// subscription, term end and day, so a redelivered notice records nothing new.
+pub fn notice_record(n: &RenewalNoticeDue) -> Value {
+    json!({
+        "subscription_id": n.subscription_id,
+        "days_before": n.days_before_term_end,
+        "term_end": n.term_end.format("%Y-%m-%d").to_string(),
+        "sent_at": n.envelope.occurred_at.to_rfc3339(),
+        "channel": "email",
+        "recipient": n.recipient_email,
+    })
+}
+
+#[cfg(test)]
+mod notice_tests {
+    use super::*;
+    use l2f_contracts::examples;
+
+    #[test]
+    fn a_notice_is_recorded_by_subscription_term_end_and_day() {
+        let mut n = examples::renewal_notice_due();
+        n.days_before_term_end = 14;
+        n.sender = SourceSystem::CustomersApp;
+        let body = notice_record(&n);
+        assert_eq!(body["subscription_id"], "A-S00012345");
+        assert_eq!(body["days_before"], 14);
+        assert_eq!(body["term_end"], "2027-11-30");
+        assert_eq!(body["recipient"], "billing@example.de");
+        assert_eq!(body["channel"], "email");
+        assert!(body["sent_at"].as_str().unwrap().contains('T'));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,10 @@
 //! A license the license service issued is shown on its subscription (`LicenseIssued`, rule 8;
 //! a license held under the Silent profile is never issued, so never shown, rule 6).
 //!
+//! The renewal notices the customers app sends (`RenewalNoticeDue` with sender
+//! `CUSTOMERS_APP`, rule 7's 14-day one, mailed by the hub) are recorded in the app
+//! (`POST /api/v1/hub/notices`, idempotent per subscription, term end and day).
+//!
 //! Only Zuora's own events are mirrored (envelope source `ZUORA`): the customers app's events
 //! about its own subscriptions came from it and are not written back. Every write is an
 //! idempotent upsert on the app's hub endpoints, so a redelivered record changes nothing.
@@ -13,14 +17,14 @@ use std::sync::Arc;
 
 use l2f_bus::{Handler, HandlerError, Record};
 use l2f_connector_kit::record::decode_any;
-use l2f_contracts::events::{SourceSystem, SubscriptionCreated};
+use l2f_contracts::events::{RenewalNoticeDue, SourceSystem, SubscriptionCreated};
 use l2f_contracts::record::AnyEvent;
 use l2f_contracts::Codec;
 use serde_json::json;
 use tracing::{debug, instrument};
 
 use crate::client::CustomersClient;
-use crate::mapping::{license_shown, mirror_changed, mirror_created, MirrorChange};
+use crate::mapping::{license_shown, mirror_changed, mirror_created, notice_record, MirrorChange};
 use crate::verdict::verdict;
 
 /// The customers-app mirror as an [`l2f_bus::Handler`].
@@ -61,6 +65,19 @@ impl MirrorSink {
             .map_err(|e| verdict(&e))
     }
 
+    /// Records a notice the customers app sends (rule 7's 14-day one) in the app.
+    async fn notice(&self, n: &RenewalNoticeDue) -> Result<(), HandlerError> {
+        self.client
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/hub/notices",
+                Some(&notice_record(n)),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| verdict(&e))
+    }
+
     /// Applies one event.
     #[instrument(skip(self, event), fields(event_type = event.name(), key = event.key()))]
     pub async fn apply(&self, event: &AnyEvent) -> Result<(), HandlerError> {
@@ -84,6 +101,9 @@ impl MirrorSink {
                 .await
                 .map(|_| ())
                 .map_err(|e| verdict(&e)),
+            AnyEvent::RenewalNoticeDue(n) if n.sender == SourceSystem::CustomersApp => {
+                self.notice(n).await
+            }
             _ if from != SourceSystem::Zuora => Ok(()),
             AnyEvent::SubscriptionCreated(s) => self.created(s).await,
             AnyEvent::AutoRenewChanged(a) if a.flag_owner == SourceSystem::Zuora => {

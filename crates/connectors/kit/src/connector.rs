@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
+use l2f_bus::clock::SharedClock;
 use l2f_bus::config::{ConsumerConfig, RetryConfig, SourcesConfig};
 use l2f_bus::consumer::LoopSettings;
 use l2f_bus::dlq::DeadLetters;
@@ -263,7 +264,7 @@ impl Pipelines {
 }
 
 /// Everything a connector needs to run its pipelines: the cluster, the loop settings, the
-/// shared producer, codec and rules, the shutdown signal and the pipeline registry.
+/// shared producer, codec and rules, the shutdown signal, the pipeline registry and the clock.
 #[derive(Clone)]
 pub struct Context {
     /// Client settings for the cluster (security included).
@@ -286,6 +287,9 @@ pub struct Context {
     pub shutdown: CancellationToken,
     /// Where pipelines register their counters.
     pub pipelines: Pipelines,
+    /// The one clock every scheduler reads (`[clock]`: the wall clock, or the mocks'
+    /// simulated clock followed), so a year of renewals can run in seconds.
+    pub clock: SharedClock,
 }
 
 /// A pipeline task.

@@ -3,6 +3,8 @@
 //! - [`connector`]: the [`Connector`] trait (name, topics, endpoints, healthcheck, start),
 //!   [`Registration`] — one line per connector in the registry `l2f run` and `l2f demo` walk —
 //!   and the [`Context`] a connector starts its sinks and sources in;
+//! - [`clock`]: the hub's one clock (`[clock]`: the wall clock or the mocks' simulated one),
+//!   which every scheduler reads through [`Context::clock`];
 //! - [`http`]: the clients' plumbing — tokens that refresh themselves, Retry-After, error
 //!   bodies kept verbatim, and the one rule for failures that say nothing about the record:
 //!   the app is unavailable, the record waits (never dead-lettered);
@@ -14,6 +16,7 @@
 //! (the one `match` that sorts the app's answers), `sink.rs` and/or `source.rs`;
 //! `tests/http.rs` against its mock and `tests/e2e.rs` on the real broker.
 
+pub mod clock;
 pub mod connector;
 pub mod http;
 pub mod record;

@@ -274,6 +274,7 @@ fn start(
         rules: Arc::new(Rules::embedded()),
         shutdown: shutdown.clone(),
         pipelines: Pipelines::default(),
+        clock: l2f_bus::clock::wall(),
     };
     (
         shutdown.clone(),

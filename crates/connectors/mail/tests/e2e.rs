@@ -103,6 +103,7 @@ impl Setup {
             rules: Arc::new(Rules::embedded()),
             shutdown: shutdown.clone(),
             pipelines: pipelines.clone(),
+            clock: l2f_bus::clock::wall(),
         };
         let join = tokio::spawn(Box::new(connector).start(ctx));
         Instance {

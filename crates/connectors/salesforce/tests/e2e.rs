@@ -96,6 +96,7 @@ fn context(b: &str, t: &Topics, shutdown: CancellationToken) -> Context {
         rules: Arc::new(Rules::embedded()),
         shutdown,
         pipelines: Pipelines::default(),
+        clock: l2f_bus::clock::wall(),
     }
 }
 

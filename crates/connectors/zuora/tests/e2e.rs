@@ -175,6 +175,7 @@ impl Hub {
             rules: self.rules.clone(),
             shutdown: shutdown.clone(),
             pipelines: pipelines.clone(),
+            clock: l2f_bus::clock::wall(),
         };
         let join = tokio::spawn(Box::new(connector).start(ctx));
         Instance {
