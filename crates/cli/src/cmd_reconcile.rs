@@ -60,6 +60,16 @@ pub async fn run(args: ReconcileArgs) -> Result<i32> {
     }
 }
 
+/// The topics on the cluster.
+fn existing(client: &rdkafka::ClientConfig, timeout: Duration) -> Result<Vec<String>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = client.create().context("metadata client")?;
+    let md = consumer
+        .fetch_metadata(None, timeout.max(Duration::from_secs(5)))
+        .context("reading the cluster's topics")?;
+    Ok(md.topics().iter().map(|t| t.name().to_string()).collect())
+}
+
 const APPS: [&str; 3] = ["zuora", "salesforce", "customers"];
 
 async fn reconcile(args: ReconcileArgs) -> Result<i32> {
@@ -118,16 +128,26 @@ async fn reconcile(args: ReconcileArgs) -> Result<i32> {
         || ("orders".to_string(), "subscriptions".to_string()),
         |z| (z.orders_topic.clone(), z.subscriptions_topic.clone()),
     );
+    let cluster = connect(&cfg, false, "reconcile")?;
     let topics = if args.topics.is_empty() {
         let mut t = vec![orders, subscriptions.clone()];
         if loaded.catalog.topics.iter().any(|c| c.name == "licenses") {
             t.push("licenses".into());
         }
+        // A default topic not created yet holds no events (a topic named with --topic must
+        // exist).
+        let present = existing(&cluster.client, cfg.kafka.connect_timeout)?;
+        t.retain(|name| {
+            let there = present.iter().any(|p| p == name);
+            if !there {
+                eprintln!("note: topic {name} does not exist yet: no events to fold from it");
+            }
+            there
+        });
         t
     } else {
         args.topics.clone()
     };
-    let cluster = connect(&cfg, false, "reconcile")?;
     let opts = Options {
         topics,
         timeout: cfg.kafka.connect_timeout.max(Duration::from_secs(10)),
