@@ -83,6 +83,7 @@ async fn reconcile(args: ReconcileArgs) -> Result<i32> {
     }
     let loaded = load(&args.config)?;
     let cfg = loaded.bus;
+    let rules = Arc::new(loaded.rules);
     let section = |name: &str| cfg.connectors.get(name);
     let wanted = |name: &str| args.apps.is_empty() || args.apps.iter().any(|a| a == name);
     let zuora_cfg: Option<ZuoraConfig> = match section("zuora") {
@@ -106,6 +107,7 @@ async fn reconcile(args: ReconcileArgs) -> Result<i32> {
                             .map_err(|e| anyhow::anyhow!("connectors.zuora: {e}"))?,
                     ),
                     profiles: z.profiles(),
+                    rules: rules.clone(),
                 });
             }
             "salesforce" => {

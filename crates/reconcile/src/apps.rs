@@ -1,7 +1,8 @@
 //! What each app holds, read over its API with the connectors' own clients (their
 //! credentials, token refresh and error shapes), in the fold's canonical field forms.
 //!
-//! - **Zuora**: every expected account (`GET /v1/accounts/{n}`: `Entity__c`, `batch`,
+//! - **Zuora**: for each order no creation names yet, whether a subscription carries its id
+//!   (`L2fOrderId__c`, under the account of rule 3's entity); every expected account (`GET /v1/accounts/{n}`: `Entity__c`, `batch`,
 //!   `communicationProfileId`), the subscriptions of each (`GET /v1/subscriptions/accounts/{n}`
 //!   — what Zuora has under an account the log knows and the log does not is extra), and any
 //!   expected subscription not found there (`GET /v1/subscriptions/{n}`).
@@ -21,13 +22,15 @@ use std::time::Duration;
 
 use l2f_connector_customers::client::CustomersClient;
 use l2f_connector_kit::ClientError;
-use l2f_connector_salesforce::mapping::{CUSTOMER_ACCOUNT, SUBSCRIPTION};
+use l2f_connector_salesforce::mapping as sf_mapping;
 use l2f_connector_salesforce::SalesforceClient;
 use l2f_connector_zuora::client::Call;
 use l2f_connector_zuora::mapping::{
-    batch_of, custom_field, entity_of, Profiles, SubscriptionView, F_CANCELLATION_REASON, F_ENTITY,
+    account_number, batch_of, custom_field, entity_of, placement, Profiles, SubscriptionView,
+    F_CANCELLATION_REASON, F_ENTITY, F_ORDER_ID,
 };
 use l2f_connector_zuora::ZuoraClient;
+use l2f_rules::Rules;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -98,6 +101,8 @@ pub struct ZuoraApp {
     pub client: Arc<ZuoraClient>,
     /// Communication profile ids (`[connectors.zuora] communication_profiles`).
     pub profiles: Profiles,
+    /// The handbook's rules (rule 3: on which entity's account an order is placed).
+    pub rules: Arc<Rules>,
 }
 
 /// A Zuora subscription answer in canonical fields.
@@ -178,6 +183,30 @@ pub async fn read_zuora(z: &ZuoraApp, state: &State) -> Result<Held> {
             }
         }
     }
+    // Orders no creation names yet: does Zuora hold a subscription for them (the sink's own
+    // check: `L2fOrderId__c` under the account of rule 3's entity)?
+    let mut orders = BTreeMap::new();
+    for (id, order) in &state.placed {
+        let number = account_number(&order.account_id, placement(order, &z.rules).entity);
+        let what = format!("GET /v1/subscriptions/accounts/{number}");
+        let listed = patiently("zuora", &what, || {
+            z.client.account_subscriptions(&number, Call::default())
+        })
+        .await?;
+        if let Some(s) = listed
+            .into_iter()
+            .flatten()
+            .find(|s| custom_field(s, F_ORDER_ID) == Some(id.as_str()))
+        {
+            let mut m = BTreeMap::new();
+            m.insert(
+                crate::fold::field::SUBSCRIPTION.to_string(),
+                json!("created"),
+            );
+            m.insert(ACCOUNT.to_string(), s["subscriptionNumber"].clone());
+            orders.insert(id.clone(), m);
+        }
+    }
     for number in state.subscriptions.keys() {
         if subs.contains_key(number) {
             continue;
@@ -214,6 +243,11 @@ pub async fn read_zuora(z: &ZuoraApp, state: &State) -> Result<Held> {
             fields: vec![ENTITY, BATCH, COMMUNICATION_PROFILE],
             listed: false,
         }),
+        orders: Some(HeldSet {
+            records: orders,
+            fields: vec![],
+            listed: false,
+        }),
     })
 }
 
@@ -224,7 +258,7 @@ pub const SF_ACCOUNTS: &str = "SELECT Id, Zuora__External_Id__c, Entity__c, Bill
 
 /// A `Zuora__Subscription__c` row in canonical fields.
 pub fn salesforce_subscription(r: &Value) -> Option<(String, BTreeMap<String, Value>)> {
-    let id = r[SUBSCRIPTION.1].as_str()?.to_string();
+    let id = r[sf_mapping::SUBSCRIPTION.1].as_str()?.to_string();
     let mut m = BTreeMap::new();
     m.insert(STATUS.into(), status(&r["Zuora__Status__c"]));
     m.insert(AUTO_RENEW.into(), r["Zuora__AutoRenew__c"].clone());
@@ -242,7 +276,7 @@ pub fn salesforce_subscription(r: &Value) -> Option<(String, BTreeMap<String, Va
 
 /// A `Zuora__CustomerAccount__c` row in canonical fields.
 pub fn salesforce_account(r: &Value) -> Option<(String, BTreeMap<String, Value>)> {
-    let id = r[CUSTOMER_ACCOUNT.1].as_str()?.to_string();
+    let id = r[sf_mapping::CUSTOMER_ACCOUNT.1].as_str()?.to_string();
     let mut m = BTreeMap::new();
     m.insert(ENTITY.into(), text(&r["Entity__c"]));
     m.insert(BATCH.into(), text(&r["Billing_Batch__c"]));
@@ -284,6 +318,7 @@ pub async fn read_salesforce(sf: &SalesforceClient) -> Result<Held> {
             fields: vec![ENTITY, BATCH, COMMUNICATION_PROFILE],
             listed: true,
         }),
+        orders: None,
     })
 }
 
@@ -354,6 +389,7 @@ pub async fn read_customers(c: &CustomersClient) -> Result<Held> {
             listed: true,
         }),
         accounts: None,
+        orders: None,
     })
 }
 

@@ -17,6 +17,8 @@ pub enum Kind {
     Subscription,
     /// A Zuora account (by account number) or its mirror.
     Account,
+    /// An order (by order id) and the subscription Zuora should hold for it.
+    Order,
 }
 
 impl Kind {
@@ -25,6 +27,7 @@ impl Kind {
         match self {
             Kind::Subscription => "subscription",
             Kind::Account => "account",
+            Kind::Order => "order",
         }
     }
 }
@@ -50,6 +53,8 @@ pub struct Held {
     pub subscriptions: Option<HeldSet>,
     /// Its accounts, if it keeps them.
     pub accounts: Option<HeldSet>,
+    /// The orders it holds a subscription for (Zuora), if it was asked.
+    pub orders: Option<HeldSet>,
 }
 
 /// How a record differs.
@@ -176,6 +181,9 @@ pub fn diff(state: &State, held: &Held) -> Vec<Drift> {
             &mut out,
         );
     }
+    if let Some(o) = &held.orders {
+        compare(held.app, Kind::Order, &state.orders, o, &mut out);
+    }
     out.sort_by(|a, b| {
         (a.kind, &a.record, a.drift, &a.field).cmp(&(b.kind, &b.record, b.drift, &b.field))
     });
@@ -229,6 +237,7 @@ mod tests {
                 listed,
             }),
             accounts: None,
+            orders: None,
         }
     }
 

@@ -93,6 +93,12 @@ pub struct Plan {
     pub unrepairable: Vec<Unrepairable>,
 }
 
+impl Drift {
+    fn event_is(&self, event_type: &str, by: &Origin) -> bool {
+        self.drift == DriftKind::Missing && by.event_type == event_type
+    }
+}
+
 /// `app kind record field`.
 pub fn label(d: &Drift) -> String {
     format!("{} {} {} {}", d.app, d.kind.name(), d.record, d.field)
@@ -179,7 +185,12 @@ pub fn plan(drifts: &[Drift], state: &State) -> Plan {
         };
         match d.app.as_str() {
             "zuora" => {
-                if d.kind == Kind::Subscription && d.drift == DriftKind::Field && zuora_applies(by)
+                if d.kind == Kind::Order && d.event_is("OrderPlaced", by) {
+                    // The Zuora sink places an order once (it looks for `L2fOrderId__c`).
+                    p.add(Action::Copy, by, &what);
+                } else if d.kind == Kind::Subscription
+                    && d.drift == DriftKind::Field
+                    && zuora_applies(by)
                 {
                     p.add(Action::Copy, by, &what);
                 } else if d.kind == Kind::Subscription
@@ -225,6 +236,7 @@ pub fn plan(drifts: &[Drift], state: &State) -> Plan {
                 let subs = match d.kind {
                     Kind::Subscription => vec![d.record.clone()],
                     Kind::Account => subscriptions_of_account(state, &d.record),
+                    Kind::Order => vec![],
                 };
                 let mut setters: Vec<Origin> = Vec::new();
                 if let Some(a) = state
@@ -408,7 +420,7 @@ mod tests {
     use crate::fold::Fold;
     use l2f_contracts::events::*;
     use l2f_contracts::examples;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn o(offset: i64, ev: &AnyEvent) -> Origin {
         Origin {
@@ -447,6 +459,7 @@ mod tests {
         let exp = match kind {
             Kind::Subscription => &state.subscriptions[record],
             Kind::Account => &state.accounts[record],
+            Kind::Order => &state.orders[record],
         };
         Drift {
             app: app.into(),
@@ -533,6 +546,36 @@ mod tests {
                 .as_i64()
                 .map(|s| s as i32)
         );
+    }
+
+    #[test]
+    fn an_order_zuora_lacks_is_repaired_by_a_copy_of_the_order() {
+        let mut order = examples::order_placed();
+        order.order_type = OrderType::New;
+        let ev = AnyEvent::OrderPlaced(order.clone());
+        let mut f = Fold::new();
+        f.apply(&o(0, &ev), &ev);
+        let state = f.finish();
+        let d = Drift {
+            app: "zuora".into(),
+            kind: Kind::Order,
+            record: order.order_id.clone(),
+            drift: DriftKind::Missing,
+            field: "-".into(),
+            expected: json!("present"),
+            held: Value::Null,
+            set_by: Some(
+                state.orders[&order.order_id].fields[SUBSCRIPTION]
+                    .by
+                    .clone(),
+            ),
+        };
+        let p = plan(&[d], &state);
+        assert_eq!(p.repairs.len(), 1, "{p:?}");
+        assert_eq!(p.repairs[0].action, Action::Copy);
+        assert_eq!(p.repairs[0].origin.event_type, "OrderPlaced");
+        let copy = repair_event(&p.repairs[0], &ev, "run").unwrap();
+        assert_eq!(copy.envelope().causation_id, Some(order.envelope.event_id));
     }
 
     #[test]

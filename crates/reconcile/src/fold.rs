@@ -10,7 +10,9 @@
 //!   a cancellation turns it off, [`l2f_rules`]' `auto_renew::after(Cancelled)`);
 //! - `AutoRenewChanged` (either flag owner: the hub keeps both flags in step, rule 5);
 //! - `CommunicationProfileChanged` (licenses): the profile of every Zuora account of the hub
-//!   account (rule 6).
+//!   account (rule 6);
+//! - `OrderPlaced` NEW / ADD_ON (orders): a Zuora subscription for the order, until a
+//!   `SubscriptionCreated` names the order (its `order_id`, Zuora's `L2fOrderId__c`).
 //!
 //! Order: the last writer of a field wins — by offset within one partition (the log's own
 //! order, which is the order per key), else by the envelope's `occurred_at`. The customers
@@ -24,7 +26,7 @@ use std::fmt;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use l2f_connector_zuora::mapping::account_number;
-use l2f_contracts::events::{CancellationReason, SourceSystem};
+use l2f_contracts::events::{CancellationReason, OrderPlaced, OrderType, SourceSystem};
 use l2f_contracts::record::AnyEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -154,6 +156,12 @@ pub struct State {
     pub accounts: BTreeMap<String, Expected>,
     /// Subscriptions with events but never created in Zuora (not expected anywhere yet).
     pub pending: Vec<String>,
+    /// NEW / ADD_ON orders no `SubscriptionCreated` names yet, by order id: Zuora should
+    /// hold a subscription for each (field `subscription` set by the order).
+    pub orders: BTreeMap<String, Expected>,
+    /// Those orders themselves (where in Zuora to look: rule 3's entity).
+    #[serde(skip)]
+    pub placed: BTreeMap<String, OrderPlaced>,
 }
 
 /// The fold in progress.
@@ -164,6 +172,8 @@ pub struct Fold {
     accounts: BTreeMap<String, Expected>,
     hub_profiles: BTreeMap<String, Setting>,
     aliases: BTreeMap<String, String>,
+    orders: BTreeMap<String, (Origin, OrderPlaced)>,
+    fulfilled: std::collections::BTreeSet<String>,
     /// Events folded.
     pub folded: u64,
     /// Records read that say nothing about an account's or subscription's state.
@@ -198,6 +208,8 @@ pub mod field {
     pub const ACCOUNT: &str = "account";
     /// The hub's account id.
     pub const HUB_ACCOUNT: &str = "hub_account";
+    /// An order's subscription in Zuora (`created`).
+    pub const SUBSCRIPTION: &str = "subscription";
 }
 
 use field::*;
@@ -219,6 +231,7 @@ impl Fold {
             AnyEvent::SubscriptionCreated(s) => {
                 let number = account_number(&s.account_id, s.zuora_entity);
                 self.created.insert(s.subscription_id.clone(), true);
+                self.fulfilled.insert(s.order_id.clone());
                 if s.order_id != s.subscription_id {
                     self.aliases
                         .insert(s.order_id.clone(), s.subscription_id.clone());
@@ -243,6 +256,10 @@ impl Fold {
                     o,
                 );
                 a.set(HUB_ACCOUNT, json!(s.account_id), o);
+            }
+            AnyEvent::OrderPlaced(p) if p.order_type != OrderType::Renewal => {
+                self.orders
+                    .insert(p.order_id.clone(), (o.clone(), p.clone()));
             }
             AnyEvent::SubscriptionAmended(s) => {
                 let sub = self.subs.entry(s.subscription_id.clone()).or_default();
@@ -312,10 +329,23 @@ impl Fold {
             }
             keep
         });
+        let mut orders = BTreeMap::new();
+        let mut placed = BTreeMap::new();
+        for (id, (origin, order)) in self.orders {
+            if self.fulfilled.contains(&id) {
+                continue;
+            }
+            let mut e = Expected::default();
+            e.set(SUBSCRIPTION, json!("created"), &origin);
+            orders.insert(id.clone(), e);
+            placed.insert(id, order);
+        }
         State {
             subscriptions: self.subs,
             accounts: self.accounts,
             pending,
+            orders,
+            placed,
         }
     }
 }
@@ -460,6 +490,30 @@ mod tests {
         let a = &s.accounts["cust_000001-INC"];
         assert_eq!(a.value(COMMUNICATION_PROFILE), &json!("SILENT"));
         assert_eq!(a.fields[COMMUNICATION_PROFILE].by.partition, 2);
+    }
+
+    #[test]
+    fn an_order_is_expected_in_zuora_until_a_creation_names_it() {
+        let mut new = examples::order_placed();
+        new.order_type = OrderType::New;
+        new.order_id = "sub_000001".into();
+        let mut other = new.clone();
+        other.order_id = "sub_000002".into();
+        let mut renewal = new.clone();
+        renewal.order_id = "sub_000003".into();
+        renewal.order_type = OrderType::Renewal;
+        let c = AnyEvent::SubscriptionCreated(created());
+        let mut f = Fold::new();
+        for (i, o) in [new, other, renewal].into_iter().enumerate() {
+            let e = AnyEvent::OrderPlaced(o);
+            f.apply(&at(0, i as i64, 1, &e), &e);
+        }
+        f.apply(&at(1, 0, 2, &c), &c);
+        let s = f.finish();
+        let ids: Vec<&String> = s.orders.keys().collect();
+        assert_eq!(ids, ["sub_000002"], "fulfilled and renewal orders are not");
+        assert_eq!(s.orders["sub_000002"].fields[SUBSCRIPTION].by.offset, 1);
+        assert!(s.placed.contains_key("sub_000002"));
     }
 
     #[test]

@@ -55,6 +55,7 @@ impl World {
             zuora: Some(ZuoraApp {
                 client: self.zuora.clone(),
                 profiles: self.zuora_cfg.profiles(),
+                rules: Arc::new(Rules::embedded()),
             }),
             salesforce: Some(self.salesforce.clone()),
             customers: Some(self.customers.clone()),
@@ -411,6 +412,10 @@ async fn a_record_missing_from_a_mirror_and_one_the_log_never_made_are_drift() {
     let Some(w) = world().await else { return };
     let (a, _) = subscribe(&w, 3, 5).await;
     // Only Zuora got it: both mirrors miss the subscription (and Salesforce its account).
+    // And an order that never reached Zuora.
+    let lost = web_order("cust_lost", 4, 3);
+    let out = event_record(&w.codec, &w.orders, &lost, None).unwrap();
+    produce(&w.bootstrap, std::slice::from_ref(&out)).await;
     let report = w.reconcile(None).await;
     let missing: Vec<(&str, Kind)> = report
         .drift
@@ -421,6 +426,7 @@ async fn a_record_missing_from_a_mirror_and_one_the_log_never_made_are_drift() {
     assert_eq!(
         missing,
         vec![
+            ("zuora", Kind::Order),
             ("salesforce", Kind::Subscription),
             ("salesforce", Kind::Account),
             ("customers", Kind::Subscription)
@@ -455,14 +461,34 @@ async fn a_record_missing_from_a_mirror_and_one_the_log_never_made_are_drift() {
         .unrepairable
         .iter()
         .any(|u| u.drift.contains("A-S99999999")));
-    // The missing mirrors are repaired by the re-emitted creation.
+    let lost_drift = report.drift.iter().find(|d| d.kind == Kind::Order).unwrap();
+    assert_eq!(lost_drift.record, lost.order_id);
+    assert_eq!(
+        lost_drift.set_by.as_ref().unwrap().event_id,
+        lost.envelope.event_id
+    );
+    // The missing mirrors are repaired by the re-emitted creation, Zuora by the order's copy.
     let fresh: Vec<Record> = w
         .records()
         .into_iter()
         .filter(|r| r.header_str(REPAIR_HEADER).is_some())
         .collect();
-    assert_eq!(fresh.len(), 1, "one creation serves all three");
+    assert_eq!(fresh.len(), 1, "one creation serves all three mirrors");
+    let reordered: Vec<Record> = l2f_bus::reader::read_all(
+        &l2f_e2e::client(&w.bootstrap),
+        &w.orders,
+        Duration::from_secs(10),
+    )
+    .unwrap()
+    .into_iter()
+    .filter(|r| r.header_str(REPAIR_HEADER).is_some())
+    .collect();
+    assert_eq!(reordered.len(), 1, "the lost order re-emitted");
     w.apply(&fresh).await;
+    w.zuora_sink()
+        .apply(&reordered[0])
+        .await
+        .expect("order into Zuora");
     let report = w.reconcile(None).await;
     let left: Vec<DriftKind> = report.drift.iter().map(|d| d.drift).collect();
     assert_eq!(left, vec![DriftKind::Extra], "{}", report.table());

@@ -105,6 +105,7 @@ async fn a_rate_limited_zuora_is_waited_out_as_long_as_it_asks() {
     let app = ZuoraApp {
         client,
         profiles: cfg.profiles(),
+        rules: Arc::new(Rules::embedded()),
     };
     let started = Instant::now();
     let held = read_zuora(&app, &state).await.expect("waited out");
