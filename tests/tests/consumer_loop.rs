@@ -397,3 +397,130 @@ async fn a_slow_handler_pauses_the_partition_instead_of_buffering_the_topic() {
         "every record taken was finished or released"
     );
 }
+
+/// Accepts every record.
+struct Accepts;
+
+impl Handler for Accepts {
+    async fn handle(&self, _r: &Record) -> Result<(), HandlerError> {
+        Ok(())
+    }
+}
+
+/// `/metrics`' lag and latency come from the loop: librdkafka's statistics of each assigned
+/// partition (committed offset, end, lag) and a histogram of handler calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_loop_reports_each_partitions_lag_and_the_handlers_latency() {
+    let b = require_kafka!();
+    let topic = unique("lag");
+    let group = unique("g-lag");
+    create_topic(&b, &topic, 2).await;
+    const N: i64 = 40;
+    let records: Vec<OutRecord> = (0..N)
+        .map(|i| OutRecord::new(&topic, format!("k{i}"), format!("v{i}")))
+        .collect();
+    produce(&b, &records).await;
+    let mut c = client(&b);
+    c.set("statistics.interval.ms", "200");
+    let dlq = DeadLetters::new(Producer::new(&c).unwrap(), format!("{topic}.dlq"), &group);
+    let lp = ConsumerLoop::new(&c, quick_loop(&group, &topic), Arc::new(Accepts), dlq);
+    let stats = lp.stats();
+    let token = CancellationToken::new();
+    let join = tokio::spawn(lp.run(token.clone()));
+    let caught_up = wait_until(Duration::from_secs(60), || {
+        let lag = stats.lag();
+        lag.len() == 2
+            && lag.values().map(|l| l.committed).sum::<i64>() == N
+            && lag.values().all(|l| l.lag == 0 && l.high == l.committed)
+    })
+    .await;
+    let lag = stats.lag();
+    token.cancel();
+    join.await.unwrap().unwrap();
+    assert!(
+        caught_up,
+        "both partitions report committed = end, lag 0: {lag:?}"
+    );
+    let h = stats.latency();
+    assert_eq!(h.count, stats.calls(), "one observation per handler call");
+    assert!(h.count > 0 && h.sum >= 0.0);
+    assert_eq!(
+        h.buckets.last().map(|b| b.1),
+        Some(h.count),
+        "+Inf holds every call"
+    );
+    assert!(h.buckets.windows(2).all(|w| w[0].1 <= w[1].1), "cumulative");
+}
+
+/// An app that can be taken down: its records wait (the partition paused) until it answers.
+struct Switchable(std::sync::atomic::AtomicBool);
+
+impl Handler for Switchable {
+    async fn handle(&self, _r: &Record) -> Result<(), HandlerError> {
+        if self.0.load(Ordering::SeqCst) {
+            Err(HandlerError::unavailable(
+                "503 from the app",
+                Some(Duration::from_millis(100)),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+    async fn probe(&self) -> bool {
+        !self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The lag an operator's alert watches rises while the app is down (the partition paused)
+/// and falls back to 0 once it answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lag_rises_while_the_app_is_down_and_falls_to_zero_after() {
+    let b = require_kafka!();
+    let topic = unique("lag-paused");
+    let group = unique("g-lag-paused");
+    create_topic(&b, &topic, 1).await;
+    let batch = |from: usize, n: usize| -> Vec<OutRecord> {
+        (from..from + n)
+            .map(|i| OutRecord::new(&topic, format!("k{i}"), format!("v{i}")))
+            .collect()
+    };
+    produce(&b, &batch(0, 10)).await;
+    let app = Arc::new(Switchable(std::sync::atomic::AtomicBool::new(false)));
+    let mut c = client(&b);
+    c.set("statistics.interval.ms", "200");
+    let dlq = DeadLetters::new(Producer::new(&c).unwrap(), format!("{topic}.dlq"), &group);
+    let lp = ConsumerLoop::new(&c, quick_loop(&group, &topic), app.clone(), dlq);
+    let stats = lp.stats();
+    let token = CancellationToken::new();
+    let join = tokio::spawn(lp.run(token.clone()));
+    let lag_of = |stats: &l2f_bus::LoopStats| stats.lag().get(&(topic.clone(), 0)).copied();
+    let caught_up = |n: i64| {
+        let stats = stats.clone();
+        move || lag_of(&stats).is_some_and(|l| l.committed == n && l.lag == 0)
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), caught_up(10)).await,
+        "{:?}",
+        lag_of(&stats)
+    );
+    app.0.store(true, Ordering::SeqCst);
+    produce(&b, &batch(10, 25)).await;
+    let behind = wait_until(Duration::from_secs(60), || {
+        stats.waiting() == 1 && lag_of(&stats).is_some_and(|l| l.lag >= 25 && l.committed == 10)
+    })
+    .await;
+    let seen = lag_of(&stats);
+    app.0.store(false, Ordering::SeqCst);
+    let recovered = wait_until(Duration::from_secs(60), caught_up(35)).await;
+    let last = lag_of(&stats);
+    token.cancel();
+    join.await.unwrap().unwrap();
+    assert!(behind, "lag rose to 25 while paused: {seen:?}");
+    assert!(recovered, "lag fell to 0 after the app came back: {last:?}");
+    assert_eq!(stats.handled(), 35);
+    assert_eq!(
+        stats.dead_lettered(),
+        0,
+        "never dead-lettered for an outage"
+    );
+}

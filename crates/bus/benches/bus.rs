@@ -7,7 +7,7 @@
 //! PATH (`scripts/install-tools.sh`). Knobs: `BENCH_RECORDS` (comma-separated counts,
 //! default `200000,1000000`), `BENCH_RECORD_SIZE` (default 1024 bytes), `BENCH_JAVA=0`
 //! (skip Kafka's tools), `BENCH_ONLY` (comma-separated subset of
-//! `produce,consume,stage,source`).
+//! `produce,consume,traced,stage,source`).
 //!
 //! For each count, on 6-partition topics, records keyed `acct-<i mod 1000>`:
 //! - produce: `l2f_bus::Producer::send_all` (idempotent, acks=all, every delivery reported)
@@ -18,6 +18,8 @@
 //!   first record to last handled, vs `kcat -C -e -o beginning -q` over the same topic (whole
 //!   process: start-up included), and `kafka-consumer-perf-test` (its
 //!   fetch rate, which excludes its group join as ours does).
+//! - traced: the same consume loop again with spans made and exported over OTLP/HTTP (to a
+//!   loopback receiver that answers 200), beside the untraced run: what tracing costs.
 //! - stage: the exactly-once `TransactionalStage` (identity transform) over the same input,
 //!   first record transformed to last committed, at the default 500 records per transaction
 //!   (on up to 50,000 records) and at 5,000 (on up to 500,000).
@@ -365,6 +367,21 @@ impl Run {
             );
         }
 
+        if self.wants("traced") {
+            let off = self
+                .consume_loop(&ours, &producer, &format!("{id}-off"))
+                .await;
+            l2f_bus::trace::enable();
+            let on = self
+                .consume_loop(&ours, &producer, &format!("{id}-on"))
+                .await;
+            l2f_bus::trace::disable();
+            println!(
+                "{:<34} {:>12.0} rec/s  export off {:>10.0} rec/s  on/off {:.2}",
+                "consume, OTLP export on", on, off, on / off
+            );
+        }
+
         // Each transaction costs a fixed ~100 ms on this broker whatever its size, so these
         // run on a bounded share of the records: at the default batch, and at ten times it.
         for (batch, m) in [(500, n.min(50_000)), (5000, n.min(500_000))] {
@@ -484,6 +501,79 @@ impl Run {
     }
 }
 
+/// A collector that takes every OTLP export and answers 200 (what the exporter costs the hub,
+/// not what a collector costs).
+fn sink_collector() -> String {
+    use std::io::{BufRead, BufReader, Read};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn);
+                loop {
+                    let mut length = 0usize;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let l = line.trim_end();
+                        if l.is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = l.split_once(':') {
+                            if k.eq_ignore_ascii_case("content-length") {
+                                length = v.trim().parse().unwrap_or(0);
+                            }
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let ok = b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n";
+                    if reader.get_mut().write_all(ok).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    url
+}
+
+/// The process's subscriber: the bus's spans exported over OTLP/HTTP to `collector`, as
+/// `l2f run` does with `[traces]` set. Spans are made only while `l2f_bus::trace` is enabled.
+fn install_tracing(collector: &str) -> opentelemetry_sdk::trace::SdkTracerProvider {
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_otlp::WithExportConfig as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::Layer as _;
+    let url = format!("{collector}/v1/traces");
+    let exporter = std::thread::spawn(move || {
+        opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_endpoint(url)
+            .build()
+            .expect("OTLP exporter")
+    })
+    .join()
+    .unwrap();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .build();
+    let spans = tracing_subscriber::filter::Targets::new()
+        .with_target(l2f_bus::trace::TARGET, tracing::Level::INFO);
+    let layer = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("bench"))
+        .with_filter(spans);
+    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
+        .expect("one subscriber");
+    provider
+}
+
 #[tokio::main]
 async fn main() {
     let Ok(bootstrap) = std::env::var("KAFKA_BOOTSTRAP") else {
@@ -509,6 +599,8 @@ async fn main() {
         .collect();
     let mut client = ClientConfig::new();
     client.set("bootstrap.servers", &bootstrap);
+    let traced = only.is_empty() || only.iter().any(|p| p == "traced");
+    let provider = traced.then(|| install_tracing(&sink_collector()));
     let kcat_version = Command::new("kcat")
         .arg("-V")
         .output()
@@ -536,5 +628,8 @@ async fn main() {
         }
         .go()
         .await;
+    }
+    if let Some(p) = provider {
+        let _ = std::thread::spawn(move || p.shutdown()).join();
     }
 }

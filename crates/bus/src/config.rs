@@ -225,8 +225,8 @@ impl<T> Loaded<T> {
     }
 
     /// Resolves every `{ file = "..." }` object (a secret from a file) and every string under
-    /// a key ending in `_file` (a TLS certificate, a template) inside a raw section, such as a
-    /// connector's, at `key`.
+    /// a key ending in `_file` or `_dir` (a TLS certificate, a templates directory) inside a raw
+    /// section, such as a connector's, at `key`.
     pub fn resolve_secrets_in(&self, key: &str, value: &mut serde_json::Value) {
         match value {
             serde_json::Value::Object(map) => {
@@ -243,7 +243,9 @@ impl<T> Loaded<T> {
                 for (k, v) in map.iter_mut() {
                     let at = join_key(key, k);
                     match v {
-                        serde_json::Value::String(path) if k.ends_with("_file") => {
+                        serde_json::Value::String(path)
+                            if k.ends_with("_file") || k.ends_with("_dir") =>
+                        {
                             *path = self
                                 .resolve(&at, Path::new(path.as_str()))
                                 .display()
@@ -272,7 +274,8 @@ impl Loaded<BusConfig> {
     /// `kafka.tls.ca_location`, `kafka.tls.certificate_location`, `kafka.tls.key_location`,
     /// every secret given as `{ file = "..." }` (`kafka.sasl.password`,
     /// `kafka.tls.key_password`, and those inside `[connectors.*]` sections), and every
-    /// `*_file` key of a connector section (`connectors.zuora.callout_tls.cert_file`).
+    /// `*_file` and `*_dir` key of a connector section (`connectors.zuora.callout_tls.cert_file`,
+    /// `connectors.mail.templates_dir`).
     pub fn bus(file: Option<&Path>) -> Result<Self> {
         let mut loaded: Loaded<BusConfig> = load_with_origins(file)?;
         loaded.resolve_paths();
@@ -328,6 +331,8 @@ pub struct BusConfig {
     pub rules: RulesConfig,
     /// The operations endpoint (metrics, health, readiness).
     pub ops: OpsConfig,
+    /// Where spans are exported (OTLP), if anywhere.
+    pub traces: TracesConfig,
     /// How source connectors keep their cursors and share their feeds.
     pub sources: SourcesConfig,
     /// One section per connector `l2f run` starts (`[connectors.marketo]`, ...), kept raw
@@ -368,6 +373,32 @@ impl Default for SourcesConfig {
 pub struct OpsConfig {
     /// Address to listen on, e.g. `0.0.0.0:9464`; unset serves nothing.
     pub listen: Option<std::net::SocketAddr>,
+}
+
+/// Where each record's spans go: an OpenTelemetry collector over OTLP/HTTP. Unset keys fall
+/// back to the standard variables (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`,
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_PROTOCOL`, `OTEL_SERVICE_NAME`), as every
+/// OpenTelemetry SDK does; with neither an endpoint nor a variable, no span is made.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TracesConfig {
+    /// The collector's base URL (`http://otel-collector:4318`; spans go to `/v1/traces`).
+    pub otlp_endpoint: Option<String>,
+    /// `http/protobuf` (the default) or `http/json`.
+    pub protocol: Option<OtlpProtocol>,
+    /// The `service.name` resource attribute (default `l2f`).
+    pub service_name: Option<String>,
+}
+
+/// The OTLP encodings l2f exports in (gRPC is not built in: every collector takes HTTP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OtlpProtocol {
+    /// Protobuf over HTTP, OTLP's default.
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+    /// JSON over HTTP.
+    #[serde(rename = "http/json")]
+    HttpJson,
 }
 
 /// Where the topic catalog is and how it is applied.
@@ -978,7 +1009,7 @@ mod tests {
             &path,
             "[kafka]\nsecurity_protocol = \"SASL_SSL\"\n[kafka.sasl]\nmechanism = \"PLAIN\"\nusername = \"u\"\npassword = { file = \"secrets/pw\" }\n\
              [kafka.tls]\nca_location = \"ca.pem\"\n[topics]\ncatalog = \"topics.toml\"\n[rules]\ndir = \"rules\"\n\
-             [connectors.x]\nsecret = { file = \"x.secret\" }\n[connectors.x.tls]\ncert_file = \"tls/cert.pem\"\n",
+             [connectors.x]\nsecret = { file = \"x.secret\" }\ntemplates_dir = \"templates/mail\"\n[connectors.x.tls]\ncert_file = \"tls/cert.pem\"\n",
         )
         .unwrap();
         let mut loaded: Loaded<BusConfig> = load_with_origins(Some(&path)).unwrap();
@@ -1002,6 +1033,10 @@ mod tests {
         assert_eq!(
             cfg.connectors["x"]["tls"]["cert_file"],
             conf.join("tls/cert.pem").display().to_string()
+        );
+        assert_eq!(
+            cfg.connectors["x"]["templates_dir"],
+            conf.join("templates/mail").display().to_string()
         );
     }
 

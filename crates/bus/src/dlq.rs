@@ -27,6 +27,11 @@ impl DeadLetters {
         }
     }
 
+    /// The consumer group whose letters these are.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
     /// The dead-letter topic.
     pub fn topic(&self) -> &str {
         &self.topic

@@ -29,6 +29,7 @@ pub mod retry;
 pub mod scheduler;
 pub mod source;
 pub mod topics;
+pub mod trace;
 pub mod transactional;
 
 pub use config::{BusConfig, KafkaConfig};

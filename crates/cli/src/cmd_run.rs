@@ -69,6 +69,16 @@ impl Handler for AuditLog {
 }
 
 /// Runs until SIGINT/SIGTERM; returns the exit code.
+impl RunArgs {
+    /// The `[traces]` section, read before anything else so the exporter is in place when the
+    /// first span is made; `None` when the configuration does not load (`run` then reports why).
+    pub fn traces(&self) -> Option<l2f_bus::config::TracesConfig> {
+        l2f_bus::config::load::<l2f_bus::BusConfig>(self.config.config.as_deref())
+            .ok()
+            .map(|c| c.traces)
+    }
+}
+
 pub async fn run(args: RunArgs) -> Result<i32> {
     let LoadedConfig {
         bus: cfg,

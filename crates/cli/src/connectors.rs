@@ -10,6 +10,8 @@ use l2f_rules::Rules;
 /// Every connector the hub knows.
 pub const REGISTRY: &[Registration] = &[
     l2f_connector_customers::REGISTRATION,
+    l2f_connector_license::REGISTRATION,
+    l2f_connector_mail::REGISTRATION,
     l2f_connector_marketo::REGISTRATION,
     l2f_connector_salesforce::REGISTRATION,
     l2f_connector_zuora::REGISTRATION,

@@ -18,6 +18,7 @@ mod connectors;
 #[cfg(test)]
 mod deploy_observability;
 mod ops;
+mod telemetry;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -82,22 +83,21 @@ enum Cmd {
     Config(cmd_config::ConfigCmd),
 }
 
-fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => b.init(),
-        LogFormat::Json => b.json().flatten_event(true).init(),
-    }
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs(cli.log_format);
+    let traces = match &cli.cmd {
+        Cmd::Run(a) => a.traces(),
+        _ => None,
+    };
+    match telemetry::init(cli.log_format, traces.as_ref()) {
+        Ok(Some(url)) => tracing::info!(%url, "exporting each record's spans over OTLP"),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            return ExitCode::from(1);
+        }
+    }
     let result = match cli.cmd {
         Cmd::Run(a) => cmd_run::run(a).await,
         Cmd::Demo(a) => cmd_demo::run(a).await,
@@ -110,6 +110,7 @@ async fn main() -> ExitCode {
         Cmd::Reconcile(a) => cmd_reconcile::run(a).await,
         Cmd::Config(c) => cmd_config::run(c),
     };
+    telemetry::shutdown();
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {

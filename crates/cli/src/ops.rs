@@ -28,11 +28,60 @@ struct PipelineLabels {
     group: String,
 }
 
+/// Labels of a per-partition sink metric (lag).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PartitionLabels {
+    connector: String,
+    group: String,
+    topic: String,
+    partition: String,
+}
+
+/// Labels of the build-info metric.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+}
+
+/// A histogram whose buckets the bus already counted (in atomics, lock-free on the hot path),
+/// encoded as an OpenMetrics histogram; set once per scrape.
+#[derive(Debug, Default)]
+struct Counted(std::sync::Mutex<Option<l2f_bus::consumer::LatencySnapshot>>);
+
+impl prometheus_client::metrics::TypedMetric for Counted {
+    const TYPE: prometheus_client::metrics::MetricType =
+        prometheus_client::metrics::MetricType::Histogram;
+}
+
+impl prometheus_client::encoding::EncodeMetric for Counted {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::MetricEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        let snapshot = self.0.lock().map_err(|_| std::fmt::Error)?;
+        match &*snapshot {
+            Some(h) => encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                h.sum, h.count, &h.buckets, None,
+            ),
+            None => Ok(()),
+        }
+    }
+    fn metric_type(&self) -> prometheus_client::metrics::MetricType {
+        prometheus_client::metrics::MetricType::Histogram
+    }
+}
+
 /// Labels of every source metric.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabels {
     connector: String,
     source: String,
+}
+
+/// Labels of a connector's own counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectorLabels {
+    connector: String,
 }
 
 /// What the endpoint reports on.
@@ -148,6 +197,56 @@ impl Ops {
             }
             registry.register(name, help, family);
         }
+        let lag = Family::<PartitionLabels, Gauge>::default();
+        let committed = Family::<PartitionLabels, Gauge>::default();
+        let high = Family::<PartitionLabels, Gauge>::default();
+        for (labels, stats) in &sinks {
+            for ((topic, partition), l) in stats.lag() {
+                let at = PartitionLabels {
+                    connector: labels.connector.clone(),
+                    group: labels.group.clone(),
+                    topic,
+                    partition: partition.to_string(),
+                };
+                lag.get_or_create(&at).set(l.lag);
+                committed.get_or_create(&at).set(l.committed);
+                high.get_or_create(&at).set(l.high);
+            }
+        }
+        registry.register(
+            "consumer_lag",
+            "Records between the group's committed offset and the partition's end (librdkafka's consumer_lag, -1 while unknown)",
+            lag,
+        );
+        registry.register(
+            "consumer_committed_offset",
+            "The group's committed offset of each partition the pipeline holds (-1 when none yet)",
+            committed,
+        );
+        registry.register(
+            "consumer_high_watermark",
+            "The end of each partition the pipeline holds (last stable offset under read_committed)",
+            high,
+        );
+        let latency = Family::<PipelineLabels, Counted>::default();
+        for (labels, stats) in &sinks {
+            if let Ok(mut h) = latency.get_or_create(labels).0.lock() {
+                *h = Some(stats.latency());
+            }
+        }
+        registry.register_with_unit(
+            "handler_latency",
+            "Duration of each handler call (the app's answer included; a batch counts once)",
+            prometheus_client::registry::Unit::Seconds,
+            latency,
+        );
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            })
+            .set(1);
+        registry.register("build_info", "The running l2f build (always 1)", build);
         let source_counters: [(&str, &str, SourceGet); 5] = [
             (
                 "source_polls",
@@ -191,6 +290,26 @@ impl Ops {
             "1 on the replica that holds the source's lease and polls, 0 on standbys",
             active,
         );
+        let mut own: Vec<(&str, &str, Family<ConnectorLabels, Counter>)> = Vec::new();
+        for m in self.pipelines.metrics() {
+            let i = match own.iter().position(|(n, _, _)| *n == m.name) {
+                Some(i) => i,
+                None => {
+                    own.push((m.name, m.help, Family::default()));
+                    own.len() - 1
+                }
+            };
+            let labels = ConnectorLabels {
+                connector: m.connector.to_string(),
+            };
+            own[i]
+                .2
+                .get_or_create(&labels)
+                .inc_by(m.value.load(Ordering::Relaxed));
+        }
+        for (name, help, family) in own {
+            registry.register(name, help, family);
+        }
         let mut out = String::new();
         encode(&mut out, &registry).expect("writing to a String cannot fail");
         out
@@ -219,14 +338,57 @@ impl Ops {
     }
 }
 
-async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        ops.render(),
-    )
+/// `/metrics`: OpenMetrics when the scraper asks for it (Prometheus does, in its `Accept`),
+/// the Prometheus text format 0.0.4 otherwise (curl, older agents).
+async fn metrics(State(ops): State<Ops>, headers: axum::http::HeaderMap) -> impl IntoResponse {
+    let wants_openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    if wants_openmetrics {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            ops.render(),
+        )
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            prometheus_text(&ops.render()),
+        )
+    }
+}
+
+/// OpenMetrics text as the Prometheus 0.0.4 text format: a counter's family is named with its
+/// `_total` (as its samples are), no `# UNIT` and no `# EOF`.
+fn prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
 }
 
 async fn readyz(State(ops): State<Ops>) -> impl IntoResponse {
@@ -242,19 +404,7 @@ async fn readyz(State(ops): State<Ops>) -> impl IntoResponse {
 /// `deploy/observability/` are checked against it.
 #[cfg(test)]
 pub fn metric_names() -> Vec<String> {
-    use l2f_connector_kit::Pipeline;
-    let pipelines = Pipelines::default();
-    pipelines.add(Pipeline {
-        connector: "sink",
-        name: "group".into(),
-        stats: PipelineStats::Sink(LoopStats::default()),
-    });
-    pipelines.add(Pipeline {
-        connector: "source",
-        name: "source".into(),
-        stats: PipelineStats::Source(SourceStats::default()),
-    });
-    let mut names: Vec<String> = Ops::new(pipelines)
+    let mut names: Vec<String> = sample()
         .render()
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
@@ -272,6 +422,37 @@ pub fn metric_names() -> Vec<String> {
     names
 }
 
+/// The Prometheus text exposition of one pipeline of each kind (for promtool's parser).
+#[cfg(test)]
+pub fn sample_exposition() -> String {
+    prometheus_text(&sample().render())
+}
+
+/// One sink (with a partition's lag) and one source.
+#[cfg(test)]
+fn sample() -> Ops {
+    use l2f_connector_kit::Pipeline;
+    let pipelines = Pipelines::default();
+    let sink = LoopStats::default();
+    let lag = l2f_bus::consumer::PartitionLag {
+        committed: 5,
+        high: 7,
+        lag: 2,
+    };
+    sink.set_lag([(("leads".to_string(), 0), lag)].into());
+    pipelines.add(Pipeline {
+        connector: "sink",
+        name: "group".into(),
+        stats: PipelineStats::Sink(sink),
+    });
+    pipelines.add(Pipeline {
+        connector: "source",
+        name: "source".into(),
+        stats: PipelineStats::Source(SourceStats::default()),
+    });
+    Ops::new(pipelines)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,6 +467,9 @@ mod tests {
             "l2f_partitions_waiting",
             "l2f_source_active",
             "l2f_source_failed_polls_total",
+            "l2f_consumer_lag",
+            "l2f_handler_latency_seconds_bucket",
+            "l2f_build_info",
         ] {
             assert!(names.contains(&n.to_string()), "{n} missing from {names:?}");
         }
@@ -296,12 +480,32 @@ mod tests {
             name: "l2f-connector-marketo".into(),
             stats: PipelineStats::Sink(LoopStats::default()),
         });
+        pipelines.add_metric(l2f_connector_kit::Metric {
+            connector: "mail",
+            name: "emails_suppressed",
+            help: "Emails muted",
+            value: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(3)),
+        });
         let text = Ops::new(pipelines).render();
+        let plain = prometheus_text(&text);
+        assert!(
+            plain.contains("# TYPE l2f_records_handled_total counter\n"),
+            "{plain}"
+        );
+        assert!(!plain.contains("# EOF"), "{plain}");
+        assert!(
+            plain.contains("# TYPE l2f_handler_latency_seconds histogram\n"),
+            "{plain}"
+        );
         assert!(
             text.contains(
                 r#"l2f_records_handled_total{connector="marketo",group="l2f-connector-marketo"} 0"#
             ),
             "{text}"
+        );
+        assert!(
+            text.contains(r#"l2f_emails_suppressed_total{connector="mail"} 3"#),
+            "a connector's own counter: {text}"
         );
     }
 }

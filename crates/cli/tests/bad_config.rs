@@ -255,3 +255,40 @@ fn a_salesforce_sandbox_paired_with_a_production_zuora_is_refused_naming_both_ke
         "{err}"
     );
 }
+
+#[test]
+fn a_mail_template_with_a_variable_not_provided_stops_the_start_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/templates/mail");
+    let templates = dir.path().join("mail-templates");
+    std::fs::create_dir(&templates).unwrap();
+    for entry in std::fs::read_dir(shipped).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::copy(&p, templates.join(p.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(
+        templates.join("license.html"),
+        "<p>{{ license_id }} expires {{ expires_at }}</p>",
+    )
+    .unwrap();
+    let path = dir.path().join("l2f.toml");
+    // templates_dir is relative to the config file, not to the working directory.
+    std::fs::write(
+        &path,
+        format!("[kafka]\nbootstrap_servers = \"127.0.0.1:1\"\n[connectors.mail]\nbase_url = \"http://127.0.0.1:1\"\ndomain = \"mg.example.com\"\napi_key = \"{SECRET}\"\nfrom = \"noreply@mg.example.com\"\ntemplates_dir = \"mail-templates\"\nreseller_notification_to = \"partners@example.com\"\n"),
+    )
+    .unwrap();
+    for args in [&["run"][..], &["config", "check"]] {
+        let (code, err, t) = l2f_at(&path, args, &[]);
+        assert_one_line_error(
+            code,
+            &err,
+            t,
+            &[
+                "connectors.mail.templates_dir",
+                "template license.html",
+                "variable expires_at",
+            ],
+        );
+    }
+}

@@ -215,14 +215,36 @@ async fn run_follows_topics_writes_the_audit_log_serves_metrics_and_stops_on_sig
         .await
         .unwrap();
     assert_eq!(ready.status(), 200);
-    let metrics = http
+    let plain = http
         .get(format!("http://127.0.0.1:{port}/metrics"))
         .send()
         .await
-        .unwrap()
-        .text()
+        .unwrap();
+    assert_eq!(
+        plain.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let plain = plain.text().await.unwrap();
+    assert!(!plain.contains("# EOF"), "{plain}");
+    assert!(
+        plain.contains("# TYPE l2f_records_handled_total counter"),
+        "{plain}"
+    );
+    let open = http
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .header(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+        )
+        .send()
         .await
         .unwrap();
+    assert!(open.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let metrics = open.text().await.unwrap();
+    assert!(metrics.ends_with("# EOF\n"), "{metrics}");
     assert!(
         metrics.contains(&format!(
             "l2f_records_handled_total{{connector=\"audit\",group=\"{group}\"}} 20"

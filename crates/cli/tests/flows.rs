@@ -1,6 +1,7 @@
 //! Issue 7's flows end to end, as an operator runs the hub: one `l2f run` with every connector
-//! (customers, Salesforce, Zuora, Marketo) on the real broker, the six mock apps served by the
-//! test over HTTP, and every step driven through the apps' own APIs and read back from them.
+//! (customers, Salesforce, Zuora, Marketo, license) on the real broker, the six mock apps served
+//! by the test over HTTP, and every step driven through the apps' own APIs and read back from
+//! them.
 //! - a. forms → a lead in Marketo and in Salesforce, `UK` → GB; an incomplete lead reaches
 //!   neither and is dead-lettered naming the field; "Untied Kingdom" is dead-lettered at the edge;
 //! - b. a web-store SaaS purchase → Zuora (GitLab Inc., Batch1, Default, auto-renew on) → the
@@ -11,7 +12,11 @@
 //!   reason, Salesforce and the customers app updated;
 //! - h. the deal's customer moves to GB and renews → the old subscription cancelled (entity
 //!   change), a new one on GitLab Ltd, both in Salesforce;
-//! - i. an order for a SKU the catalog does not know is dead-lettered with its reason.
+//! - i. an order for a SKU the catalog does not know is dead-lettered with its reason;
+//! - c (issue 8, the license's part). a web-store self-managed purchase → Zuora → the terms
+//!   accepted in the customers app → the license issued once and shown there; with the profile
+//!   made Silent in Zuora the license is held and shown to no one until the profile is lifted
+//!   in Zuora, then released.
 
 mod common;
 
@@ -45,6 +50,7 @@ struct Hub {
     bootstrap: String,
     dlq: String,
     orders: String,
+    licenses: String,
     _dir: tempfile::TempDir,
 }
 
@@ -64,6 +70,54 @@ impl Hub {
             .unwrap();
         assert!(r.status().is_success(), "{path}: {}", r.status());
         r.json().await.unwrap()
+    }
+
+    /// Sets a Zuora account's communication profile, as a billing admin would in Zuora.
+    async fn zuora_profile(&self, account_number: &str, profile: &str) {
+        let base = self.base("zuora");
+        let t: Value = self
+            .http
+            .post(format!("{base}/oauth/token"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", "6f1c2e1a-0d9b-4b7e-9a57-3c0e2f1d9a01"),
+                ("client_secret", "l2f-zuora-secret"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let r = self
+            .http
+            .put(format!("{base}/v1/accounts/{account_number}"))
+            .bearer_auth(t["access_token"].as_str().unwrap())
+            .json(&json!({ "communicationProfileId": profile }))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+    }
+
+    /// The names of the license service's events about `subscription` on the licenses topic.
+    fn license_events(&self, subscription: &str) -> Vec<&'static str> {
+        let codec = l2f_contracts::Codec::new();
+        read_all(
+            &client(&self.bootstrap),
+            &self.licenses,
+            Duration::from_secs(20),
+        )
+        .unwrap()
+        .iter()
+        .filter_map(|r| l2f_contracts::record::AnyEvent::decode(&codec, r.payload.as_deref()?).ok())
+        .filter(|e| match e {
+            l2f_contracts::record::AnyEvent::LicenseIssued(l) => l.subscription_id == subscription,
+            l2f_contracts::record::AnyEvent::LicenseHeld(h) => h.subscription_id == subscription,
+            _ => false,
+        })
+        .map(|e| e.name())
+        .collect()
     }
 
     async fn state(&self, app: &str) -> Value {
@@ -229,6 +283,14 @@ callout_listen = "127.0.0.1:{callout_port}"
 callout_username = "{CALLOUT_USER}"
 callout_password = "{CALLOUT_PASSWORD}"
 history_poll_interval = "2s"
+licenses_topic = "{lic}"
+[connectors.license]
+base_url = "{license}"
+api_token = "l2f-license-token"
+subscriptions_topic = "{subs}"
+licenses_topic = "{lic}"
+group = "{license_group}"
+source_name = "{license_source}"
 [connectors.marketo]
 base_url = "{marketo}"
 client_id = "l2f-marketo-client"
@@ -241,6 +303,9 @@ rate_window = "2s"
             salesforce = base("salesforce"),
             zuora = base("zuora"),
             marketo = base("marketo"),
+            license = base("license"),
+            license_group = g("license"),
+            license_source = unique("license"),
             customers_source = unique("customers"),
             customers_group = g("customers"),
             sf_source = unique("sf-opps"),
@@ -275,6 +340,7 @@ rate_window = "2s"
         bootstrap: b.to_string(),
         dlq,
         orders,
+        licenses: lic,
         _dir: dir,
     }
 }
@@ -598,5 +664,141 @@ async fn the_core_flows_run_end_to_end_through_l2f_run_and_the_apps_apis() {
         orders.len(),
         4,
         "web order, enterprise order, deal, renewal"
+    );
+}
+
+/// A self-managed web-store purchase of `email`'s new account, through to its Zuora number
+/// mirrored in the customers app: (account, customers-app id, Zuora number).
+async fn self_managed_purchase(hub: &Hub, email: &str) -> (String, String, String) {
+    let post = reqwest::Method::POST;
+    let acct = hub
+        .customers(
+            post.clone(),
+            "/api/v1/accounts",
+            json!({"email": email, "name": "Linus", "country": "Finland"}),
+        )
+        .await;
+    let account = acct["id"].as_str().unwrap().to_string();
+    let sub = hub
+        .customers(
+            post,
+            "/api/v1/purchases",
+            json!({"account_id": account, "deployment": "self_managed", "plan": "premium", "seats": 5}),
+        )
+        .await;
+    assert_eq!(sub["license"]["status"], "pending_terms");
+    let id = sub["id"].as_str().unwrap().to_string();
+    let number = hub
+        .until(
+            "the subscription mirrored with its Zuora number",
+            LIMIT,
+            async |h| {
+                let c = h
+                    .customers(
+                        reqwest::Method::GET,
+                        &format!("/api/v1/subscriptions/{id}"),
+                        Value::Null,
+                    )
+                    .await;
+                Some(c["zuora_subscription_number"].as_str()?.to_string())
+            },
+        )
+        .await;
+    hub.until(
+        "registered with the license service, waiting for its terms",
+        LIMIT,
+        async |h| {
+            let l = h.state("license").await;
+            (l["licenses"][&number]["status"] == "pending_terms").then_some(())
+        },
+    )
+    .await;
+    (account, id, number)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flow_c_terms_accepted_in_the_customers_app_issue_the_license_held_while_silent() {
+    let b = require_kafka!();
+    let hub = start_hub(&b).await;
+    let post = reqwest::Method::POST;
+
+    // Default profile: accepted → issued once → shown in the customers app.
+    let (_, id, number) = self_managed_purchase(&hub, "linus@example.com").await;
+    hub.customers(
+        post.clone(),
+        &format!("/api/v1/subscriptions/{id}/eula"),
+        json!({"accepted_by": "linus@example.com"}),
+    )
+    .await;
+    let key = hub
+        .until("the license shown in the customers app", LIMIT, async |h| {
+            let c = h
+                .customers(
+                    reqwest::Method::GET,
+                    &format!("/api/v1/subscriptions/{id}"),
+                    Value::Null,
+                )
+                .await;
+            (c["license"]["status"] == "issued").then(|| c["license"]["key"].clone())
+        })
+        .await;
+    let l = hub.state("license").await;
+    assert_eq!(
+        l["licenses"][&number]["key"], key,
+        "the service's key is shown"
+    );
+    assert_eq!(hub.license_events(&number), ["LicenseIssued"]);
+
+    // Silent in Zuora: accepted, held, nothing shown; lifted in Zuora: released and shown.
+    let (account, id, number) = self_managed_purchase(&hub, "tove@example.com").await;
+    let zuora_account = format!("{account}-INC");
+    hub.zuora_profile(&zuora_account, "Silent").await;
+    hub.until(
+        "the license service told of the Silent profile",
+        LIMIT,
+        async |h| {
+            let l = h.state("license").await;
+            (l["licenses"][&number]["communication_profile"] == "Silent").then_some(())
+        },
+    )
+    .await;
+    hub.customers(
+        post.clone(),
+        &format!("/api/v1/subscriptions/{id}/eula"),
+        json!({"accepted_by": "tove@example.com"}),
+    )
+    .await;
+    hub.until("the license held", LIMIT, async |h| {
+        (h.license_events(&number) == ["LicenseHeld"]).then_some(())
+    })
+    .await;
+    let c = hub
+        .customers(
+            reqwest::Method::GET,
+            &format!("/api/v1/subscriptions/{id}"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(c["license"]["key"], Value::Null, "held: no key shown");
+    hub.zuora_profile(&zuora_account, "Default").await;
+    hub.until("the license released and shown", LIMIT, async |h| {
+        let c = h
+            .customers(
+                reqwest::Method::GET,
+                &format!("/api/v1/subscriptions/{id}"),
+                Value::Null,
+            )
+            .await;
+        (c["license"]["status"] == "issued").then_some(())
+    })
+    .await;
+    assert_eq!(
+        hub.license_events(&number),
+        ["LicenseHeld", "LicenseIssued"]
+    );
+    assert!(
+        hub.letters().is_empty(),
+        "nothing dead-lettered: {:#?}",
+        hub.letters()
     );
 }

@@ -5,13 +5,15 @@
 //!
 //! | method and path | what |
 //! |---|---|
-//! | `PUT /api/v1/subscriptions/{id}` `{account_id,plan,seats,terms_accepted,communication_profile}` | register or update a subscription; answers its license |
+//! | `PUT /api/v1/subscriptions/{id}` `{account_id,plan,seats,terms_accepted,communication_profile,starts_on?,expires_on?,licensee_email?,reseller?,order_id?}` | register or update a subscription; answers its license |
 //! | `POST /api/v1/subscriptions/{id}/terms-accepted` | terms accepted; the license is issued unless held |
 //! | `PUT /api/v1/subscriptions/{id}/communication-profile` `{communication_profile}` | `Silent` holds, anything else lifts the hold |
-//! | `GET /api/v1/licenses/{id}` | `{subscription_id,status,key}`; `key` only once issued |
-//! | `GET /api/v1/events?after=&limit=` | `LicenseIssued` / `LicenseHeld` events |
+//! | `GET /api/v1/licenses/{id}` | `{subscription_id,account_id,status,key,plan,seats,...}`; `key` only once issued |
+//! | `GET /api/v1/licenses?account_id=` | `{"licenses":[...]}`: every license of an account |
+//! | `GET /api/v1/events?after=&limit=` | `{"epoch","events","next_after"}`: `LicenseIssued` / `LicenseHeld` events |
 //!
-//! A license is issued once: its key never changes after it was first issued.
+//! A license is issued once: its key never changes after it was first issued. The feed's
+//! `epoch` is made with the data and is new after `POST /__admin/reset`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -71,6 +73,21 @@ pub struct LicenseRecord {
     pub key: Option<String>,
     /// When first issued.
     pub issued_at: Option<String>,
+    /// First valid day (`YYYY-MM-DD`), as registered.
+    #[serde(default)]
+    pub starts_on: Option<String>,
+    /// Last valid day (`YYYY-MM-DD`), as registered.
+    #[serde(default)]
+    pub expires_on: Option<String>,
+    /// Who receives the license email.
+    #[serde(default)]
+    pub licensee_email: Option<String>,
+    /// A reseller deal (the reseller is notified too, rule 8).
+    #[serde(default)]
+    pub reseller: bool,
+    /// The order it came from (the customers app's own id of a web-store purchase).
+    #[serde(default)]
+    pub order_id: Option<String>,
 }
 
 impl LicenseRecord {
@@ -81,6 +98,14 @@ impl LicenseRecord {
             "status": self.status,
             "key": if self.status == "issued" { json!(self.key) } else { Value::Null },
             "issued_at": self.issued_at,
+            "plan": self.plan,
+            "seats": self.seats,
+            "communication_profile": self.communication_profile,
+            "starts_on": self.starts_on,
+            "expires_on": self.expires_on,
+            "licensee_email": self.licensee_email,
+            "reseller": self.reseller,
+            "order_id": self.order_id,
         })
     }
 
@@ -109,7 +134,7 @@ impl LicenseRecord {
                 feed.push(
                     t,
                     "LicenseHeld",
-                    json!({ "subscription_id": self.subscription_id, "account_id": self.account_id, "reason": "communication profile is Silent" }),
+                    json!({ "subscription_id": self.subscription_id, "account_id": self.account_id, "communication_profile": self.communication_profile, "reason": "communication profile is Silent" }),
                 );
             }
             _ => {}
@@ -123,13 +148,31 @@ fn new_key() -> String {
     format!("L2F-{}", groups.join("-"))
 }
 
+fn new_epoch() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
 /// Everything the license service keeps.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Data {
+    /// The feed's epoch: made with the data, new after a reset, so a reader can tell a
+    /// feed that started again from one that went on.
+    #[serde(default = "new_epoch")]
+    pub epoch: String,
     /// Licenses by subscription id.
     pub licenses: BTreeMap<String, LicenseRecord>,
     /// Issued / held events.
     pub feed: Feed,
+}
+
+impl Default for Data {
+    fn default() -> Self {
+        Self {
+            epoch: new_epoch(),
+            licenses: BTreeMap::new(),
+            feed: Feed::default(),
+        }
+    }
 }
 
 /// The running license service.
@@ -147,7 +190,10 @@ impl License {
         store: Option<Arc<Store>>,
         clock: Arc<kit::Clock>,
     ) -> crate::Result<Arc<Self>> {
-        OwnApp::build("license", cfg.api_token, cfg.faults, store, clock, ())
+        let app = OwnApp::build("license", cfg.api_token, cfg.faults, store, clock, ())?;
+        // Persist the epoch now, so a restart before the first write keeps it.
+        app.shared.write(|_| ());
+        Ok(app)
     }
 }
 
@@ -163,6 +209,7 @@ pub fn router(app: Arc<License>) -> Router {
             "/api/v1/subscriptions/{id}/communication-profile",
             put(communication_profile),
         )
+        .route("/api/v1/licenses", get(list_licenses))
         .route("/api/v1/licenses/{id}", get(get_license))
         .route("/api/v1/events", get(events));
     own::finish(routes, app)
@@ -178,6 +225,16 @@ struct Register {
     terms_accepted: bool,
     #[serde(default = "default_profile")]
     communication_profile: String,
+    #[serde(default)]
+    starts_on: Option<String>,
+    #[serde(default)]
+    expires_on: Option<String>,
+    #[serde(default)]
+    licensee_email: Option<String>,
+    #[serde(default)]
+    reseller: bool,
+    #[serde(default)]
+    order_id: Option<String>,
 }
 
 fn default_profile() -> String {
@@ -212,6 +269,11 @@ async fn register(
                 status: String::new(),
                 key: None,
                 issued_at: None,
+                starts_on: None,
+                expires_on: None,
+                licensee_email: None,
+                reseller: false,
+                order_id: None,
             });
         rec.account_id = r.account_id;
         rec.plan = r.plan;
@@ -219,6 +281,11 @@ async fn register(
         // Acceptance is never withdrawn by a later update.
         rec.terms_accepted |= r.terms_accepted;
         rec.communication_profile = r.communication_profile;
+        rec.starts_on = r.starts_on.or(rec.starts_on.take());
+        rec.expires_on = r.expires_on.or(rec.expires_on.take());
+        rec.licensee_email = r.licensee_email.or(rec.licensee_email.take());
+        rec.reseller |= r.reseller;
+        rec.order_id = r.order_id.or(rec.order_id.take());
         rec.evaluate(&mut d.feed, t);
         rec.view()
     })))
@@ -285,6 +352,34 @@ async fn get_license(
     })
 }
 
+#[derive(Deserialize)]
+struct ByAccount {
+    account_id: Option<String>,
+}
+
+async fn list_licenses(
+    State(app): State<Arc<License>>,
+    Query(q): Query<ByAccount>,
+) -> Result<Json<Value>, ApiError> {
+    let account = q
+        .account_id
+        .filter(|a| !a.trim().is_empty())
+        .ok_or_else(|| ApiError::invalid("account_id", Value::Null, "account_id is required"))?;
+    Ok(Json(app.shared.read(|d| {
+        let licenses: Vec<Value> = d
+            .licenses
+            .values()
+            .filter(|r| r.account_id == account)
+            .map(LicenseRecord::view)
+            .collect();
+        json!({ "licenses": licenses })
+    })))
+}
+
 async fn events(State(app): State<Arc<License>>, Query(p): Query<FeedParams>) -> Json<Value> {
-    Json(app.shared.read(|d| own::feed_page(&d.feed, &p)))
+    Json(app.shared.read(|d| {
+        let mut page = own::feed_page(&d.feed, &p);
+        page["epoch"] = json!(d.epoch);
+        page
+    }))
 }

@@ -122,3 +122,41 @@ async fn client_mistakes_get_the_one_error_shape() {
     .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 }
+
+/// What the hub reads back: the term, licensee and order it registered, an account's
+/// licenses, and a feed with its epoch (new after a reset).
+#[tokio::test]
+async fn registration_details_come_back_by_account_and_the_feed_has_an_epoch() {
+    let r = app();
+    let body = json!({ "account_id": "cust_3", "plan": "premium", "seats": 5, "terms_accepted": true,
+        "starts_on": "2026-12-02", "expires_on": "2027-12-02", "licensee_email": "a@example.com",
+        "reseller": true, "order_id": "sub_000003" });
+    let v = json(&r, Method::PUT, "/api/v1/subscriptions/A-S3", T, &body)
+        .await
+        .json();
+    assert_eq!(v["status"], "issued");
+    assert_eq!(v["order_id"], "sub_000003");
+    let list = get(&r, "/api/v1/licenses?account_id=cust_3", T)
+        .await
+        .json();
+    let ls = list["licenses"].as_array().expect("licenses");
+    assert_eq!(ls.len(), 1);
+    assert_eq!(ls[0]["expires_on"], "2027-12-02");
+    assert_eq!(ls[0]["licensee_email"], "a@example.com");
+    assert_eq!(
+        get(&r, "/api/v1/licenses?account_id=nobody", T)
+            .await
+            .json()["licenses"],
+        json!([])
+    );
+    assert_eq!(
+        get(&r, "/api/v1/licenses", T).await.status,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let feed = get(&r, "/api/v1/events", T).await.json();
+    assert_eq!(feed["events"][0]["data"]["reseller"], true);
+    let epoch = feed["epoch"].as_str().expect("epoch").to_string();
+    send(&r, Method::POST, "/__admin/reset", &[], "").await;
+    let after = get(&r, "/api/v1/events", T).await.json();
+    assert_ne!(after["epoch"].as_str().expect("epoch"), epoch);
+}

@@ -36,7 +36,7 @@
 mod stats;
 mod worker;
 
-pub use stats::LoopStats;
+pub use stats::{LatencySnapshot, LoopStats, PartitionLag, LATENCY_BUCKETS};
 pub use worker::Handler;
 
 use std::collections::{HashMap, VecDeque};
@@ -119,7 +119,7 @@ impl<H: Handler> ConsumerLoop<H> {
             )
             .set("isolation.level", "read_committed")
             .set("enable.partition.eof", "false");
-        for (key, value) in PREFETCH_DEFAULTS {
+        for (key, value) in PREFETCH_DEFAULTS.iter().chain(STATISTICS_DEFAULTS) {
             if c.get(key).is_none() {
                 c.set(*key, *value);
             }
@@ -133,6 +133,7 @@ impl<H: Handler> ConsumerLoop<H> {
         let consumer: BaseConsumer<Ctx> = c
             .create_with_context(Ctx {
                 shared: shared.clone(),
+                stats: self.stats.clone(),
             })
             .map_err(|e| BusError::kafka("create consumer", e))?;
         let topics: Vec<&str> = self.settings.topics.iter().map(String::as_str).collect();
@@ -166,6 +167,11 @@ impl<H: Handler> ConsumerLoop<H> {
 /// thresholds. (librdkafka's CONFIGURATION.md,
 /// <https://github.com/confluentinc/librdkafka/blob/master/CONFIGURATION.md>.)
 pub const PREFETCH_DEFAULTS: &[(&str, &str)] = &[("fetch.queue.backoff.ms", "10")];
+
+/// librdkafka reports each assigned partition's committed offset, high watermark and lag this
+/// often; the loop keeps the last report for `/metrics` (`l2f_consumer_lag`). A client setting
+/// of its own wins.
+pub const STATISTICS_DEFAULTS: &[(&str, &str)] = &[("statistics.interval.ms", "5000")];
 
 /// What the poll thread needs to start a partition worker.
 struct WorkerKit<H> {
@@ -324,9 +330,32 @@ impl Shared {
 
 struct Ctx {
     shared: Arc<Shared>,
+    stats: LoopStats,
 }
 
-impl ClientContext for Ctx {}
+impl ClientContext for Ctx {
+    /// Keeps each assigned partition's lag from librdkafka's report (partition -1 is its
+    /// internal unassigned queue, skipped).
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let mut lag = std::collections::BTreeMap::new();
+        for (topic, t) in statistics.topics {
+            for (partition, p) in t.partitions {
+                if partition < 0 || !p.desired {
+                    continue;
+                }
+                lag.insert(
+                    (topic.clone(), partition),
+                    PartitionLag {
+                        committed: p.committed_offset,
+                        high: p.hi_offset,
+                        lag: p.consumer_lag,
+                    },
+                );
+            }
+        }
+        self.stats.set_lag(lag);
+    }
+}
 
 impl ConsumerContext for Ctx {
     fn pre_rebalance(&self, base: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {

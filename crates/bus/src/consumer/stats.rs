@@ -1,8 +1,10 @@
 //! Live counters of a loop, and the guards that keep the records-in-memory gauge exact
 //! whatever way a batch ends.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -22,6 +24,47 @@ struct StatsInner {
     in_memory: AtomicI64,
     waiting: AtomicI64,
     calls: AtomicU64,
+    latency: Latency,
+    lag: Mutex<BTreeMap<(String, i32), PartitionLag>>,
+}
+
+/// Upper bounds (seconds) of the handler-latency buckets: from a cached no-op to an app call
+/// that waited out a slow answer.
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A histogram of handler-call durations kept in atomics, so workers record without a lock.
+#[derive(Debug, Default)]
+struct Latency {
+    buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+/// A snapshot of the handler-latency histogram, for the exposition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatencySnapshot {
+    /// `(upper bound in seconds, calls at or under it)`, cumulative, the last one `+Inf`.
+    pub buckets: Vec<(f64, u64)>,
+    /// Calls observed.
+    pub count: u64,
+    /// Their total duration in seconds.
+    pub sum: f64,
+}
+
+/// Where one assigned partition stands, from librdkafka's statistics: how far the group's
+/// committed offset is behind the partition's end, which is what an operator's lag alert
+/// watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionLag {
+    /// The group's committed offset (-1 when none yet).
+    pub committed: i64,
+    /// The high watermark (end of the log, or last stable offset under read_committed).
+    pub high: i64,
+    /// Records between the committed offset and the end (librdkafka's `consumer_lag`; -1 while
+    /// unknown).
+    pub lag: i64,
 }
 
 impl LoopStats {
@@ -58,6 +101,50 @@ impl LoopStats {
     /// Calls made to the handler (a batch call counts once), so batching is visible.
     pub fn calls(&self) -> u64 {
         self.0.calls.load(Ordering::Relaxed)
+    }
+    /// The handler-call duration histogram.
+    pub fn latency(&self) -> LatencySnapshot {
+        let l = &self.0.latency;
+        let mut buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
+            .iter()
+            .zip(&l.buckets)
+            .map(|(le, n)| (*le, n.load(Ordering::Relaxed)))
+            .collect();
+        let count = l.count.load(Ordering::Relaxed);
+        // Cumulative, as the exposition wants them.
+        let mut total = 0;
+        for b in &mut buckets {
+            total += b.1;
+            b.1 = total;
+        }
+        buckets.push((f64::INFINITY, count.max(total)));
+        LatencySnapshot {
+            buckets,
+            count: count.max(total),
+            sum: l.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        }
+    }
+    /// Lag of every partition this loop holds, by `(topic, partition)`, as of librdkafka's last
+    /// statistics report (`consumer.statistics_interval`).
+    pub fn lag(&self) -> BTreeMap<(String, i32), PartitionLag> {
+        self.0.lag.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+    pub(super) fn observe_call(&self, took: Duration) {
+        let l = &self.0.latency;
+        let secs = took.as_secs_f64();
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|le| secs <= *le) {
+            l.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        l.count.fetch_add(1, Ordering::Relaxed);
+        l.sum_micros
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+    /// Replaces the lag table with the partitions of one statistics report (the consumer's
+    /// statistics callback calls it; public so an exposition can be checked without a broker).
+    pub fn set_lag(&self, lag: BTreeMap<(String, i32), PartitionLag>) {
+        if let Ok(mut m) = self.0.lag.lock() {
+            *m = lag;
+        }
     }
     pub(super) fn add_handled(&self, n: u64) {
         self.0.handled.fetch_add(n, Ordering::Relaxed);

@@ -18,6 +18,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use futures::FutureExt;
 use tokio::sync::mpsc;
@@ -156,7 +157,15 @@ impl<H: Handler> Worker<H> {
     async fn call(&self, records: &[Record]) -> Vec<Result<(), HandlerError>> {
         self.stats.bump_calls();
         let n = records.len();
-        let results = AssertUnwindSafe(self.handler.handle_batch(records))
+        let started = std::time::Instant::now();
+        let handled = self
+            .handler
+            .handle_batch(records)
+            .instrument(crate::trace::process_span(
+                self.dead_letters.group(),
+                records,
+            ));
+        let results = AssertUnwindSafe(handled)
             .catch_unwind()
             .await
             .unwrap_or_else(|panic| {
@@ -167,6 +176,7 @@ impl<H: Handler> Worker<H> {
                     .unwrap_or_else(|| "a non-text panic".into());
                 vec![Err(HandlerError::permanent(format!("handler panicked: {what}"))); n]
             });
+        self.stats.observe_call(started.elapsed());
         if results.len() == n {
             results
         } else {

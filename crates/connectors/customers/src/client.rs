@@ -113,6 +113,19 @@ impl CustomersClient {
         .await
     }
 
+    /// Shows a subscription's license to the customer (the hub's write; idempotent).
+    pub async fn show_license(&self, subscription: &str, body: &Value) -> Result<Value> {
+        self.call(
+            Method::PUT,
+            &format!(
+                "/api/v1/subscriptions/{}/license",
+                path_segment(subscription)
+            ),
+            Some(body),
+        )
+        .await
+    }
+
     /// Creates or updates an account under the hub's id for it (the hub's write).
     pub async fn upsert_account(&self, id: &str, body: &Value) -> Result<Value> {
         self.call(

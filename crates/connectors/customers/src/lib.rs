@@ -8,8 +8,8 @@
 //!   feed yields the same ids. Free-text countries are normalised here, at the edge (rule 1);
 //!   a change that cannot become an event is a dead letter in the same transaction, naming the
 //!   field and the value. The hub's own writes never come back (origin `hub` is dropped).
-//! - **Sink** ([`sink`]): Zuora's subscription events mirrored into the app, and the accounts
-//!   of sales-assisted deals created there. **Guarantee: effectively once**: at-least-once
+//! - **Sink** ([`sink`]): Zuora's subscription events mirrored into the app, the accounts
+//!   of sales-assisted deals created there, and the licenses the license service issued. **Guarantee: effectively once**: at-least-once
 //!   delivery onto idempotent upserts.
 //!
 //! Layout (the kit's shape): [`config`], [`client`] (the only I/O), [`mapping`] (pure),
@@ -102,6 +102,7 @@ impl Connector for CustomersConnector {
                 let topics = vec![
                     self.cfg.topics.subscriptions.clone(),
                     self.cfg.topics.orders.clone(),
+                    self.cfg.topics.licenses.clone(),
                 ];
                 tasks.push(ctx.sink(NAME, &self.cfg.mirror_group, topics, sink));
             }

@@ -337,6 +337,12 @@ pub fn mirror_created(s: &SubscriptionCreated) -> Value {
     })
 }
 
+/// The app's body of `PUT /api/v1/subscriptions/{id}/license` for an issued license: its key
+/// (the license service's license id) shown to the customer.
+pub fn license_shown(l: &LicenseIssued) -> Value {
+    json!({ "status": "issued", "key": l.license_id })
+}
+
 /// A change Zuora reported, as it applies to the app's mirror of the subscription.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MirrorChange {
@@ -393,6 +399,7 @@ pub fn mirror_changed(current: &Value, change: &MirrorChange) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use l2f_contracts::examples;
 
     const FEED: Feed<'static> = Feed {
         source: "customers",
@@ -514,6 +521,15 @@ mod tests {
         assert_eq!(
             map(&ev(1, "AccountUpdated", json!({"account": {}})), &FEED),
             Mapped::Ignored
+        );
+    }
+
+    #[test]
+    fn an_issued_license_is_shown_with_its_key() {
+        let l = examples::license_issued();
+        assert_eq!(
+            license_shown(&l),
+            json!({"status": "issued", "key": l.license_id})
         );
     }
 

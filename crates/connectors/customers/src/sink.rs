@@ -2,6 +2,9 @@
 //! (its Zuora number, term dates, seats, auto-renew, status), and the accounts of
 //! sales-assisted deals created there so their customers can manage them.
 //!
+//! A license the license service issued is shown on its subscription (`LicenseIssued`, rule 8;
+//! a license held under the Silent profile is never issued, so never shown, rule 6).
+//!
 //! Only Zuora's own events are mirrored (envelope source `ZUORA`): the customers app's events
 //! about its own subscriptions came from it and are not written back. Every write is an
 //! idempotent upsert on the app's hub endpoints, so a redelivered record changes nothing.
@@ -17,7 +20,7 @@ use serde_json::json;
 use tracing::{debug, instrument};
 
 use crate::client::CustomersClient;
-use crate::mapping::{mirror_changed, mirror_created, MirrorChange};
+use crate::mapping::{license_shown, mirror_changed, mirror_created, MirrorChange};
 use crate::verdict::verdict;
 
 /// The customers-app mirror as an [`l2f_bus::Handler`].
@@ -75,6 +78,12 @@ impl MirrorSink {
                     .map(|_| ())
                     .map_err(|e| verdict(&e))
             }
+            AnyEvent::LicenseIssued(l) if from == SourceSystem::LicenseService => self
+                .client
+                .show_license(&l.subscription_id, &license_shown(l))
+                .await
+                .map(|_| ())
+                .map_err(|e| verdict(&e)),
             _ if from != SourceSystem::Zuora => Ok(()),
             AnyEvent::SubscriptionCreated(s) => self.created(s).await,
             AnyEvent::AutoRenewChanged(a) if a.flag_owner == SourceSystem::Zuora => {

@@ -291,3 +291,60 @@ async fn a_refused_token_or_an_outage_waits_and_a_missing_account_is_transient()
     );
     running.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_issued_license_is_shown_on_its_subscription_once_mirrored() {
+    let (running, base) = mock().await;
+    let acct = call(
+        &base,
+        reqwest::Method::POST,
+        "/api/v1/accounts",
+        json!({"email": "c@example.com", "name": "C", "country": "US"}),
+    )
+    .await;
+    let sub = call(
+        &base,
+        reqwest::Method::POST,
+        "/api/v1/purchases",
+        json!({"account_id": acct["id"], "deployment": "self_managed", "plan": "premium", "seats": 5}),
+    )
+    .await;
+    assert_eq!(sub["license"]["status"], "pending_terms");
+    let sink = MirrorSink::new(client(&base, TOKEN), Arc::new(Codec::new()));
+    let mut created = examples::subscription_created();
+    created.envelope.source = SourceSystem::Zuora;
+    created.subscription_id = "A-S00000009".into();
+    created.account_id = acct["id"].as_str().unwrap().into();
+    created.order_id = sub["id"].as_str().unwrap().into();
+    sink.apply(&AnyEvent::SubscriptionCreated(created))
+        .await
+        .unwrap();
+
+    let mut issued = examples::license_issued();
+    issued.envelope.source = SourceSystem::LicenseService;
+    issued.subscription_id = "A-S00000009".into();
+    issued.license_id = "L2F-0000-1111".into();
+    let ev = AnyEvent::LicenseIssued(issued.clone());
+    sink.apply(&ev).await.unwrap();
+    sink.apply(&ev).await.unwrap();
+    let shown = call(
+        &base,
+        reqwest::Method::GET,
+        &format!("/api/v1/subscriptions/{}", sub["id"].as_str().unwrap()),
+        json!(null),
+    )
+    .await;
+    assert_eq!(
+        shown["license"],
+        json!({"status": "issued", "key": "L2F-0000-1111"})
+    );
+
+    // Not yet mirrored in the app: retried, not dead-lettered.
+    issued.subscription_id = "A-S-NOT-YET".into();
+    let e = sink
+        .apply(&AnyEvent::LicenseIssued(issued))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, HandlerError::Transient { .. }), "{e:?}");
+    running.shutdown().await;
+}

@@ -2,6 +2,7 @@
 //! section, a [`Registration`] that names it for the registry `l2f run` and `l2f demo` walk,
 //! and the [`Context`] it starts its pipelines in.
 
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
@@ -196,9 +197,23 @@ pub struct Pipeline {
     pub stats: PipelineStats,
 }
 
-/// Every pipeline of the process, registered as it starts.
+/// A count a connector keeps of its own outcomes (emails suppressed, ...), exported on
+/// `/metrics` as `l2f_<name>_total{connector}` beside its pipelines' counters.
+#[derive(Debug, Clone)]
+pub struct Metric {
+    /// The connector.
+    pub connector: &'static str,
+    /// The metric's name without prefix and suffix (`emails_suppressed`).
+    pub name: &'static str,
+    /// What it counts.
+    pub help: &'static str,
+    /// The live value.
+    pub value: Arc<AtomicU64>,
+}
+
+/// Every pipeline of the process, registered as it starts, and the connectors' own counters.
 #[derive(Debug, Clone, Default)]
-pub struct Pipelines(Arc<Mutex<Vec<Pipeline>>>);
+pub struct Pipelines(Arc<Mutex<Vec<Pipeline>>>, Arc<Mutex<Vec<Metric>>>);
 
 impl Pipelines {
     /// Adds a pipeline.
@@ -208,6 +223,14 @@ impl Pipelines {
     /// The pipelines so far.
     pub fn list(&self) -> Vec<Pipeline> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    /// Adds a connector's own counter.
+    pub fn add_metric(&self, m: Metric) {
+        self.1.lock().unwrap_or_else(|p| p.into_inner()).push(m);
+    }
+    /// The connectors' own counters so far.
+    pub fn metrics(&self) -> Vec<Metric> {
+        self.1.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
     /// The sink of consumer group `group`, if it runs.
     pub fn sink(&self, group: &str) -> Option<LoopStats> {

@@ -168,13 +168,22 @@ pub fn transient(api: &'static str, resp: &Response) -> Option<ClientError> {
     })
 }
 
+/// `req` with the current span's W3C `traceparent`, when spans are exported, so the app's own
+/// tracing (or a proxy's) joins the customer's trace. Every client sends through this.
+pub fn traced(req: RequestBuilder) -> RequestBuilder {
+    match l2f_bus::trace::current() {
+        Some(tp) => req.header(l2f_bus::headers::TRACEPARENT, tp.to_string()),
+        None => req,
+    }
+}
+
 /// Sends `req`, with `body` as JSON if there is one.
 pub async fn send(req: RequestBuilder, body: Option<&Value>) -> Result<Response> {
     let req = match body {
         Some(b) => req.json(b),
         None => req,
     };
-    Ok(req.send().await?)
+    Ok(traced(req).send().await?)
 }
 
 /// The status and JSON body of an answer; a transient status (429, 5xx) is an error.

@@ -19,7 +19,7 @@ pub mod http;
 pub mod record;
 
 pub use connector::{
-    join_all, Configured, Connector, Context, Endpoint, KitError, Pipeline, PipelineStats,
+    join_all, Configured, Connector, Context, Endpoint, KitError, Metric, Pipeline, PipelineStats,
     Pipelines, Registration, Task,
 };
 pub use http::ClientError;

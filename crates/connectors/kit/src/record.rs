@@ -34,11 +34,18 @@ pub fn event_record<E: Keyed>(
     let framed = frame_to(codec, topic, event)
         .map_err(|e| HandlerError::permanent(format!("{} breaks its contract: {e}", E::NAME)))?;
     let mut r = out_record(framed);
-    if let Some(tp) = cause
+    let caused_by = cause
         .and_then(|c| c.header_str(TRACEPARENT))
-        .and_then(TraceParent::parse)
-    {
-        r = r.with_header(TRACEPARENT, tp.child().to_string());
+        .and_then(TraceParent::parse);
+    // Inside an exported span of the cause's trace, that span is the parent (the next
+    // connector's span becomes its child); otherwise a child id in the cause's trace.
+    let parent = match (l2f_bus::trace::current(), caused_by) {
+        (Some(span), Some(cause)) if span.trace_id == cause.trace_id => Some(span),
+        (_, Some(cause)) => Some(cause.child()),
+        (span, None) => span,
+    };
+    if let Some(tp) = parent {
+        r = r.with_header(TRACEPARENT, tp.to_string());
     }
     Ok(r)
 }

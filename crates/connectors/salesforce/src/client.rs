@@ -18,7 +18,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use l2f_connector_kit::http::{answer, body_json, path_segment, refused, transient, TokenSlot};
+use l2f_connector_kit::http::{
+    answer, body_json, path_segment, refused, traced, transient, TokenSlot,
+};
 use l2f_connector_kit::ClientError;
 use l2f_secrets::Secret;
 use reqwest::{Method, Response, StatusCode};
@@ -265,7 +267,7 @@ impl SalesforceClient {
                     if let Some(b) = body {
                         req = req.json(b);
                     }
-                    let resp = req.send().await?;
+                    let resp = traced(req).send().await?;
                     self.usage.record(&resp);
                     if resp.status() == StatusCode::UNAUTHORIZED {
                         if !last {

@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use l2f_connector_kit::http::{body_json, refused, ClientCredentials, Result};
+use l2f_connector_kit::http::{body_json, refused, traced, ClientCredentials, Result};
 use l2f_connector_kit::ClientError;
 use l2f_secrets::Secret;
 use reqwest::{Method, Response, StatusCode};
@@ -176,7 +176,7 @@ impl ZuoraClient {
                 if let Some(b) = body {
                     req = req.json(b);
                 }
-                let resp = req.send().await?;
+                let resp = traced(req).send().await?;
                 let status = resp.status();
                 if status == StatusCode::UNAUTHORIZED {
                     // The token is refused: a fresh one, once (the kit decides).

@@ -67,6 +67,10 @@ pub struct ZuoraConfig {
     /// cancellations from it, the source writes Zuora's changes to it.
     #[serde(default = "default_subscriptions_topic")]
     pub subscriptions_topic: String,
+    /// The topic the source writes `CommunicationProfileChanged` to (an account's profile
+    /// changed in Zuora, rule 6).
+    #[serde(default = "default_licenses_topic")]
+    pub licenses_topic: String,
     /// The sink's consumer group; instances with the same group share the partitions.
     #[serde(default = "default_group")]
     pub group: String,
@@ -125,6 +129,9 @@ fn default_orders_topic() -> String {
 fn default_subscriptions_topic() -> String {
     "subscriptions".into()
 }
+fn default_licenses_topic() -> String {
+    "licenses".into()
+}
 fn default_group() -> String {
     "l2f-connector-zuora".into()
 }
@@ -180,6 +187,7 @@ impl ZuoraConfig {
             request_timeout: default_request_timeout(),
             orders_topic: default_orders_topic(),
             subscriptions_topic: default_subscriptions_topic(),
+            licenses_topic: default_licenses_topic(),
             group: default_group(),
             callout_listen: None,
             callout_path: default_callout_path(),
@@ -224,6 +232,7 @@ impl ZuoraConfig {
         for (key, v) in [
             ("orders_topic", &self.orders_topic),
             ("subscriptions_topic", &self.subscriptions_topic),
+            ("licenses_topic", &self.licenses_topic),
             ("group", &self.group),
             ("source", &self.source),
         ] {

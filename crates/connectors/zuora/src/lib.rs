@@ -137,10 +137,14 @@ impl Connector for ZuoraConnector {
     }
 
     fn topics(&self) -> Vec<String> {
-        vec![
+        let mut topics = vec![
             self.cfg.orders_topic.clone(),
             self.cfg.subscriptions_topic.clone(),
-        ]
+        ];
+        if self.has_source() {
+            topics.push(self.cfg.licenses_topic.clone());
+        }
+        topics
     }
 
     fn endpoints(&self) -> Vec<Endpoint> {
@@ -203,6 +207,7 @@ impl Connector for ZuoraConnector {
                     ctx.codec.clone(),
                     SourceOptions {
                         topic: cfg.subscriptions_topic.clone(),
+                        licenses_topic: cfg.licenses_topic.clone(),
                         dead_letter_topic: ctx.dead_letter_topic.clone(),
                         name: cfg.source.clone(),
                         tenant: cfg.tenant(),
@@ -256,7 +261,7 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(c.name(), "zuora");
-        assert_eq!(c.topics(), ["orders", "subscriptions"]);
+        assert_eq!(c.topics(), ["orders", "subscriptions", "licenses"]);
         let e = &c.endpoints()[0];
         assert_eq!(
             (e.app, e.key.as_str()),

@@ -564,10 +564,13 @@ pub struct Notification {
     pub amount: Option<f64>,
     /// PaymentDeclined: the gateway's code.
     pub gateway_response_code: Option<String>,
+    /// AccountUpdated: the account's communication profile id (rule 6).
+    pub communication_profile_id: Option<String>,
 }
 
-/// The event types that become hub events; any other (AccountUpdated, ...) is acknowledged
-/// and produces nothing.
+/// The subscription event types that become hub events; besides them only an
+/// [`ACCOUNT_UPDATED`] carrying a profile id does ([`Notification::profile_change`]); any other
+/// is acknowledged and produces nothing.
 pub const MAPPED_EVENTS: [&str; 6] = [
     "SubscriptionCreated",
     "SubscriptionAmended",
@@ -576,6 +579,11 @@ pub const MAPPED_EVENTS: [&str; 6] = [
     "AutoRenewChanged",
     "PaymentDeclined",
 ];
+
+/// The account notification that tells the hub an account's communication profile may have
+/// changed (it becomes `CommunicationProfileChanged`, so a lifted Silent profile releases the
+/// account's licenses).
+pub const ACCOUNT_UPDATED: &str = "AccountUpdated";
 
 impl Notification {
     /// Reads a callout body (or a history row's `eventContext`): a JSON object with a string
@@ -625,8 +633,14 @@ impl Notification {
             invoice_number: text("invoiceNumber")?,
             amount,
             gateway_response_code: text("gatewayResponseCode")?,
+            communication_profile_id: text("communicationProfileId")?,
         };
-        if n.mapped() && n.subscription_number.is_none() {
+        if n.profile_change() && n.account_number.is_none() {
+            return Err(format!(
+                "merge field accountNumber is required for {ACCOUNT_UPDATED}"
+            ));
+        }
+        if MAPPED_EVENTS.contains(&n.event_type.as_str()) && n.subscription_number.is_none() {
             return Err(format!(
                 "merge field subscriptionNumber is required for {}",
                 n.event_type
@@ -635,9 +649,14 @@ impl Notification {
         Ok(n)
     }
 
-    /// Whether this type becomes a hub event.
+    /// Whether this notification becomes a hub event.
     pub fn mapped(&self) -> bool {
-        MAPPED_EVENTS.contains(&self.event_type.as_str())
+        MAPPED_EVENTS.contains(&self.event_type.as_str()) || self.profile_change()
+    }
+
+    /// Whether it is an account update carrying the account's communication profile.
+    pub fn profile_change(&self) -> bool {
+        self.event_type == ACCOUNT_UPDATED && self.communication_profile_id.is_some()
     }
 }
 
@@ -680,6 +699,8 @@ pub enum FromZuora {
     AutoRenew(AutoRenewChanged),
     /// A payment was declined.
     Declined(PaymentDeclined),
+    /// An account's communication profile is (now) this one.
+    Profile(CommunicationProfileChanged),
 }
 
 impl FromZuora {
@@ -693,6 +714,7 @@ impl FromZuora {
             FromZuora::Cancelled(e) => event_record(codec, topic, e, None),
             FromZuora::AutoRenew(e) => event_record(codec, topic, e, None),
             FromZuora::Declined(e) => event_record(codec, topic, e, None),
+            FromZuora::Profile(e) => event_record(codec, topic, e, None),
         }
     }
 
@@ -705,6 +727,7 @@ impl FromZuora {
             FromZuora::Cancelled(e) => &e.envelope,
             FromZuora::AutoRenew(e) => &e.envelope,
             FromZuora::Declined(e) => &e.envelope,
+            FromZuora::Profile(e) => &e.envelope,
         }
     }
 }
@@ -727,11 +750,46 @@ fn deployment_of(sub: &Value, sku: &str) -> Deployment {
     }
 }
 
+/// The `CommunicationProfileChanged` of an [`ACCOUNT_UPDATED`] notification: the profile the
+/// account has now (read over REST as `account`, else the merge field), mapped through the
+/// configured profile ids, keyed by the hub's account id. Its event id is the notification's,
+/// like every Zuora event's.
+pub fn profile_changed(
+    n: &Notification,
+    account: &Value,
+    tenant: &str,
+    now: DateTime<Utc>,
+    profiles: &Profiles,
+) -> Result<CommunicationProfileChanged, String> {
+    let id = account["basicInfo"]["communicationProfileId"]
+        .as_str()
+        .or(n.communication_profile_id.as_deref())
+        .ok_or("account.communicationProfileId is missing")?;
+    let communication_profile = profiles.of(id).ok_or_else(|| {
+        format!("account.communicationProfileId {id:?} is not a configured profile")
+    })?;
+    let account_id = custom_field(account, F_ACCOUNT_ID)
+        .or(n.account_number.as_deref())
+        .ok_or("account.L2fAccountId__c is missing")?
+        .to_string();
+    Ok(CommunicationProfileChanged {
+        envelope: Envelope {
+            event_id: event_id("zuora", tenant, &n.id),
+            occurred_at: n.event_time.unwrap_or(now),
+            source: SourceSystem::Zuora,
+            correlation_id: event_id("l2f", "correlation", &format!("account:{account_id}")),
+            causation_id: None,
+        },
+        account_id,
+        communication_profile,
+    })
+}
+
 /// The hub event a notification stands for (`Ok(None)` for a type the hub does not map);
 /// an error names what Zuora's answer lacks, for the dead letters.
 pub fn to_event(s: &Snapshot<'_>) -> Result<Option<FromZuora>, String> {
     let n = s.notification;
-    if !n.mapped() {
+    if !MAPPED_EVENTS.contains(&n.event_type.as_str()) {
         return Ok(None);
     }
     let sub = SubscriptionView::read(s.subscription)?;
@@ -1397,5 +1455,44 @@ mod tests {
         assert!(Notification::parse("", &ok).is_err());
         let other = json!({"eventType": "AccountUpdated", "accountNumber": "A1"});
         assert!(!Notification::parse("x", &other).unwrap().mapped());
+        let profile = json!({"eventType": "AccountUpdated", "communicationProfileId": "Silent"});
+        let e = Notification::parse("x", &profile).unwrap_err();
+        assert!(e.contains("accountNumber"), "{e}");
+    }
+
+    #[test]
+    fn rule_6_an_account_update_with_its_profile_becomes_communication_profile_changed() {
+        let body = json!({"eventType": "AccountUpdated", "accountNumber": "cust_000001-INC",
+            "accountId": "2c9", "batch": "Batch1", "communicationProfileId": "prof-default-id"});
+        let n = Notification::parse("n-9", &body).unwrap();
+        assert!(n.mapped() && n.profile_change());
+        let profiles = Profiles {
+            default: "prof-default-id".into(),
+            silent: "prof-silent-id".into(),
+        };
+        let now = Utc::now();
+        let mut account = account_json();
+        account["basicInfo"]["communicationProfileId"] = json!("prof-default-id");
+        let e = profile_changed(&n, &account, "t", now, &profiles).unwrap();
+        assert_eq!(e.communication_profile, CommunicationProfile::Default);
+        assert_eq!(e.account_id, "cust_000001");
+        assert_eq!(e.envelope.event_id, event_id("zuora", "t", "n-9"));
+        assert_eq!(e.envelope.source, SourceSystem::Zuora);
+        account["basicInfo"]["communicationProfileId"] = json!("prof-silent-id");
+        let e = profile_changed(&n, &account, "t", now, &profiles).unwrap();
+        assert_eq!(e.communication_profile, CommunicationProfile::Silent);
+        account["basicInfo"]["communicationProfileId"] = json!("prof-unknown");
+        let e = profile_changed(&n, &account, "t", now, &profiles).unwrap_err();
+        assert!(e.contains("prof-unknown"), "{e}");
+        // Not a subscription event: the subscription mapping leaves it alone.
+        assert_eq!(
+            map(
+                "AccountUpdated",
+                &sub_json(),
+                json!({"communicationProfileId": "Default"})
+            )
+            .unwrap(),
+            None
+        );
     }
 }

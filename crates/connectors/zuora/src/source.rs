@@ -1,5 +1,9 @@
 //! The source: Zuora's subscription changes → the `subscriptions` topic, exactly once.
 //!
+//! An `AccountUpdated` notification carrying the account's communication profile becomes
+//! `CommunicationProfileChanged` on the licenses topic (rule 6), read from the account over
+//! REST, so the license service releases a held license when Silent is lifted.
+//!
 //! Two inputs feed one [`Source`]: the callout notifications the endpoint
 //! ([`crate::callout`]) receives, and — every `history_poll_interval`, and at once when this
 //! replica becomes active — Zuora's callout history
@@ -34,7 +38,10 @@ use tracing::{debug, info, warn};
 
 use crate::callout::{CalloutInbox, Inbound};
 use crate::client::{Call, ZuoraClient};
-use crate::mapping::{seats_of, to_event, Notification, Profiles, Snapshot, SubscriptionView};
+use crate::mapping::{
+    profile_changed, seats_of, to_event, FromZuora, Notification, Profiles, Snapshot,
+    SubscriptionView,
+};
 use crate::verdict::judge;
 
 /// The `source-topic` header of a notification's dead letter.
@@ -85,6 +92,9 @@ impl Cursor {
 pub struct SourceOptions {
     /// The subscriptions topic.
     pub topic: String,
+    /// The topic of `CommunicationProfileChanged` (rule 6: the license service learns of a
+    /// lifted Silent profile).
+    pub licenses_topic: String,
     /// The dead-letter topic.
     pub dead_letter_topic: String,
     /// The source's name (the dead letters' consumer-group header).
@@ -318,6 +328,7 @@ impl ZuoraSource {
                             invoice_number: None,
                             amount: None,
                             gateway_response_code: None,
+                            communication_profile_id: None,
                         },
                         raw,
                     });
@@ -374,8 +385,28 @@ impl ZuoraSource {
         let n = &c.notification;
         let what = format!("notification {} ({})", n.id, n.event_type);
         let zuora = |e: l2f_connector_kit::ClientError| Miss::from(judge(&e, &what));
-        let number = n.subscription_number.clone().unwrap_or_default();
         let call = Call::default();
+        if n.profile_change() {
+            let number = n.account_number.clone().unwrap_or_default();
+            let account = self
+                .client
+                .account(&number, call)
+                .await
+                .map_err(zuora)?
+                .ok_or_else(|| Miss::DeadLetter(format!("account {number} is not in Zuora")))?;
+            let event = profile_changed(
+                n,
+                &account,
+                &self.opts.tenant,
+                Utc::now(),
+                &self.opts.profiles,
+            )
+            .map_err(Miss::DeadLetter)?;
+            return FromZuora::Profile(event)
+                .record(&self.codec, &self.opts.licenses_topic)
+                .map_err(|e| Miss::DeadLetter(e.message().to_string()));
+        }
+        let number = n.subscription_number.clone().unwrap_or_default();
         let sub = self
             .client
             .subscription(&number, call)

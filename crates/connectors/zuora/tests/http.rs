@@ -781,3 +781,98 @@ async fn an_expired_token_is_refreshed_and_the_order_goes_through() {
         .expect("a new token fetched after Zuora refused the old one");
     running.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_profile_changed_in_zuora_becomes_communication_profile_changed_on_the_licenses_topic() {
+    use l2f_bus::source::Source;
+    use l2f_connector_zuora::callout::{self, CalloutSettings};
+    use l2f_connector_zuora::{SourceOptions, ZuoraSource};
+    // Callouts to a port nobody listens on: the source finds the notification in the history.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/callouts/zuora", dead.local_addr().unwrap());
+    drop(dead);
+    let (running, base) = mock(|c| {
+        c.callout_url = Some(url);
+        c.callout_attempts = 1;
+        c.callout_timeout_ms = 200;
+    })
+    .await;
+    assert_eq!(
+        sink(&base, SECRET)
+            .apply(&record(&web_order(300)))
+            .await
+            .unwrap(),
+        Applied::Created
+    );
+    let http = reqwest::Client::new();
+    let token: Value = http
+        .post(format!("{base}/oauth/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", CLIENT_ID),
+            ("client_secret", SECRET),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let put = http
+        .put(format!("{base}/v1/accounts/cust_000300-INC"))
+        .bearer_auth(token["access_token"].as_str().unwrap())
+        .json(&json!({"communicationProfileId": "Silent"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success());
+
+    let cfg = config(&base, SECRET);
+    let (_endpoint, inbox) = callout::channel(
+        CalloutSettings {
+            username: "u".into(),
+            password: l2f_secrets::Secret::new("p"),
+            max_body: 4096,
+            answer_timeout: Duration::from_secs(1),
+        },
+        Arc::new(|| true),
+    );
+    let mut source = ZuoraSource::new(
+        Arc::new(cfg.client().unwrap()),
+        Arc::new(Codec::new()),
+        SourceOptions {
+            topic: "subscriptions".into(),
+            licenses_topic: "licenses".into(),
+            dead_letter_topic: "dead-letters".into(),
+            name: "zuora".into(),
+            tenant: "t".into(),
+            history_every: Duration::ZERO,
+            history_overlap: Duration::from_secs(300),
+            window: 100,
+            idle_wait: Duration::from_millis(10),
+            profiles: cfg.profiles(),
+        },
+        inbox,
+    );
+    let mut found = Vec::new();
+    for _ in 0..50 {
+        let polled = source.poll(None).await.unwrap();
+        found = polled
+            .records
+            .into_iter()
+            .filter(|r| r.topic == "licenses")
+            .collect();
+        if !found.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(found.len(), 1, "one profile change");
+    let e: CommunicationProfileChanged = Codec::new()
+        .decode(found[0].payload.as_deref().unwrap())
+        .unwrap();
+    assert_eq!(e.account_id, "cust_000300");
+    assert_eq!(e.communication_profile, CommunicationProfile::Silent);
+    assert_eq!(found[0].key.as_deref(), Some(&b"cust_000300"[..]));
+    running.shutdown().await;
+}
