@@ -378,7 +378,10 @@ impl Run {
             l2f_bus::trace::disable();
             println!(
                 "{:<34} {:>12.0} rec/s  export off {:>10.0} rec/s  on/off {:.2}",
-                "consume, OTLP export on", on, off, on / off
+                "consume, OTLP export on",
+                on,
+                off,
+                on / off
             );
         }
 

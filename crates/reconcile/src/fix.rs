@@ -40,8 +40,8 @@ use crate::diff::{Drift, DriftKind, Kind};
 use crate::error::{ReconcileError, Result};
 use crate::fold::{field::*, Origin, State};
 
-/// Header marking a re-emitted event as a repair.
-pub const REPAIR_HEADER: &str = "l2f.repair";
+/// Header marking a re-emitted event as a repair (the kit's, which sinks check).
+pub use l2f_connector_kit::record::REPAIR_HEADER;
 /// Header naming the original's `topic:partition:offset`.
 pub const REPAIR_OF_HEADER: &str = "l2f.repair-of";
 /// Header naming the reconcile run.
