@@ -9,6 +9,7 @@ mod cmd_demo;
 mod cmd_dlq;
 mod cmd_history;
 mod cmd_mocks;
+mod cmd_reconcile;
 mod cmd_replay;
 mod cmd_run;
 mod cmd_schemas;
@@ -73,6 +74,10 @@ enum Cmd {
     Replay(Box<cmd_replay::ReplayArgs>),
     /// One customer's, lead's or subscription's story across topics, with causation links.
     History(cmd_history::HistoryArgs),
+    /// Fold the event log into the expected state of every account and subscription and
+    /// report where Zuora, Salesforce and the customers app drifted (exit 0 none, 1 drift,
+    /// 2 error); --fix re-emits the events that repair it.
+    Reconcile(cmd_reconcile::ReconcileArgs),
     /// The hub's configuration: check it as `run` would, without connecting.
     #[command(subcommand)]
     Config(cmd_config::ConfigCmd),
@@ -102,6 +107,7 @@ async fn main() -> ExitCode {
         Cmd::Mocks(a) => cmd_mocks::run(a).await,
         Cmd::Replay(a) => cmd_replay::run(*a).await,
         Cmd::History(a) => cmd_history::run(a).await,
+        Cmd::Reconcile(a) => cmd_reconcile::run(a).await,
         Cmd::Config(c) => cmd_config::run(c),
     };
     telemetry::shutdown();

@@ -8,6 +8,17 @@ use l2f_bus::{HandlerError, OutRecord, Record};
 use l2f_contracts::record::{frame_to, AnyEvent, Framed, Keyed};
 use l2f_contracts::{Codec, Event};
 
+/// Header of a record `l2f reconcile --fix` re-emitted to repair an app's drift (value
+/// `reconcile`): a copy of an event already in the log, for the sinks to apply its state
+/// again. A sink whose effect is not state (an email) skips it, so a repair never repeats a
+/// message to a person.
+pub const REPAIR_HEADER: &str = "l2f.repair";
+
+/// Whether `record` is a repair re-emitted by `l2f reconcile --fix` ([`REPAIR_HEADER`]).
+pub fn is_repair(record: &Record) -> bool {
+    record.header_str(REPAIR_HEADER).is_some()
+}
+
 /// `topic[partition]@offset`, how logs and dead letters name a record's place.
 pub fn position(record: &Record) -> String {
     format!("{}[{}]@{}", record.topic, record.partition, record.offset)

@@ -411,6 +411,12 @@ impl Handler for MailSink {
             AnyEvent::RenewalNoticeDue(n) => mapping::renewal_notice(n)?.into_iter().collect(),
             _ => Vec::new(),
         };
+        if l2f_connector_kit::record::is_repair(record) {
+            // A copy `l2f reconcile --fix` re-emitted to repair an app's state: the profile
+            // is noted above, but the emails of the original were the original's to send.
+            debug!(emails = emails.len(), "repair record: no email sent");
+            return Ok(());
+        }
         for email in emails {
             self.deliver(email, record, event.envelope()).await?;
         }

@@ -273,6 +273,12 @@ async fn the_self_managed_flows_emails_and_the_customers_apps_notice_are_sent_on
     saas.deployment = Deployment::Saas;
     saas.bill_to_email = Some("saas@example.com".into());
     hub.send(&hub.setup.subscriptions, &[s.clone(), saas]).await;
+    // A repair `l2f reconcile --fix` re-emitted (a copy with a new event id) sends nothing.
+    let copy = fresh(s.clone(), |s| &mut s.envelope);
+    let repair = event_record(&hub.codec, &hub.setup.subscriptions, &copy, None)
+        .unwrap()
+        .with_header(l2f_connector_kit::record::REPAIR_HEADER, "reconcile");
+    produce(&hub.setup.bootstrap, &[repair]).await;
     let mut l = fresh(examples::license_issued(), |l| &mut l.envelope);
     l.account_id = s.account_id.clone();
     l.reseller_notified = true;
@@ -290,7 +296,7 @@ async fn the_self_managed_flows_emails_and_the_customers_apps_notice_are_sent_on
         wait_until(Duration::from_secs(20), || hub.sent().len() >= 4).await,
         "EmailSent for each"
     );
-    // Nothing more comes (the SaaS purchase and Zuora's notice send nothing).
+    // Nothing more comes (the SaaS purchase, the repair and Zuora's notice send nothing).
     tokio::time::sleep(Duration::from_millis(500)).await;
     let got_after = hub.messages().await;
     assert_eq!(got_after.len(), 4, "{got:?}");
