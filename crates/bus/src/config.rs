@@ -453,6 +453,10 @@ pub struct TracesConfig {
     pub protocol: Option<OtlpProtocol>,
     /// The `service.name` resource attribute (default `l2f`).
     pub service_name: Option<String>,
+    /// The share of traces exported, 0.0–1.0, chosen by trace id so every connector keeps the
+    /// same whole traces (default 1.0; unset: `OTEL_TRACES_SAMPLER_ARG` with
+    /// `OTEL_TRACES_SAMPLER` = `traceidratio` or `parentbased_traceidratio`).
+    pub sample_ratio: Option<f64>,
 }
 
 /// The OTLP encodings l2f exports in (gRPC is not built in: every collector takes HTTP).

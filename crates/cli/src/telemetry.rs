@@ -34,10 +34,35 @@ pub fn init(format: LogFormat, traces: Option<&TracesConfig>) -> Result<Option<S
     let Some((provider, url)) = traces.map(provider).transpose()?.flatten() else {
         return Ok(None);
     };
+    let env = |k: &str| std::env::var(k).ok();
+    l2f_bus::trace::set_sample_ratio(sample_ratio(
+        traces.unwrap_or(&TracesConfig::default()),
+        env,
+    )?);
     opentelemetry::global::set_tracer_provider(provider.clone());
     *PROVIDER.lock().unwrap_or_else(|p| p.into_inner()) = Some(provider);
     l2f_bus::trace::enable();
     Ok(Some(url))
+}
+
+/// The share of traces kept: `traces.sample_ratio`, else OpenTelemetry's sampler variables.
+fn sample_ratio(cfg: &TracesConfig, env: impl Fn(&str) -> Option<String>) -> Result<f64> {
+    let ratio = match cfg.sample_ratio {
+        Some(r) => r,
+        None => match env("OTEL_TRACES_SAMPLER").as_deref().map(str::trim) {
+            Some("traceidratio") | Some("parentbased_traceidratio") => {
+                let arg = env("OTEL_TRACES_SAMPLER_ARG").unwrap_or_else(|| "1.0".into());
+                arg.trim().parse().with_context(|| {
+                    format!("OTEL_TRACES_SAMPLER_ARG = {arg:?}: not a ratio between 0 and 1")
+                })?
+            }
+            _ => 1.0,
+        },
+    };
+    if !(0.0..=1.0).contains(&ratio) {
+        bail!("traces.sample_ratio = {ratio}: a share between 0.0 and 1.0");
+    }
+    Ok(ratio)
 }
 
 /// Where spans go: the configured endpoint, else `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (the
@@ -169,6 +194,23 @@ mod tests {
             ),
             Some("http://cfg:4318/v1/traces".into())
         );
+    }
+
+    #[test]
+    fn the_sample_ratio_comes_from_the_config_then_otels_sampler_variables() {
+        let none = TracesConfig::default();
+        assert_eq!(sample_ratio(&none, env(&[])).unwrap(), 1.0);
+        let vars = [
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+        ];
+        assert_eq!(sample_ratio(&none, env(&vars)).unwrap(), 0.25);
+        let set = TracesConfig {
+            sample_ratio: Some(1.5),
+            ..TracesConfig::default()
+        };
+        let e = sample_ratio(&set, env(&vars)).unwrap_err().to_string();
+        assert!(e.contains("traces.sample_ratio = 1.5"), "{e}");
     }
 
     #[test]

@@ -192,16 +192,17 @@ async fn start_hub(b: &str) -> Hub {
     let mocks = server::start(&mc).await.unwrap();
     let base = |app: &str| mocks.endpoint(app).unwrap().http.clone();
     let t = |n: &str| unique(&format!("renewals-{n}"));
-    let (leads, orders, subs, lic, usage, dlq, offsets) = (
+    let (leads, orders, subs, lic, usage, notes, dlq, offsets) = (
         t("leads"),
         t("orders"),
         t("subs"),
         t("lic"),
         t("usage"),
+        t("notes"),
         t("dlq"),
         t("offsets"),
     );
-    for topic in [&leads, &orders, &subs, &lic, &usage, &dlq] {
+    for topic in [&leads, &orders, &subs, &lic, &usage, &notes, &dlq] {
         create_topic(b, topic, 3).await;
     }
     create_topic(b, &offsets, 1).await;
@@ -235,6 +236,7 @@ orders = "{orders}"
 subscriptions = "{subs}"
 licenses = "{lic}"
 usage = "{usage}"
+notifications = "{notes}"
 [connectors.salesforce]
 login_url = "{salesforce}"
 client_id = "l2f-client-id"
@@ -255,6 +257,7 @@ client_id = "6f1c2e1a-0d9b-4b7e-9a57-3c0e2f1d9a01"
 client_secret = "l2f-zuora-secret"
 orders_topic = "{orders}"
 subscriptions_topic = "{subs}"
+licenses_topic = "{lic}"
 group = "{zuora_group}"
 source = "{zuora_source}"
 callout_listen = "127.0.0.1:{callout_port}"

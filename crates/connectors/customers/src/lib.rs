@@ -65,7 +65,12 @@ impl Connector for CustomersConnector {
     }
 
     fn topics(&self) -> Vec<String> {
-        self.cfg.topics.all()
+        // `notifications` is read only by the mirror (the 14-day notice it records).
+        let mut topics = self.cfg.topics.all();
+        if !self.cfg.mirror {
+            topics.retain(|t| *t != self.cfg.topics.notifications);
+        }
+        topics
     }
 
     fn endpoints(&self) -> Vec<Endpoint> {
