@@ -71,11 +71,45 @@ pub fn watermarks_with<C: rdkafka::consumer::ConsumerContext>(
     }
     let mut out = Vec::new();
     for p in t.partitions() {
-        let (lo, hi) = consumer
-            .fetch_watermarks(topic, p.id(), timeout)
-            .map_err(|e| BusError::kafka(format!("watermarks of {topic}/{}", p.id()), e))?;
+        let (lo, hi) = partition_watermarks(consumer, topic, p.id(), timeout)?;
         out.push((p.id(), lo, hi));
     }
     out.sort();
     Ok(out)
+}
+
+/// The low and high watermarks of one partition. A topic just created has partitions whose
+/// leader is not elected yet (the broker answers NotLeaderForPartition or LeaderNotAvailable
+/// for a moment): those answers are asked again until `timeout`; anything else fails at once.
+pub fn partition_watermarks<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+    timeout: Duration,
+) -> Result<(i64, i64)> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match consumer.fetch_watermarks(topic, partition, timeout) {
+            Ok(marks) => return Ok(marks),
+            Err(e) if leader_pending(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => {
+                return Err(BusError::kafka(
+                    format!("watermarks of {topic}/{partition}"),
+                    e,
+                ))
+            }
+        }
+    }
+}
+
+/// Whether `e` says a partition's leader is not (yet) known — true for a moment after the
+/// topic is created or while leadership moves.
+fn leader_pending(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(C::NotLeaderForPartition | C::LeaderNotAvailable | C::UnknownTopicOrPartition)
+    )
 }

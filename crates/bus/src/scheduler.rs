@@ -426,9 +426,8 @@ impl<L: Schedule> KeyedScheduler<L> {
     fn restore(&mut self, consumer: &BaseConsumer<Ctx>, tp: &Tp) -> Result<()> {
         let s = &self.settings;
         let changelog = &s.changelog_topic;
-        let (lo, hi) = consumer
-            .fetch_watermarks(changelog, tp.1, Duration::from_secs(10))
-            .map_err(|e| BusError::kafka(format!("watermarks of {changelog}/{}", tp.1), e))?;
+        let (lo, hi) =
+            crate::admin::partition_watermarks(consumer, changelog, tp.1, Duration::from_secs(10))?;
         let mut part: Part<L::State> = Part::default();
         if hi > lo {
             for r in read_ranges(

@@ -33,16 +33,17 @@ use crate::retry::{RetryPolicy, RetrySchedule};
 
 /// The trace ids a log line about a record names: the record's own `traceparent` (its trace,
 /// and the span that wrote it), so a line leads to the trace; empty without one.
-struct TraceIds<'a>(&'a Record);
+struct TraceIds(Option<crate::headers::TraceParent>);
 
-impl TraceIds<'_> {
+impl TraceIds {
+    fn of(r: &Record) -> Self {
+        TraceIds(crate::trace::parent_of(r))
+    }
     fn trace(&self) -> String {
-        crate::trace::parent_of(self.0)
-            .map(|tp| tp.trace_id_hex())
-            .unwrap_or_default()
+        self.0.map(|tp| tp.trace_id_hex()).unwrap_or_default()
     }
     fn span(&self) -> String {
-        crate::trace::parent_of(self.0)
+        self.0
             .map(|tp| tp.span_id.iter().map(|b| format!("{b:02x}")).collect())
             .unwrap_or_default()
     }
@@ -258,7 +259,8 @@ impl<H: Handler> Worker<H> {
                 if let HandlerError::Unavailable { message, .. } = &err {
                     outage.get_or_insert_with(|| message.clone());
                 } else {
-                    warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, key = %rec.key_str(), trace_id = %TraceIds(rec).trace(), span_id = %TraceIds(rec).span(), attempt = attempts[i], error = %err, "transient failure; retrying");
+                    let ids = TraceIds::of(rec);
+                    warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, key = %rec.key_str(), trace_id = %ids.trace(), span_id = %ids.span(), attempt = attempts[i], error = %err, "transient failure; retrying");
                 }
                 still.push(i);
             }
@@ -290,7 +292,8 @@ impl<H: Handler> Worker<H> {
     /// ask the handler's probe until the app answers. `false` if the worker was stopped.
     async fn wait_for_app(&self, rec: &Record, why: &str, hint: Option<Duration>) -> bool {
         let _waiting = Waiting::start(&self.waiting, &self.stats);
-        warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, key = %rec.key_str(), trace_id = %TraceIds(rec).trace(), span_id = %TraceIds(rec).span(), error = %why, "app unavailable; partition paused until it answers");
+        let ids = TraceIds::of(rec);
+        warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, key = %rec.key_str(), trace_id = %ids.trace(), span_id = %ids.span(), error = %why, "app unavailable; partition paused until it answers");
         let mut schedule: RetrySchedule = self.policy.schedule();
         let mut hint = hint;
         let mut probes = 0u32;
@@ -314,7 +317,8 @@ impl<H: Handler> Worker<H> {
             match self.dead_letters.send(rec, err, attempts).await {
                 Ok(d) => {
                     self.stats.bump_dead_lettered();
-                    warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, key = %rec.key_str(), trace_id = %TraceIds(rec).trace(), span_id = %TraceIds(rec).span(), dlq_partition = d.partition, dlq_offset = d.offset, class = err.class(), error = %err.message(), "record dead-lettered");
+                    let ids = TraceIds::of(rec);
+                    warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, key = %rec.key_str(), trace_id = %ids.trace(), span_id = %ids.span(), dlq_partition = d.partition, dlq_offset = d.offset, class = err.class(), error = %err.message(), "record dead-lettered");
                     return true;
                 }
                 Err(e) => {

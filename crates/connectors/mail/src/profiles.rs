@@ -137,9 +137,8 @@ impl ProfileTable {
         let mut ends = HashMap::new();
         let mut tpl = TopicPartitionList::new();
         for &p in &partitions {
-            let (_, high) = consumer
-                .fetch_watermarks(&self.topic, p, timeout)
-                .map_err(|e| BusError::kafka(format!("watermarks of {}", self.topic), e))?;
+            let (_, high) =
+                l2f_bus::admin::partition_watermarks(&consumer, &self.topic, p, timeout)?;
             ends.insert(p, high);
             tpl.add_partition_offset(&self.topic, p, Offset::Beginning)
                 .map_err(|e| BusError::kafka("assign", e))?;
