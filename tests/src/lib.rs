@@ -151,8 +151,7 @@ pub fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> 
     for p in 0..partitions {
         tpl.add_partition(topic, p);
     }
-    let got = consumer
-        .committed_offsets(tpl, Duration::from_secs(10))
+    let got = l2f_bus::admin::committed_offsets(&consumer, tpl, Duration::from_secs(30))
         .expect("committed offsets");
     got.elements()
         .iter()

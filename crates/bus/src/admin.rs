@@ -104,6 +104,40 @@ pub fn partition_watermarks<C: rdkafka::consumer::ConsumerContext>(
     }
 }
 
+/// The committed offsets of the consumer's group for `tpl`. The group coordinator of a fresh
+/// broker (or one that just moved) answers NotCoordinator, CoordinatorNotAvailable or
+/// CoordinatorLoadInProgress for a moment: those are asked again until `timeout`.
+pub fn committed_offsets<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    tpl: rdkafka::TopicPartitionList,
+    timeout: Duration,
+) -> Result<rdkafka::TopicPartitionList> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        match consumer.committed_offsets(tpl.clone(), timeout) {
+            Ok(got) => return Ok(got),
+            Err(e) if coordinator_pending(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(BusError::kafka("committed offsets", e)),
+        }
+    }
+}
+
+/// Whether `e` says the group coordinator is not (yet) ready.
+fn coordinator_pending(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            C::NotCoordinator
+                | C::CoordinatorNotAvailable
+                | C::CoordinatorLoadInProgress
+                | C::RequestTimedOut
+        )
+    )
+}
+
 /// Whether `e` says a partition's leader is not (yet) known — true for a moment after the
 /// topic is created or while leadership moves.
 fn leader_pending(e: &rdkafka::error::KafkaError) -> bool {

@@ -454,12 +454,11 @@ impl<L: Schedule> KeyedScheduler<L> {
         }
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(&tp.0, tp.1);
-        if let Ok(c) = consumer.committed_offsets(tpl, Duration::from_secs(10)) {
-            part.next_offset = c.elements().first().and_then(|e| match e.offset() {
-                Offset::Offset(o) => Some(o),
-                _ => None,
-            });
-        }
+        let c = crate::admin::committed_offsets(consumer, tpl, Duration::from_secs(30))?;
+        part.next_offset = c.elements().first().and_then(|e| match e.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        });
         info!(topic = %tp.0, partition = tp.1, keys = part.states.len(), "scheduler state restored from the changelog");
         self.parts.insert(tp.clone(), part);
         self.stats.update(|c| c.restored_partitions += 1);
