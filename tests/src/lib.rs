@@ -14,7 +14,7 @@ use l2f_bus::record::OutRecord;
 use l2f_bus::Producer;
 use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 /// The broker's bootstrap address, or `None` (test skipped) when no broker is configured and

@@ -84,8 +84,57 @@ async fn reconcile(args: ReconcileArgs) -> Result<i32> {
     let loaded = load(&args.config)?;
     let cfg = loaded.bus;
     let rules = Arc::new(loaded.rules);
+    let (apps, orders, subscriptions) = apps_of(&cfg, &rules, &args.apps)?;
+    let cluster = connect(&cfg, false, "reconcile")?;
+    let topics = if args.topics.is_empty() {
+        let mut t = vec![orders, subscriptions.clone()];
+        if loaded.catalog.topics.iter().any(|c| c.name == "licenses") {
+            t.push("licenses".into());
+        }
+        // A default topic not created yet holds no events (a topic named with --topic must
+        // exist).
+        let present = existing(&cluster.client, cfg.kafka.connect_timeout)?;
+        t.retain(|name| {
+            let there = present.iter().any(|p| p == name);
+            if !there {
+                eprintln!("note: topic {name} does not exist yet: no events to fold from it");
+            }
+            there
+        });
+        t
+    } else {
+        args.topics.clone()
+    };
+    let opts = Options {
+        topics,
+        timeout: cfg.kafka.connect_timeout.max(Duration::from_secs(10)),
+        dead_letters: Some(cfg.dead_letter.topic.clone()),
+    };
+    let run = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+    let report = l2f_reconcile::reconcile(
+        &cluster.client,
+        &apps,
+        &opts,
+        args.fix.then_some(run.as_str()),
+        &subscriptions,
+    )
+    .await?;
+    match args.format {
+        OutputFormat::Table => print!("{}", report.table()),
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    }
+    Ok(if report.drifted() { 1 } else { 0 })
+}
+
+/// The apps to compare, built from their connectors' sections (only `only`, or every one
+/// configured), and the orders and subscriptions topics the Zuora connector uses.
+pub fn apps_of(
+    cfg: &l2f_bus::BusConfig,
+    rules: &Arc<l2f_rules::Rules>,
+    only: &[String],
+) -> Result<(Apps, String, String)> {
     let section = |name: &str| cfg.connectors.get(name);
-    let wanted = |name: &str| args.apps.is_empty() || args.apps.iter().any(|a| a == name);
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|a| a == name);
     let zuora_cfg: Option<ZuoraConfig> = match section("zuora") {
         Some(s) => Some(parse_section("zuora", s)?),
         None => None,
@@ -93,7 +142,7 @@ async fn reconcile(args: ReconcileArgs) -> Result<i32> {
     let mut apps = Apps::default();
     for name in APPS.iter().filter(|n| wanted(n)) {
         let Some(s) = section(name) else {
-            if !args.apps.is_empty() {
+            if !only.is_empty() {
                 bail!("--app {name}: [connectors.{name}] is not configured");
             }
             continue;
@@ -130,42 +179,5 @@ async fn reconcile(args: ReconcileArgs) -> Result<i32> {
         || ("orders".to_string(), "subscriptions".to_string()),
         |z| (z.orders_topic.clone(), z.subscriptions_topic.clone()),
     );
-    let cluster = connect(&cfg, false, "reconcile")?;
-    let topics = if args.topics.is_empty() {
-        let mut t = vec![orders, subscriptions.clone()];
-        if loaded.catalog.topics.iter().any(|c| c.name == "licenses") {
-            t.push("licenses".into());
-        }
-        // A default topic not created yet holds no events (a topic named with --topic must
-        // exist).
-        let present = existing(&cluster.client, cfg.kafka.connect_timeout)?;
-        t.retain(|name| {
-            let there = present.iter().any(|p| p == name);
-            if !there {
-                eprintln!("note: topic {name} does not exist yet: no events to fold from it");
-            }
-            there
-        });
-        t
-    } else {
-        args.topics.clone()
-    };
-    let opts = Options {
-        topics,
-        timeout: cfg.kafka.connect_timeout.max(Duration::from_secs(10)),
-    };
-    let run = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-    let report = l2f_reconcile::reconcile(
-        &cluster.client,
-        &apps,
-        &opts,
-        args.fix.then_some(run.as_str()),
-        &subscriptions,
-    )
-    .await?;
-    match args.format {
-        OutputFormat::Table => print!("{}", report.table()),
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-    }
-    Ok(if report.drifted() { 1 } else { 0 })
+    Ok((apps, orders, subscriptions))
 }

@@ -5,7 +5,6 @@
 
 mod cluster;
 mod cmd_config;
-mod cmd_demo;
 mod cmd_dlq;
 mod cmd_history;
 mod cmd_mocks;
@@ -15,6 +14,7 @@ mod cmd_run;
 mod cmd_schemas;
 mod cmd_topics;
 mod connectors;
+mod demo;
 #[cfg(test)]
 mod deploy_observability;
 mod ops;
@@ -56,8 +56,10 @@ pub struct ConfigArg {
 enum Cmd {
     /// Run the hub's pipelines against the configured cluster until SIGINT/SIGTERM.
     Run(cmd_run::RunArgs),
-    /// A guided run on the embedded broker: leads flow, one retries, one is dead-lettered.
-    Demo(cmd_demo::DemoArgs),
+    /// A year of customers through every connector, on the embedded broker and the mock
+    /// apps in-process, with a summary and a reconciliation (non-zero exit if anything is
+    /// unaccounted for).
+    Demo(demo::DemoArgs),
     /// The topic catalog.
     #[command(subcommand)]
     Topics(cmd_topics::TopicsCmd),
@@ -90,7 +92,11 @@ async fn main() -> ExitCode {
         Cmd::Run(a) => a.traces(),
         _ => None,
     };
-    match telemetry::init(cli.log_format, traces.as_ref()) {
+    let log_file = match &cli.cmd {
+        Cmd::Demo(a) if !a.verbose => Some(a.log_file.clone()),
+        _ => None,
+    };
+    match telemetry::init(cli.log_format, traces.as_ref(), log_file.as_deref()) {
         Ok(Some(url)) => tracing::info!(%url, "exporting each record's spans over OTLP"),
         Ok(None) => {}
         Err(e) => {
@@ -100,7 +106,7 @@ async fn main() -> ExitCode {
     }
     let result = match cli.cmd {
         Cmd::Run(a) => cmd_run::run(a).await,
-        Cmd::Demo(a) => cmd_demo::run(a).await,
+        Cmd::Demo(a) => demo::run(a).await,
         Cmd::Topics(c) => cmd_topics::run(c).await,
         Cmd::Dlq(c) => cmd_dlq::run(c).await,
         Cmd::Schemas(c) => cmd_schemas::run(c),

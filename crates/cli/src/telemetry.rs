@@ -21,12 +21,35 @@ static PROVIDER: Mutex<Option<SdkTracerProvider>> = Mutex::new(None);
 /// Installs the process's subscriber: log lines filtered by `RUST_LOG` (default `info`), and,
 /// with `traces` naming a collector (or the `OTEL_*` variables doing so), the exporter of the
 /// bus's spans. Returns the URL spans go to, if any.
-pub fn init(format: LogFormat, traces: Option<&TracesConfig>) -> Result<Option<String>> {
+pub fn init(
+    format: LogFormat,
+    traces: Option<&TracesConfig>,
+    log_file: Option<&std::path::Path>,
+) -> Result<Option<String>> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let fmt = match format {
-        LogFormat::Text => fmt.boxed(),
-        LogFormat::Json => fmt.json().flatten_event(true).boxed(),
+    let fmt = match log_file {
+        // The demo's progress display owns stderr: its log lines go to a file.
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening the log file {}", path.display()))?;
+            let fmt = tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file));
+            match format {
+                LogFormat::Text => fmt.boxed(),
+                LogFormat::Json => fmt.json().flatten_event(true).boxed(),
+            }
+        }
+        None => {
+            let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+            match format {
+                LogFormat::Text => fmt.boxed(),
+                LogFormat::Json => fmt.json().flatten_event(true).boxed(),
+            }
+        }
     };
     tracing_subscriber::registry()
         .with(fmt.with_filter(filter))

@@ -1,83 +1,87 @@
-//! `l2f demo` end to end: the embedded broker, the Marketo mock over HTTP and the real
-//! Marketo connector; every lead is accounted for, with exact counts.
+//! `l2f demo` end to end: the embedded broker, the six mock apps in-process, every connector,
+//! a simulated year of customers; every record accounted for, no drift, and the same seed
+//! prints the same summary.
 
 mod common;
 
-use std::time::Duration;
-
 use common::{l2f_command, run};
 
-/// Runs `l2f demo --leads N`; returns (exit code, stdout, stderr, elapsed).
-fn demo(leads: usize) -> (i32, String, String, Duration) {
-    let r = run(l2f_command("off").args(["demo", "--leads", &leads.to_string()]));
-    (r.code, r.stdout, r.stderr, r.elapsed)
+/// Runs `l2f demo --customers N --seed S`; returns (exit code, stdout, stderr).
+fn demo(customers: usize, seed: u64) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("demo.log");
+    let r = run(l2f_command("off")
+        .args([
+            "demo",
+            "--customers",
+            &customers.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--log-file",
+        ])
+        .arg(&log));
+    (r.code, r.stdout, r.stderr)
 }
 
-/// The number printed just before `marker` on the line that holds it.
-fn number_before(stdout: &str, marker: &str) -> u64 {
-    let line = stdout
+/// The summary: everything from the customers' account on, less the lines that hold
+/// wall-clock figures.
+fn summary(stdout: &str) -> Vec<&str> {
+    stdout
         .lines()
-        .find(|l| l.contains(marker))
-        .unwrap_or_else(|| panic!("no line with {marker:?} in {stdout}"));
-    let head = &line[..line.find(marker).unwrap()];
-    head.split_whitespace()
-        .last()
-        .and_then(|w| w.trim_start_matches('(').parse().ok())
-        .unwrap_or_else(|| panic!("no number before {marker:?} in {line}"))
+        .skip_while(|l| !l.starts_with("what the customers did"))
+        .filter(|l| !l.contains(" took ") && !l.contains("wall time"))
+        .collect()
 }
 
 #[test]
-fn demo_pushes_complete_leads_dead_letters_incomplete_ones_and_rejects_unmappable_countries() {
-    let (code, stdout, stderr, t) = demo(12);
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
-    assert!(t < Duration::from_secs(60), "took {t:?}");
-    // Leads 3 and 10 lack a company; lead 11's country cannot be mapped.
+fn a_year_of_customers_is_accounted_for_with_no_drift_and_the_same_seed_prints_the_same_summary() {
+    let (code, out, err) = demo(40, 7);
+    assert_eq!(code, 0, "{out}\n{err}");
     assert!(
-        stdout.contains(
-            "summary: 12 leads: 1 rejected at the edge, 11 produced, 9 in Marketo, 2 dead-lettered, 0 unaccounted"
-        ),
-        "{stdout}"
+        out.contains("summary: 40 customers, 0 unaccounted, reconciliation no drift"),
+        "{out}"
     );
-    assert!(stdout.contains("pushed 9 leads to Marketo in "), "{stdout}");
-    assert!(stdout.contains("Marketo holds 9 leads"), "{stdout}");
-    assert!(
-        stdout.contains("produced 11 LeadCaptured events"),
-        "{stdout}"
-    );
-    let missing: Vec<&str> = stdout
-        .lines()
-        .filter(|l| l.contains("missing required field(s) LeadCaptured.company (1 attempt)"))
+    // Progress: one line per step of the simulated year, on to February 2027.
+    for date in ["2026-01-01", "2026-06-15", "2027-01-15", "2027-02-01"] {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(date) && l.contains("records through the hub")),
+            "no progress line for {date}: {out}"
+        );
+    }
+    // Every effects line and every dead-letter line balances; each bad input is named.
+    let s = summary(&out);
+    let table: Vec<&&str> = s
+        .iter()
+        .skip_while(|l| !l.starts_with("effects per app"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
         .collect();
-    assert_eq!(missing.len(), 2, "{stdout}");
-    assert!(missing
-        .iter()
-        .any(|l| l.trim_start().starts_with("lead-3 from leads[")));
-    assert!(missing
-        .iter()
-        .any(|l| l.trim_start().starts_with("lead-10 from leads[")));
+    assert_eq!(table.len(), 9, "{out}");
+    assert!(table.iter().all(|l| l.ends_with(" ok")), "{out}");
+    for reason in [
+        "(value: \"Untied Kingdom\")",
+        "missing required field(s) LeadCaptured.company",
+        "SKU \"enterprise-saas-1y\" is not in the catalog",
+        "Party__c = \"Distributor\" is not one of",
+        "Reseller_Name__c = null is required",
+    ] {
+        assert!(out.contains(reason), "{reason}: {out}");
+    }
+    assert!(!out.contains("UNEXPECTED"), "{out}");
     assert!(
-        stdout.contains("lead-11: LeadCaptured.country: not a country this hub recognises")
-            && stdout.contains("(value: \"Narnia\")"),
-        "{stdout}"
+        out.contains("PaymentDeclined 1"),
+        "the declined card: {out}"
     );
-    assert!(stdout.contains("lead-0: country \"UK\" → GB"), "{stdout}");
-    let rate_limited = number_before(&stdout, "pushes answered 606");
-    assert!(rate_limited >= 1, "no 606 shown: {stdout}");
+    assert!(out.contains("LicenseHeld 1"), "the Silent profile: {out}");
     assert!(
-        number_before(&stdout, "retries in all") >= rate_limited,
-        "{stdout}"
+        out.contains("renewal deal after a move (entity change)"),
+        "{out}"
     );
-}
+    // Logs went to the file, not over the display.
+    assert!(!err.contains(" INFO "), "{err}");
 
-#[test]
-fn every_lead_is_accounted_for_at_another_size() {
-    let (code, stdout, stderr, _) = demo(30);
-    assert_eq!(code, 0, "{stdout}\n{stderr}");
-    // Leads 3, 10, 17 and 24 lack a company; lead 11's country cannot be mapped.
-    assert!(
-        stdout.contains(
-            "summary: 30 leads: 1 rejected at the edge, 29 produced, 25 in Marketo, 4 dead-lettered, 0 unaccounted"
-        ),
-        "{stdout}"
-    );
+    let (code2, out2, err2) = demo(40, 7);
+    assert_eq!(code2, 0, "{out2}\n{err2}");
+    assert_eq!(summary(&out), summary(&out2), "same seed, same summary");
 }

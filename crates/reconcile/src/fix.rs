@@ -225,7 +225,7 @@ pub fn plan(drifts: &[Drift], state: &State) -> Plan {
                     p.refuse(
                         what,
                         format!(
-                            "set by {} from {}, which the {} mirror does not apply: it follows once Zuora reports the change",
+                            "set by {} from {}, which the {} mirror takes only as Zuora reports it (no copy is re-emitted): it follows once Zuora reports the change again",
                             by.event_type,
                             by.source.symbol(),
                             d.app

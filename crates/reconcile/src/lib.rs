@@ -52,21 +52,36 @@ pub struct Options {
     pub topics: Vec<String>,
     /// How long a read of the log may wait without progress.
     pub timeout: Duration,
+    /// The dead-letter topic: an order dead-lettered there was refused on purpose (a SKU not
+    /// in the catalog, a bad field) and is not expected in Zuora. `None` reads none.
+    pub dead_letters: Option<String>,
 }
 
 /// Folds the log and compares every configured app: the report (with the repair plan, not
 /// yet emitted) and the expected state.
 pub async fn check(client: &ClientConfig, apps: &Apps, opts: &Options) -> Result<(Report, State)> {
     let (c, topics, timeout) = (client.clone(), opts.topics.clone(), opts.timeout);
-    let (ranges, fold) = tokio::task::spawn_blocking(move || -> Result<_> {
+    let dlq = opts.dead_letters.clone();
+    let (ranges, fold, rejected) = tokio::task::spawn_blocking(move || -> Result<_> {
         let ranges = log::ranges(&c, &topics, timeout)?;
         let fold = log::fold(&c, &ranges, timeout)?;
-        Ok((ranges, fold))
+        let rejected = match &dlq {
+            Some(t) => log::rejected_orders(&c, t, timeout)?,
+            None => Default::default(),
+        };
+        Ok((ranges, fold, rejected))
     })
     .await
     .map_err(|e| ReconcileError::Repair(format!("log reader task: {e}")))??;
     let (folded, ignored, undecodable) = (fold.folded, fold.ignored, fold.undecodable);
-    let state = fold.finish();
+    let mut state = fold.finish();
+    let mut refused = Vec::new();
+    for id in &rejected {
+        if state.orders.remove(id).is_some() {
+            state.placed.remove(id);
+            refused.push(id.clone());
+        }
+    }
     let mut held = Vec::new();
     if let Some(z) = &apps.zuora {
         held.push(apps::read_zuora(z, &state).await?);
@@ -90,6 +105,7 @@ pub async fn check(client: &ClientConfig, apps: &Apps, opts: &Options) -> Result
         subscriptions: state.subscriptions.len(),
         accounts: state.accounts.len(),
         pending: state.pending.clone(),
+        refused,
         apps: held.iter().map(|h| h.app.to_string()).collect(),
         drift,
         plan,

@@ -111,3 +111,20 @@ pub fn events_at(
     }
     Ok(out)
 }
+
+/// The ids of the orders whose `OrderPlaced` was dead-lettered on `topic` (each dead letter
+/// carries the record it refused).
+pub fn rejected_orders(
+    client: &ClientConfig,
+    topic: &str,
+    timeout: Duration,
+) -> Result<std::collections::BTreeSet<String>> {
+    let codec = Codec::new();
+    Ok(l2f_bus::reader::read_all(client, topic, timeout)?
+        .into_iter()
+        .filter_map(|r| match AnyEvent::decode(&codec, r.payload.as_deref()?) {
+            Ok(AnyEvent::OrderPlaced(o)) => Some(o.order_id),
+            _ => None,
+        })
+        .collect())
+}

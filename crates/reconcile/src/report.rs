@@ -25,6 +25,9 @@ pub struct Report {
     pub accounts: usize,
     /// Subscriptions with events but not yet created in Zuora (not compared).
     pub pending: Vec<String>,
+    /// Orders dead-lettered (refused on purpose), not expected in Zuora.
+    #[serde(default)]
+    pub refused: Vec<String>,
     /// Apps compared.
     pub apps: Vec<String>,
     /// Every drift.
@@ -86,6 +89,13 @@ impl Report {
                 String::new()
             } else {
                 format!(", {} not yet in Zuora", self.pending.len())
+            } + &if self.refused.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", {} order(s) dead-lettered and not expected in Zuora",
+                    self.refused.len()
+                )
             },
             self.apps.join(", ")
         );

@@ -66,6 +66,7 @@ impl World {
         Options {
             topics: vec![self.orders.clone(), self.topic.clone()],
             timeout: Duration::from_secs(10),
+            dead_letters: None,
         }
     }
 

@@ -24,6 +24,7 @@ struct StatsInner {
     in_memory: AtomicI64,
     waiting: AtomicI64,
     calls: AtomicU64,
+    assigned: AtomicI64,
     latency: Latency,
     lag: Mutex<BTreeMap<(String, i32), PartitionLag>>,
 }
@@ -101,6 +102,15 @@ impl LoopStats {
     /// Calls made to the handler (a batch call counts once), so batching is visible.
     pub fn calls(&self) -> u64 {
         self.0.calls.load(Ordering::Relaxed)
+    }
+    /// Partitions the group has assigned to this loop right now: 0 until it has joined (or
+    /// while a rebalance has taken them away), so readiness can be told from it.
+    pub fn assigned(&self) -> i64 {
+        self.0.assigned.load(Ordering::Relaxed)
+    }
+    /// Sets [`LoopStats::assigned`] (the rebalance callbacks and the schedulers call it).
+    pub fn set_assigned(&self, n: i64) {
+        self.0.assigned.store(n, Ordering::Relaxed);
     }
     /// The handler-call duration histogram.
     pub fn latency(&self) -> LatencySnapshot {

@@ -80,6 +80,10 @@ pub struct SalesforceConfig {
     /// The topic of `UsageReported` events checked for true-ups (rule 9).
     #[serde(default = "default_usage_topic")]
     pub usage_topic: String,
+    /// The topic of Zuora's `CommunicationProfileChanged` (the license service's topic): the
+    /// billing mirror applies a profile finance changed in Zuora to the customer accounts.
+    #[serde(default = "default_licenses_topic")]
+    pub licenses_topic: String,
     /// The consumer group of the leads sink.
     #[serde(default = "default_leads_group")]
     pub leads_group: String,
@@ -115,6 +119,9 @@ fn default_leads_topic() -> String {
 }
 fn default_subscriptions_topic() -> String {
     "subscriptions".into()
+}
+fn default_licenses_topic() -> String {
+    "licenses".into()
 }
 fn default_usage_topic() -> String {
     "usage".into()
@@ -163,6 +170,7 @@ impl SalesforceConfig {
             leads_topic: default_leads_topic(),
             subscriptions_topic: default_subscriptions_topic(),
             usage_topic: default_usage_topic(),
+            licenses_topic: default_licenses_topic(),
             leads_group: default_leads_group(),
             mirror_group: default_mirror_group(),
             true_up_group: default_true_up_group(),
@@ -232,6 +240,7 @@ impl SalesforceConfig {
             ("leads_group", &self.leads_group),
             ("mirror_group", &self.mirror_group),
             ("usage_topic", &self.usage_topic),
+            ("licenses_topic", &self.licenses_topic),
             ("true_up_group", &self.true_up_group),
         ] {
             if v.trim().is_empty() {

@@ -130,6 +130,7 @@ impl Connector for SalesforceConnector {
             self.cfg.leads_topic.clone(),
             self.cfg.subscriptions_topic.clone(),
             self.cfg.usage_topic.clone(),
+            self.cfg.licenses_topic.clone(),
         ]
     }
 
@@ -165,7 +166,7 @@ impl Connector for SalesforceConnector {
             let mirror = ctx.sink(
                 NAME,
                 &cfg.mirror_group,
-                vec![cfg.subscriptions_topic.clone()],
+                vec![cfg.subscriptions_topic.clone(), cfg.licenses_topic.clone()],
                 self.mirror.clone(),
             );
             let true_ups = ctx.sink(

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use l2f_bus::{Handler, HandlerError, Record};
 use l2f_connector_kit::record::{decode, decode_any};
-use l2f_contracts::events::LeadCaptured;
+use l2f_contracts::events::{LeadCaptured, SourceSystem};
 use l2f_contracts::record::AnyEvent;
 use l2f_contracts::Codec;
 use serde_json::{json, Value};
@@ -271,18 +271,63 @@ impl MirrorSink {
     pub async fn push(&self, records: &[Record]) -> Vec<Result<Mirrored, HandlerError>> {
         let mut parts: Vec<(usize, Result<Mirrored, HandlerError>)> = Vec::new();
         let mut mirrors = Vec::new();
+        let mut profiles = Vec::new();
+        let mut profile_idx = std::collections::HashSet::new();
         for (i, r) in records.iter().enumerate() {
-            match decode_any(&self.codec, r).map(|e| mapping::mirror(&e)) {
-                Ok(Some(m)) => mirrors.push((i, m)),
-                Ok(None) => parts.push((i, Ok(Mirrored::Skipped))),
+            match decode_any(&self.codec, r) {
+                Ok(AnyEvent::CommunicationProfileChanged(c))
+                    if c.envelope.source == SourceSystem::Zuora =>
+                {
+                    profiles.push((i, c))
+                }
+                Ok(e) => match mapping::mirror(&e) {
+                    Some(m) => mirrors.push((i, m)),
+                    None => parts.push((i, Ok(Mirrored::Skipped))),
+                },
                 Err(e) => parts.push((i, Err(e))),
             }
         }
-        let accounts: Vec<(usize, Value)> = mirrors
+        let mut accounts: Vec<(usize, Value)> = mirrors
             .iter()
             .filter_map(|(i, m)| m.account.clone().map(|a| (*i, a)))
             .collect();
+        // Finance changed a profile in Zuora: every customer account of that hub account
+        // (one per entity) takes it. A record with no account mirrored yet changes nothing;
+        // its SubscriptionCreated brings the profile Zuora holds then.
+        for (i, c) in profiles {
+            let soql = format!(
+                "SELECT {} FROM {} WHERE L2f_Account_Id__c = '{}'",
+                CUSTOMER_ACCOUNT.1,
+                CUSTOMER_ACCOUNT.0,
+                c.account_id.replace('\\', "\\\\").replace('\'', "\\'")
+            );
+            self.stats.0.calls.fetch_add(1, Ordering::Relaxed);
+            match self.client.query_all(&soql).await {
+                Err(e) => parts.push((i, verdict(Answer::call(&e)).map(|_| Mirrored::Skipped))),
+                Ok(found) => {
+                    let keys: Vec<&str> = found
+                        .iter()
+                        .filter_map(|a| a[CUSTOMER_ACCOUNT.1].as_str())
+                        .collect();
+                    if keys.is_empty() {
+                        parts.push((i, Ok(Mirrored::Skipped)));
+                    }
+                    for key in keys {
+                        profile_idx.insert(i);
+                        accounts.push((
+                            i,
+                            json!({
+                                "attributes": { "type": CUSTOMER_ACCOUNT.0 },
+                                CUSTOMER_ACCOUNT.1: key,
+                                "Communication_Profile__c": c.communication_profile.symbol(),
+                            }),
+                        ));
+                    }
+                }
+            }
+        }
         let mut account_of: HashMap<usize, Result<Upserted, HandlerError>> = HashMap::new();
+        let mut profile_out: HashMap<usize, Result<Upserted, HandlerError>> = HashMap::new();
         if !accounts.is_empty() {
             account_of = upsert_distinct(
                 &self.client,
@@ -293,8 +338,26 @@ impl MirrorSink {
             )
             .await
             .into_iter()
+            .filter_map(|(i, r)| {
+                if !profile_idx.contains(&i) {
+                    return Some((i, r));
+                }
+                // A profile change's outcome: every account of it done, or its first error.
+                match profile_out.get(&i) {
+                    Some(Err(_)) => {}
+                    _ => {
+                        profile_out.insert(i, r);
+                    }
+                }
+                None
+            })
             .collect();
         }
+        parts.extend(
+            profile_out
+                .into_iter()
+                .map(|(i, r)| (i, r.map(Mirrored::Upserted))),
+        );
         let mut subs = Vec::new();
         for (i, mut m) in mirrors {
             match account_of.remove(&i) {

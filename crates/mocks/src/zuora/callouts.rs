@@ -16,9 +16,10 @@
 //!
 //! The body is a JSON object of merge fields (`eventType`, `eventCategory`,
 //! `subscriptionNumber`, ...). Zuora's Orders events are custom events, so
-//! `eventCategory` is `user.notification:<eventType>`. One delivery queue per mock sends
-//! notifications one after another, so the callouts of one subscription arrive in order;
-//! a notification whose every attempt failed is in the history too.
+//! `eventCategory` is `user.notification:<eventType>`. Like Zuora, the mock delivers several
+//! notifications at once ([`LANES`] lanes); the notifications of one object (a subscription, an
+//! account) share a lane and arrive one after another, in order. A notification whose every
+//! attempt failed is in the history too.
 
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
@@ -82,10 +83,21 @@ impl CalloutRecord {
     }
 }
 
-/// The delivery queue of one mock, started on first use (inside the runtime).
+/// Deliveries in flight at once, each lane in order.
+pub const LANES: usize = 8;
+
+/// The delivery lanes of one mock, started on first use (inside the runtime).
 #[derive(Default)]
 pub(crate) struct Queue {
-    tx: OnceLock<mpsc::UnboundedSender<Notification>>,
+    tx: OnceLock<Vec<mpsc::UnboundedSender<Notification>>>,
+}
+
+/// The lane of an object: the same object, the same lane.
+fn lane(object_id: &str) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    object_id.hash(&mut h);
+    (h.finish() % LANES as u64) as usize
 }
 
 /// A new 32-hex id (a uuid without hyphens).
@@ -123,12 +135,16 @@ impl Zuora {
             );
             return;
         };
-        let tx = self.queue.tx.get_or_init(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            runtime.spawn(deliver_all(self.me.clone(), rx));
-            tx
+        let lanes = self.queue.tx.get_or_init(|| {
+            (0..LANES)
+                .map(|_| {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    runtime.spawn(deliver_all(self.me.clone(), rx));
+                    tx
+                })
+                .collect()
         });
-        if tx.send(n).is_err() {
+        if lanes[lane(&n.object_id)].send(n).is_err() {
             tracing::error!("zuora callout queue is closed");
         }
     }

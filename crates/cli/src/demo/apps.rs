@@ -1,0 +1,255 @@
+//! The demo's hands on the apps: the calls a customer, a sales rep or a billing admin would
+//! make, over each app's own API (tokens, paths and bodies as the real APIs take them), and
+//! the mocks' `/__admin` endpoints for what no API offers (the clock, a card that declines,
+//! a state dump to count effects).
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Context as _, Result};
+use reqwest::Method;
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+
+use l2f_mocks::server::MocksConfig;
+
+/// HTTP to every mock app, with the credentials the mocks were started with.
+pub struct AppsHttp {
+    http: reqwest::Client,
+    base: BTreeMap<String, String>,
+    cfg: MocksConfig,
+    sf_token: Mutex<Option<String>>,
+    zuora_token: Mutex<Option<String>>,
+}
+
+/// Salesforce's REST version the demo speaks (the connector's own).
+const SF_VERSION: &str = "v62.0";
+
+impl AppsHttp {
+    /// For the apps at `base` (app → `http://…`), started with `cfg`.
+    pub fn new(base: BTreeMap<String, String>, cfg: MocksConfig) -> Result<Self> {
+        Ok(Self {
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(30))
+                .build()?,
+            base,
+            cfg,
+            sf_token: Mutex::new(None),
+            zuora_token: Mutex::new(None),
+        })
+    }
+
+    /// The base URL of `app`.
+    pub fn base(&self, app: &str) -> Result<&str> {
+        self.base
+            .get(app)
+            .map(String::as_str)
+            .with_context(|| format!("the {app} mock is not running"))
+    }
+
+    async fn call(
+        &self,
+        what: &str,
+        req: reqwest::RequestBuilder,
+        body: Option<&Value>,
+    ) -> Result<(reqwest::StatusCode, Value)> {
+        let req = match body {
+            Some(b) => req.json(b),
+            None => req,
+        };
+        let r = req.send().await.with_context(|| what.to_string())?;
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok((status, v))
+    }
+
+    fn ok(what: &str, (status, v): (reqwest::StatusCode, Value)) -> Result<Value> {
+        if !status.is_success() {
+            bail!("{what}: HTTP {status}: {v}");
+        }
+        Ok(v)
+    }
+
+    /// The customers app's API (bearer token).
+    pub async fn customers(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
+        let what = format!("customers app {method} {path}");
+        let req = self
+            .http
+            .request(method, format!("{}{path}", self.base("customers")?))
+            .bearer_auth(&self.cfg.customers.api_token);
+        Self::ok(&what, self.call(&what, req, body.as_ref()).await?)
+    }
+
+    /// Salesforce's REST API (`/services/data/vXX.X…`), logging in with the password flow and
+    /// again when the session expires (the simulated clock moves fast).
+    pub async fn salesforce(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
+        let what = format!("Salesforce {method} {path}");
+        let base = self.base("salesforce")?.to_string();
+        for fresh in [false, true] {
+            let token = {
+                let mut t = self.sf_token.lock().await;
+                if t.is_none() || fresh {
+                    let c = &self.cfg.salesforce;
+                    let v = Self::ok(
+                        "Salesforce login",
+                        self.call(
+                            "Salesforce login",
+                            self.http
+                                .post(format!("{base}/services/oauth2/token"))
+                                .form(&[
+                                    ("grant_type", "password"),
+                                    ("client_id", c.client_id.as_str()),
+                                    ("client_secret", c.client_secret.as_str()),
+                                    ("username", c.username.as_str()),
+                                    ("password", c.password.as_str()),
+                                ]),
+                            None,
+                        )
+                        .await?,
+                    )?;
+                    *t = v["access_token"].as_str().map(str::to_string);
+                }
+                t.clone().context("Salesforce issued no token")?
+            };
+            let req = self
+                .http
+                .request(
+                    method.clone(),
+                    format!("{base}/services/data/{SF_VERSION}{path}"),
+                )
+                .bearer_auth(token);
+            let (status, v) = self.call(&what, req, body.as_ref()).await?;
+            if status == reqwest::StatusCode::UNAUTHORIZED && !fresh {
+                continue;
+            }
+            return Self::ok(&what, (status, v));
+        }
+        bail!("{what}: refused twice")
+    }
+
+    /// Zuora's REST API (OAuth client credentials, again when the token expires).
+    pub async fn zuora(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value> {
+        let what = format!("Zuora {method} {path}");
+        let base = self.base("zuora")?.to_string();
+        for fresh in [false, true] {
+            let token = {
+                let mut t = self.zuora_token.lock().await;
+                if t.is_none() || fresh {
+                    let c = &self.cfg.zuora;
+                    let v = Self::ok(
+                        "Zuora token",
+                        self.call(
+                            "Zuora token",
+                            self.http.post(format!("{base}/oauth/token")).form(&[
+                                ("grant_type", "client_credentials"),
+                                ("client_id", c.client_id.as_str()),
+                                ("client_secret", c.client_secret.as_str()),
+                            ]),
+                            None,
+                        )
+                        .await?,
+                    )?;
+                    *t = v["access_token"].as_str().map(str::to_string);
+                }
+                t.clone().context("Zuora issued no token")?
+            };
+            let req = self
+                .http
+                .request(method.clone(), format!("{base}{path}"))
+                .bearer_auth(token);
+            let (status, v) = self.call(&what, req, body.as_ref()).await?;
+            if status == reqwest::StatusCode::UNAUTHORIZED && !fresh {
+                continue;
+            }
+            let v = Self::ok(&what, (status, v))?;
+            if v["success"] == false {
+                bail!("{what}: {v}");
+            }
+            return Ok(v);
+        }
+        bail!("{what}: refused twice")
+    }
+
+    /// A mock's `/__admin` endpoint: GET without a body, POST with one.
+    pub async fn admin(&self, app: &str, path: &str, body: Option<Value>) -> Result<Value> {
+        let url = format!("{}{path}", self.base(app)?);
+        let what = format!("{app} {path}");
+        let req = match body {
+            Some(_) => self.http.post(url),
+            None => self.http.get(url),
+        };
+        Self::ok(&what, self.call(&what, req, body.as_ref()).await?)
+    }
+
+    /// Sets the apps' one simulated clock.
+    pub async fn set_clock(&self, at: &str) -> Result<()> {
+        self.admin("zuora", "/__admin/clock", Some(json!({ "set": at })))
+            .await?;
+        Ok(())
+    }
+
+    /// The records a SOQL query finds, every page (`nextRecordsUrl`) read.
+    pub async fn soql(&self, soql: &str) -> Result<Vec<Value>> {
+        let q: String = url_encode(soql);
+        let mut v = self
+            .salesforce(Method::GET, &format!("/query?q={q}"), None)
+            .await?;
+        let mut out = Vec::new();
+        loop {
+            out.extend(v["records"].as_array().cloned().unwrap_or_default());
+            match v["nextRecordsUrl"].as_str() {
+                Some(next) if v["done"] == false => {
+                    let path = next
+                        .split_once(&format!("/services/data/{SF_VERSION}"))
+                        .map_or(next, |(_, p)| p)
+                        .to_string();
+                    v = self.salesforce(Method::GET, &path, None).await?;
+                }
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Every subscription the customers app lists, page by page (`per_page` up to 1000).
+    pub async fn customers_subscriptions(&self) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        for page in 1.. {
+            let v = self
+                .customers(
+                    Method::GET,
+                    &format!("/api/v1/subscriptions?per_page=1000&page={page}"),
+                    None,
+                )
+                .await?;
+            let items = v["items"].as_array().cloned().unwrap_or_default();
+            let total = v["total"].as_u64().unwrap_or(0) as usize;
+            out.extend(items);
+            if out.len() >= total {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Percent-encodes a query value.
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
