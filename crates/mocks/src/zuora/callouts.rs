@@ -235,9 +235,23 @@ impl Zuora {
 }
 
 async fn deliver_all(app: Weak<Zuora>, mut rx: mpsc::UnboundedReceiver<Notification>) {
+    let at_once = app
+        .upgrade()
+        .map_or(1, |a| a.cfg.callout_concurrency.max(1));
+    let slots = Arc::new(tokio::sync::Semaphore::new(at_once));
     while let Some(n) = rx.recv().await {
         let Some(app) = app.upgrade() else { return };
-        app.deliver(n).await;
+        if at_once == 1 {
+            app.deliver(n).await;
+            continue;
+        }
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        tokio::spawn(async move {
+            app.deliver(n).await;
+            drop(slot);
+        });
     }
 }
 
