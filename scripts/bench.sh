@@ -9,6 +9,10 @@
 #  5. zuora sink: orders/s through the connector beside the Zuora mock's ceiling for the same calls.
 #  7. marketo sink: leads/s through the sink (300 a call) beside the mock's ceiling for the same call.
 #  6. salesforce sink: records/s through the lead sink beside the mock's ceiling for the same call.
+#  8. end to end: orders/s from the customers app's API to the subscription mirrored in Salesforce
+#     and the customers app (the whole hub in-process, the mocks' rate limits lifted), latency
+#     p50/p99/max at 200 orders/s offered, beside each app's mock ceiling for the calls one order
+#     needs, measured in the same run, and the ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kafka=deploy/local/kafka/kafka.sh
@@ -35,3 +39,5 @@ echo "== connectors (records/s through the sink beside the mock's ceiling for th
 cargo run -q --release -p l2f-connector-salesforce --example salesforce_bench
 echo "== marketo sink (leads/s through the connector beside the Marketo mock's ceiling for the same call, same run)"
 cargo run -q --release -p l2f-connector-marketo --example marketo_bench
+echo "== end to end (orders/s customers app -> Zuora -> Salesforce + customers app, p50/p99 at 200 orders/s offered, beside the mocks' ceilings, same run)"
+cargo run -q --release -p l2f-cli --example e2e_bench

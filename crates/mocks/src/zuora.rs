@@ -77,6 +77,13 @@ pub struct Config {
     pub callout_password: Option<String>,
     /// Send the credentials on the first request instead of after a 401 challenge.
     pub callout_preemptive_auth: bool,
+    /// Callout notifications in flight at once: that many lanes (default 8), the
+    /// notifications of one object (subscription, account) on one lane, in order; 1 sends
+    /// each after the last was answered. Zuora itself delivers several at once ("the timing and delivery
+    /// of notifications can vary based on retries, concurrency and network latency"), which a
+    /// load test needs: a receiver that answers only once the event is durable would
+    /// otherwise be held to one notification per commit.
+    pub callout_concurrency: usize,
     /// Misbehaviour rules active from the start.
     pub faults: Vec<FaultRule>,
     /// The renewal notices Zuora sends, in days before term end ([`notices`]).
@@ -105,6 +112,7 @@ impl Default for Config {
             callout_username: None,
             callout_password: None,
             callout_preemptive_auth: false,
+            callout_concurrency: 8,
             faults: Vec::new(),
             notices: notices::default_notices(),
             notice_from: "billing@l2f.example".into(),
@@ -1264,6 +1272,132 @@ impl Zuora {
     }
 }
 
+/// What an order changed, so that a failed part can put it back (all or nothing).
+struct Undo {
+    seq: u64,
+    /// Accounts it created.
+    accounts: Vec<String>,
+    /// Subscriptions it touched, each as it was before (`None`: it did not exist).
+    subscriptions: Vec<(String, Option<Subscription>)>,
+}
+
+impl Undo {
+    fn new(d: &Data) -> Self {
+        Undo {
+            seq: d.seq,
+            accounts: Vec::new(),
+            subscriptions: Vec::new(),
+        }
+    }
+
+    /// Remembers subscription `number` as it is now, once.
+    fn keep(&mut self, d: &Data, number: &str) {
+        if !self.subscriptions.iter().any(|(n, _)| n == number) {
+            let before = d.subscriptions.get(number).cloned();
+            self.subscriptions.push((number.to_string(), before));
+        }
+    }
+
+    /// Notes subscription `number` as created by this order.
+    fn created(&mut self, number: &str) {
+        if !self.subscriptions.iter().any(|(n, _)| n == number) {
+            self.subscriptions.push((number.to_string(), None));
+        }
+    }
+
+    fn revert(self, d: &mut Data) {
+        for (n, before) in self.subscriptions.into_iter().rev() {
+            match before {
+                Some(s) => d.subscriptions.insert(n, s),
+                None => d.subscriptions.remove(&n),
+            };
+        }
+        for n in self.accounts {
+            d.accounts.remove(&n);
+        }
+        d.seq = self.seq;
+    }
+}
+
+/// The account and subscription parts of `POST /v1/orders`, applied to `d` with what they
+/// touch noted in `undo`; answers the account number, the events and the subscription numbers.
+/// Each action is itself atomic (it checks before it writes), so `undo` needs only the state
+/// before each one.
+#[allow(clippy::type_complexity)]
+fn apply_order(
+    app: &Zuora,
+    d: &mut Data,
+    undo: &mut Undo,
+    body: &Value,
+    headers: &HeaderMap,
+    subs: &[Value],
+    order_date: chrono::NaiveDate,
+) -> Result<(String, Vec<(String, &'static str)>, Vec<String>), ZError> {
+    let account_number = match (
+        str_field(body, "existingAccountNumber"),
+        body.get("newAccount"),
+    ) {
+        (Some(n), _) => find_account(d, n)
+            .map(|a| a.account_number.clone())
+            .ok_or_else(|| {
+                ZError::not_found(RES_ACCOUNT, format!("Account {n} does not exist."))
+            })?,
+        (None, Some(new)) => {
+            let a = build_account(d, new, headers)?;
+            let n = a.account_number.clone();
+            d.accounts.insert(n.clone(), a);
+            undo.accounts.push(n.clone());
+            n
+        }
+        (None, None) => return Err(ZError::missing(RES_ORDER, "existingAccountNumber")),
+    };
+    let mut events = Vec::new();
+    let mut numbers = Vec::new();
+    for s in subs {
+        let actions = s
+            .get("orderActions")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if actions.is_empty() {
+            return Err(ZError::missing(RES_ORDER, "orderActions"));
+        }
+        let mut number = str_field(s, "subscriptionNumber").map(str::to_string);
+        for a in &actions {
+            if let Some(n) = &number {
+                undo.keep(d, n);
+            }
+            let (n, ev) = app.apply_action(d, &account_number, number.as_deref(), a, order_date)?;
+            if number.is_none() {
+                undo.created(&n);
+            }
+            events.push((n.clone(), ev));
+            number = Some(n);
+        }
+        if let Some(n) = number {
+            let fields = custom_fields(s.get("customFields"))?;
+            let clearing: Vec<String> = s
+                .get("clearingCustomFields")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(sub) = d.subscriptions.get_mut(&n) {
+                sub.custom_fields.extend(fields);
+                for f in clearing {
+                    sub.custom_fields.insert(f, Value::Null);
+                }
+            }
+            numbers.push(n);
+        }
+    }
+    Ok((account_number, events, numbers))
+}
+
 async fn create_order(
     State(app): State<Arc<Zuora>>,
     headers: HeaderMap,
@@ -1284,79 +1418,20 @@ async fn create_order(
     }
     let app2 = app.clone();
     app.shared.write(move |d| {
-        // All or nothing: work on a copy, commit on success.
-        let mut work = Data {
-            accounts: d.accounts.clone(),
-            subscriptions: d.subscriptions.clone(),
-            seq: d.seq,
-            ..Default::default()
+        // All or nothing: applied in place, and what it touched is put back if a part fails.
+        // (It used to work on a copy of the tenant's accounts and subscriptions: O(tenant) per
+        // order, about 100 orders/s with 2,000 accounts.)
+        let mut undo = Undo::new(d);
+        let applied = apply_order(&app2, d, &mut undo, &body, &headers, &subs, order_date);
+        let (account_number, events, numbers) = match applied {
+            Ok(a) => a,
+            Err(e) => {
+                undo.revert(d);
+                return Err(e);
+            }
         };
-        let account_number = match (
-            str_field(&body, "existingAccountNumber"),
-            body.get("newAccount"),
-        ) {
-            (Some(n), _) => find_account(&work, n)
-                .map(|a| a.account_number.clone())
-                .ok_or_else(|| {
-                    ZError::not_found(RES_ACCOUNT, format!("Account {n} does not exist."))
-                })?,
-            (None, Some(new)) => {
-                let a = build_account(&mut work, new, &headers)?;
-                let n = a.account_number.clone();
-                work.accounts.insert(n.clone(), a);
-                n
-            }
-            (None, None) => return Err(ZError::missing(RES_ORDER, "existingAccountNumber")),
-        };
-        let mut events = Vec::new();
-        let mut numbers = Vec::new();
-        for s in &subs {
-            let actions = s
-                .get("orderActions")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            if actions.is_empty() {
-                return Err(ZError::missing(RES_ORDER, "orderActions"));
-            }
-            let mut number = str_field(s, "subscriptionNumber").map(str::to_string);
-            for a in &actions {
-                let (n, ev) = app2.apply_action(
-                    &mut work,
-                    &account_number,
-                    number.as_deref(),
-                    a,
-                    order_date,
-                )?;
-                events.push((n.clone(), ev));
-                number = Some(n);
-            }
-            if let Some(n) = number {
-                let fields = custom_fields(s.get("customFields"))?;
-                let clearing: Vec<String> = s
-                    .get("clearingCustomFields")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if let Some(sub) = work.subscriptions.get_mut(&n) {
-                    sub.custom_fields.extend(fields);
-                    for f in clearing {
-                        sub.custom_fields.insert(f, Value::Null);
-                    }
-                }
-                numbers.push(n);
-            }
-        }
-        let (n, _) = next_id(&mut work);
+        let (n, _) = next_id(d);
         let order_number = format!("O-{n:08}");
-        d.accounts = work.accounts;
-        d.subscriptions = work.subscriptions;
-        d.seq = work.seq;
         let statuses: Vec<Value> = numbers
             .iter()
             .map(|n| json!({ "subscriptionNumber": n, "status": d.subscriptions[n].status }))

@@ -270,6 +270,90 @@ async fn invalid_term_type_round_trips_the_documented_error() {
     assert_eq!(subs["subscriptions"], json!([]));
 }
 
+/// All or nothing: an order whose last part fails leaves nothing of its earlier parts — not
+/// the amendment of an existing subscription, not a subscription it created, not the number
+/// it would have used.
+#[tokio::test]
+async fn an_order_that_fails_in_a_later_part_changes_nothing() {
+    let r = app(Config::default());
+    let t = token(&r).await;
+    let account = create_account(&r, &t, json!({})).await;
+    let created = post_order(
+        &r,
+        &t,
+        &create_order(&account, "prp-premium-saas", "TERMED"),
+    )
+    .await;
+    let sub = created["subscriptionNumbers"][0]
+        .as_str()
+        .expect("sub")
+        .to_string();
+    let before = get(&r, &format!("/v1/subscriptions/{sub}"), &t)
+        .await
+        .json();
+    let good = create_order(&account, "prp-premium-saas", "TERMED")["subscriptions"][0].clone();
+    let bad = create_order(&account, "prp-premium-saas", "SOMETIMES")["subscriptions"][0].clone();
+    let off = json!({ "subscriptionNumber": sub, "orderActions": [{ "type": "TermsAndConditions", "termsAndConditions": { "autoRenew": false } }] });
+    let order = |parts: Vec<Value>| json!({ "orderDate": "2026-06-01", "existingAccountNumber": account, "subscriptions": parts });
+    let failed = post_order(&r, &t, &order(vec![off.clone(), good.clone(), bad])).await;
+    assert_eq!(failed["success"], false, "{failed}");
+    assert_eq!(
+        get(&r, &format!("/v1/subscriptions/{sub}"), &t)
+            .await
+            .json(),
+        before
+    );
+    let subs = get(&r, &format!("/v1/subscriptions/accounts/{account}"), &t)
+        .await
+        .json();
+    assert_eq!(
+        subs["subscriptions"].as_array().map(Vec::len),
+        Some(1),
+        "{subs}"
+    );
+    // The same order without the bad part: the numbers the failed one would have used.
+    let again = post_order(&r, &t, &order(vec![off, good])).await;
+    assert_eq!(again["success"], true, "{again}");
+    let after = get(&r, &format!("/v1/subscriptions/{sub}"), &t)
+        .await
+        .json();
+    assert_eq!(after["autoRenew"], false);
+    let twin = app(Config::default());
+    let t2 = token(&twin).await;
+    let account2 = create_account(&twin, &t2, json!({})).await;
+    assert_eq!(account2, account);
+    post_order(
+        &twin,
+        &t2,
+        &create_order(&account, "prp-premium-saas", "TERMED"),
+    )
+    .await;
+    let off2 = json!({ "subscriptionNumber": sub, "orderActions": [{ "type": "TermsAndConditions", "termsAndConditions": { "autoRenew": false } }] });
+    let good2 = create_order(&account, "prp-premium-saas", "TERMED")["subscriptions"][0].clone();
+    let same = post_order(&twin, &t2, &order(vec![off2, good2])).await;
+    assert_eq!(
+        (&again["subscriptionNumbers"], &again["orderNumber"]),
+        (&same["subscriptionNumbers"], &same["orderNumber"]),
+        "the failed order used no numbers"
+    );
+    // A new account in a failed order is not kept either.
+    let mut fresh = create_order(&account, "prp-premium-saas", "SOMETIMES");
+    fresh
+        .as_object_mut()
+        .expect("order")
+        .remove("existingAccountNumber");
+    fresh["newAccount"] = json!({ "name": "Never", "currency": "USD", "billCycleDay": 1, "autoPay": false, "billToContact": { "firstName": "N", "lastName": "V", "country": "USA" } });
+    let failed = post_order(&r, &t, &fresh).await;
+    assert_eq!(failed["success"], false, "{failed}");
+    let accounts = get(&r, "/__admin/state", "").await.json();
+    assert_eq!(
+        accounts["accounts"].as_object().map(|a| a.len()),
+        Some(1),
+        "{}",
+        accounts["accounts"]
+    );
+}
+
 /// Idempotent requests: the same key and body replay the first answer and create nothing;
 /// the same key with another body answers 422; a concurrent duplicate answers 409.
 /// https://developer.zuora.com/docs/guides/idempotent-requests

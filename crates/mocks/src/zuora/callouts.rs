@@ -17,7 +17,7 @@
 //! The body is a JSON object of merge fields (`eventType`, `eventCategory`,
 //! `subscriptionNumber`, ...). Zuora's Orders events are custom events, so
 //! `eventCategory` is `user.notification:<eventType>`. Like Zuora, the mock delivers several
-//! notifications at once ([`LANES`] lanes); the notifications of one object (a subscription, an
+//! notifications at once (`callout_concurrency` lanes, default 8); the notifications of one object (a subscription, an
 //! account) share a lane and arrive one after another, in order. A notification whose every
 //! attempt failed is in the history too.
 
@@ -83,21 +83,18 @@ impl CalloutRecord {
     }
 }
 
-/// Deliveries in flight at once, each lane in order.
-pub const LANES: usize = 8;
-
 /// The delivery lanes of one mock, started on first use (inside the runtime).
 #[derive(Default)]
 pub(crate) struct Queue {
     tx: OnceLock<Vec<mpsc::UnboundedSender<Notification>>>,
 }
 
-/// The lane of an object: the same object, the same lane.
-fn lane(object_id: &str) -> usize {
+/// The lane of an object among `lanes`: the same object, the same lane.
+fn lane(object_id: &str, lanes: usize) -> usize {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     object_id.hash(&mut h);
-    (h.finish() % LANES as u64) as usize
+    (h.finish() % lanes.max(1) as u64) as usize
 }
 
 /// A new 32-hex id (a uuid without hyphens).
@@ -136,7 +133,7 @@ impl Zuora {
             return;
         };
         let lanes = self.queue.tx.get_or_init(|| {
-            (0..LANES)
+            (0..self.cfg.callout_concurrency.max(1))
                 .map(|_| {
                     let (tx, rx) = mpsc::unbounded_channel();
                     runtime.spawn(deliver_all(self.me.clone(), rx));
@@ -144,7 +141,7 @@ impl Zuora {
                 })
                 .collect()
         });
-        if lanes[lane(&n.object_id)].send(n).is_err() {
+        if lanes[lane(&n.object_id, lanes.len())].send(n).is_err() {
             tracing::error!("zuora callout queue is closed");
         }
     }
