@@ -552,7 +552,7 @@ fn hub_config(
             "client_secret": "l2f-client-secret", "username": "integration@l2f.example",
             "password": "l2f-password", "poll_interval": "5s", "source": g("sf-opps"),
             "orders_topic": t.orders, "leads_topic": t.leads, "subscriptions_topic": t.subs,
-            "usage_topic": t.usage, "leads_group": g("sf-leads"), "mirror_group": g("sf-mirror"),
+            "usage_topic": t.usage, "licenses_topic": t.lic, "leads_group": g("sf-leads"), "mirror_group": g("sf-mirror"),
             "true_up_group": g("sf-true-ups"),
         }),
     );

@@ -276,6 +276,7 @@ subscriptions_topic = "{subs}"
 leads_group = "{sf_leads}"
 mirror_group = "{sf_mirror}"
 usage_topic = "{usage}"
+licenses_topic = "{lic}"
 true_up_group = "{sf_true_ups}"
 [connectors.zuora]
 base_url = "{zuora}"

@@ -48,6 +48,7 @@ struct Topics {
     subscriptions: String,
     orders: String,
     usage: String,
+    licenses: String,
     dlq: String,
     offsets: String,
 }
@@ -58,6 +59,7 @@ async fn topics(b: &str) -> Topics {
         subscriptions: unique("subscriptions"),
         orders: unique("orders"),
         usage: unique("usage"),
+        licenses: unique("licenses"),
         dlq: unique("dead-letters"),
         offsets: unique("source-offsets"),
     };
@@ -66,6 +68,7 @@ async fn topics(b: &str) -> Topics {
         (&t.subscriptions, 2),
         (&t.orders, 3),
         (&t.usage, 2),
+        (&t.licenses, 2),
         (&t.dlq, 1),
         (&t.offsets, 1),
     ] {
@@ -153,6 +156,7 @@ async fn leads_and_zuoras_subscriptions_reach_salesforce_through_the_registered_
         "leads_topic": t.leads,
         "subscriptions_topic": t.subscriptions,
         "usage_topic": t.usage,
+        "licenses_topic": t.licenses,
         "leads_group": leads_group,
         "mirror_group": mirror_group,
         "true_up_group": unique("g-sf-true-ups"),
@@ -598,6 +602,7 @@ async fn usage_above_the_seats_is_flagged_as_a_true_up_once_and_within_the_seats
         "leads_topic": t.leads,
         "subscriptions_topic": t.subscriptions,
         "usage_topic": t.usage,
+        "licenses_topic": t.licenses,
         "leads_group": unique("g-sf-leads"),
         "mirror_group": unique("g-sf-mirror"),
         "true_up_group": group,
