@@ -232,6 +232,13 @@ pub struct FaultRule {
     /// How many times the rule fires before it is spent; none means forever.
     #[serde(default)]
     pub times: Option<u64>,
+    /// Fires on every N-th matching request only (a steady share of the traffic: five rules
+    /// of `every = 50` with phases 0, 10, 20, 30, 40 fail 10% of calls, spread out).
+    #[serde(default)]
+    pub every: Option<u64>,
+    /// With `every`: which request of each N fires (0 = the N-th, 2N-th, ...).
+    #[serde(default)]
+    pub phase: u64,
     /// Matching requests seen so far.
     #[serde(default)]
     pub seen: u64,
@@ -287,6 +294,12 @@ impl Faults {
             }
             rule.seen += 1;
             if rule.nth.is_some_and(|n| n != rule.seen) {
+                continue;
+            }
+            if rule
+                .every
+                .is_some_and(|e| e == 0 || rule.seen % e != rule.phase % e)
+            {
                 continue;
             }
             if rule.times.is_some_and(|t| rule.fired >= t) {
@@ -592,4 +605,42 @@ pub fn finish<S: MockApp>(routes: Router<Arc<S>>, app: Arc<S>) -> Router {
             fault_layer::<S>,
         ))
         .with_state(app)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every(e: u64, phase: u64, status: u16) -> FaultRule {
+        FaultRule {
+            path: "/v1/".into(),
+            method: None,
+            action: FaultAction::Status {
+                status,
+                retry_after: None,
+            },
+            nth: None,
+            times: None,
+            every: Some(e),
+            phase,
+            seen: 0,
+            fired: 0,
+        }
+    }
+
+    #[test]
+    fn every_nth_rules_fail_a_steady_spread_out_share() {
+        let f = Faults::new(vec![every(10, 0, 500), every(10, 5, 503)]);
+        let mut fired = Vec::new();
+        for i in 1..=100u64 {
+            if !f.decide(&Method::POST, "/v1/orders").is_empty() {
+                fired.push(i);
+            }
+        }
+        // Requests 5, 10, 15, ... : 20 of 100, never two in a row.
+        assert_eq!(fired.len(), 20, "{fired:?}");
+        assert!(fired.windows(2).all(|w| w[1] - w[0] == 5), "{fired:?}");
+        assert!(f.decide(&Method::GET, "/other").is_empty());
+        assert_eq!(f.list()[0].fired, 10);
+    }
 }

@@ -643,9 +643,18 @@ async fn idempotency(State(app): State<Arc<Zuora>>, req: Request, next: Next) ->
     if let Some(replay) = decision {
         return replay;
     }
+    // A request that never completes (its connection dropped before Zuora handled it) gives
+    // its claim back, so the client's retry is processed rather than refused with 409 until
+    // the claim expires.
+    let mut claim = Claim {
+        app: app.clone(),
+        key: key.clone(),
+        armed: true,
+    };
     let resp = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
+    claim.armed = false;
     let (rparts, rbody) = resp.into_parts();
     let rbytes = axum::body::to_bytes(rbody, 16 << 20)
         .await
@@ -666,6 +675,26 @@ async fn idempotency(State(app): State<Arc<Zuora>>, req: Request, next: Next) ->
         }
     });
     Response::from_parts(rparts, Body::from(rbytes))
+}
+
+/// An idempotency key claimed by a request in progress; dropped unfinished, it frees the key.
+struct Claim {
+    app: Arc<Zuora>,
+    key: String,
+    armed: bool,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if self.armed {
+            let key = std::mem::take(&mut self.key);
+            self.app.shared.write(|d| {
+                if d.idempotency.get(&key).is_some_and(|e| !e.done) {
+                    d.idempotency.remove(&key);
+                }
+            });
+        }
+    }
 }
 
 #[derive(Deserialize)]

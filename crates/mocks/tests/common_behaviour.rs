@@ -20,6 +20,8 @@ fn rule(path: &str, action: FaultAction) -> FaultRule {
         action,
         nth: None,
         times: None,
+        every: None,
+        phase: 0,
         seen: 0,
         fired: 0,
     }

@@ -217,6 +217,8 @@ async fn the_11th_concurrent_call_gets_615() {
             action: FaultAction::Latency { ms: 300 },
             nth: None,
             times: None,
+            every: None,
+            phase: 0,
             seen: 0,
             fired: 0,
         }],

@@ -392,6 +392,8 @@ async fn a_concurrent_duplicate_gets_409() {
             action: FaultAction::Latency { ms: 300 },
             nth: Some(1),
             times: None,
+            every: None,
+            phase: 0,
             seen: 0,
             fired: 0,
         }],
@@ -693,4 +695,80 @@ async fn subscription_custom_fields_are_kept_and_shown_top_level() {
             .map(Vec::len),
         Some(1)
     );
+}
+
+/// A request dropped before Zuora handled it (the connection reset) gives its
+/// Idempotency-Key back: the client's retry with the same key is processed, once, instead of
+/// being refused with 409 until the claim expires.
+#[tokio::test]
+async fn a_reset_request_frees_its_idempotency_key_for_the_retry() {
+    let mut cfg = l2f_mocks::server::MocksConfig::default();
+    cfg.only(&["zuora".into()]).expect("only");
+    cfg.without_https();
+    cfg.zuora.faults = vec![FaultRule {
+        path: "/v1/orders".into(),
+        method: Some("POST".into()),
+        action: FaultAction::Reset,
+        nth: Some(1),
+        times: None,
+        every: None,
+        phase: 0,
+        seen: 0,
+        fired: 0,
+    }];
+    let running = l2f_mocks::server::start(&cfg).await.expect("start");
+    let base = running.endpoint("zuora").expect("ep").http.clone();
+    let http = reqwest::Client::new();
+    let t: Value = http
+        .post(format!("{base}/oauth/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", cfg.zuora.client_id.as_str()),
+            ("client_secret", cfg.zuora.client_secret.as_str()),
+        ])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("json");
+    let token = t["access_token"].as_str().expect("token").to_string();
+    let acct: Value = http
+        .post(format!("{base}/v1/accounts"))
+        .bearer_auth(&token)
+        .json(
+            &json!({"name": "Reset Ltd", "autoPay": false, "billCycleDay": 1, "currency": "USD",
+                      "billToContact": {"firstName": "A", "lastName": "B", "country": "USA"}}),
+        )
+        .send()
+        .await
+        .expect("account")
+        .json()
+        .await
+        .expect("json");
+    let account = acct["accountNumber"].as_str().expect("number").to_string();
+    let order = create_order(&account, "prp-premium-saas", "TERMED");
+    let send = || {
+        http.post(format!("{base}/v1/orders"))
+            .bearer_auth(&token)
+            .header("Idempotency-Key", "order-reset-1")
+            .json(&order)
+            .send()
+    };
+    assert!(send().await.is_err(), "the first attempt is reset");
+    let retry = send().await.expect("retry");
+    assert_eq!(retry.status(), 200);
+    let v: Value = retry.json().await.expect("json");
+    assert_eq!(v["success"], true, "{v}");
+    let subs: Value = http
+        .get(format!("{base}/v1/subscriptions/accounts/{account}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("subs")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(subs["subscriptions"].as_array().map(Vec::len), Some(1));
+    running.shutdown().await;
 }

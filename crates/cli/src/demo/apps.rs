@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use std::time::Duration;
+
 use anyhow::{bail, Context as _, Result};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -20,6 +22,9 @@ pub struct AppsHttp {
     sf_token: Mutex<Option<String>>,
     zuora_token: Mutex<Option<String>>,
 }
+
+/// Tries of one call before the demo gives up on an app.
+const ATTEMPTS: u32 = 8;
 
 /// Salesforce's REST version the demo speaks (the connector's own).
 const SF_VERSION: &str = "v62.0";
@@ -46,6 +51,9 @@ impl AppsHttp {
             .with_context(|| format!("the {app} mock is not running"))
     }
 
+    /// Sends, as a patient user would: a 429 or 5xx, or a dropped connection, is tried
+    /// again (after Retry-After, at most 2 s), up to [`ATTEMPTS`] times. The mocks refuse a
+    /// faulted call before handling it, so trying again never doubles an effect.
     async fn call(
         &self,
         what: &str,
@@ -56,11 +64,38 @@ impl AppsHttp {
             Some(b) => req.json(b),
             None => req,
         };
-        let r = req.send().await.with_context(|| what.to_string())?;
-        let status = r.status();
-        let text = r.text().await.unwrap_or_default();
-        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Ok((status, v))
+        let mut attempt = 1;
+        loop {
+            let this = req
+                .try_clone()
+                .context("a request that cannot be sent again")?;
+            let wait = match this.send().await {
+                Ok(r) => {
+                    let status = r.status();
+                    let retry_after = r
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<u64>().ok());
+                    let text = r.text().await.unwrap_or_default();
+                    let again = status == reqwest::StatusCode::TOO_MANY_REQUESTS
+                        || status.is_server_error();
+                    if !again || attempt >= ATTEMPTS {
+                        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                        return Ok((status, v));
+                    }
+                    retry_after.map_or(Duration::from_millis(100), |s| {
+                        Duration::from_secs(s).min(Duration::from_secs(2))
+                    })
+                }
+                Err(e) if attempt >= ATTEMPTS => {
+                    return Err(e).with_context(|| what.to_string());
+                }
+                Err(_) => Duration::from_millis(100),
+            };
+            attempt += 1;
+            tokio::time::sleep(wait).await;
+        }
     }
 
     fn ok(what: &str, (status, v): (reqwest::StatusCode, Value)) -> Result<Value> {
@@ -195,6 +230,30 @@ impl AppsHttp {
     pub async fn set_clock(&self, at: &str) -> Result<()> {
         self.admin("zuora", "/__admin/clock", Some(json!({ "set": at })))
             .await?;
+        Ok(())
+    }
+
+    /// How many faults each app has injected so far (its `/__admin/faults` counters).
+    pub async fn faults_fired(&self) -> Result<BTreeMap<String, u64>> {
+        let mut out = BTreeMap::new();
+        for app in self.base.keys() {
+            let v = self.admin(app, "/__admin/faults", None).await?;
+            let fired = v.as_array().map_or(0, |rules| {
+                rules.iter().filter_map(|r| r["fired"].as_u64()).sum()
+            });
+            out.insert(app.clone(), fired);
+        }
+        Ok(out)
+    }
+
+    /// Lifts every app's fault rules (the read-back and the reconciliation see the apps as
+    /// they are, not failing).
+    pub async fn clear_faults(&self) -> Result<()> {
+        for app in self.base.keys() {
+            let url = format!("{}/__admin/faults", self.base(app)?);
+            let what = format!("{app} DELETE /__admin/faults");
+            Self::ok(&what, self.call(&what, self.http.delete(url), None).await?)?;
+        }
         Ok(())
     }
 

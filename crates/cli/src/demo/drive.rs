@@ -74,6 +74,18 @@ impl<'a> Driver<'a> {
         }
     }
 
+    /// Records the hub's sinks retried (transient failures, outages waited out).
+    pub fn retries(&self) -> u64 {
+        self.pipelines
+            .list()
+            .iter()
+            .map(|p| match &p.stats {
+                PipelineStats::Sink(s) => s.retries(),
+                PipelineStats::Source(_) => 0,
+            })
+            .sum()
+    }
+
     fn count(&mut self, what: &'static str) {
         *self.asked.calls.entry(what).or_insert(0) += 1;
     }

@@ -28,6 +28,7 @@ use l2f_bus::{CancellationToken, Producer};
 use l2f_connector_kit::{Context, PipelineStats, Pipelines};
 use l2f_contracts::Codec;
 use l2f_mocks::customers::Plan;
+use l2f_mocks::kit::{FaultAction, FaultRule};
 use l2f_mocks::server::{self, MocksConfig};
 use serde_json::json;
 
@@ -46,6 +47,11 @@ pub struct DemoArgs {
     /// Seed of the year's plan: the same seed plans the same year and prints the same summary.
     #[arg(long, default_value_t = 2026)]
     seed: u64,
+    /// Percent of the calls to every app that fail (429 and 503 with Retry-After, 500, a
+    /// connection reset, 200 ms of latency, each a fifth of them), spread out: the hub must
+    /// still lose and double nothing.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=50))]
+    faults: u64,
     /// Log lines to stderr (they break the progress display); otherwise to `--log-file`.
     #[arg(long, short = 'v')]
     pub verbose: bool,
@@ -141,6 +147,46 @@ fn mocks_config(callout_port: u16) -> MocksConfig {
         },
     );
     mc
+}
+
+/// The fault rules that fail `percent` of an app's calls: five kinds, each every
+/// `500 / percent`-th request at its own phase, so no two in a row.
+fn fault_rules(percent: u64) -> Vec<FaultRule> {
+    if percent == 0 {
+        return vec![];
+    }
+    let every = (500 / percent).max(5);
+    let actions = [
+        FaultAction::Status {
+            status: 429,
+            retry_after: Some(1),
+        },
+        FaultAction::Status {
+            status: 500,
+            retry_after: None,
+        },
+        FaultAction::Status {
+            status: 503,
+            retry_after: Some(1),
+        },
+        FaultAction::Reset,
+        FaultAction::Latency { ms: 200 },
+    ];
+    actions
+        .into_iter()
+        .enumerate()
+        .map(|(i, action)| FaultRule {
+            path: String::new(),
+            method: None,
+            action,
+            nth: None,
+            times: None,
+            every: Some(every),
+            phase: (i as u64 * every / 5 + 1) % every,
+            seen: 0,
+            fired: 0,
+        })
+        .collect()
 }
 
 /// Every connector's section, as an operator would write them for these mocks.
@@ -239,7 +285,14 @@ pub async fn run(args: DemoArgs) -> Result<i32> {
     }
 
     let callout_port = free_port()?;
-    let mc = mocks_config(callout_port);
+    let mut mc = mocks_config(callout_port);
+    let faults = fault_rules(args.faults);
+    mc.salesforce.faults = faults.clone();
+    mc.zuora.faults = faults.clone();
+    mc.marketo.faults = faults.clone();
+    mc.mail.faults = faults.clone();
+    mc.customers.faults = faults.clone();
+    mc.license.faults = faults;
     let mocks = server::start(&mc).await?;
     let base = |app: &str| {
         mocks
@@ -257,6 +310,12 @@ pub async fn run(args: DemoArgs) -> Result<i32> {
     let connectors = build_all(&cfg)?;
     crate::connectors::check_pairing(&connectors, &rules)?;
     let rules = Arc::new(rules);
+    if args.faults > 0 {
+        println!(
+            "every app fails {}% of its calls: 429 and 503 with Retry-After, 500, connection resets, 200 ms latency",
+            args.faults
+        );
+    }
 
     let clock = ManualClock::at(
         chrono::DateTime::parse_from_rfc3339(&mc.clock.start)?.with_timezone(&chrono::Utc),

@@ -206,6 +206,8 @@ pub async fn summarise(
         .iter()
         .map(|t| t.name.clone())
         .collect();
+    let fired = apps.faults_fired().await?;
+    apps.clear_faults().await?;
     // The last effects may still be on their way (a callout, a mirror write): wait until the
     // apps hold what is expected, or the limit passes and the table shows what is missing.
     let deadline = tokio::time::Instant::now() + LAST_EFFECTS;
@@ -219,7 +221,17 @@ pub async fn summarise(
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     println!();
-    println!("the year took {:.1} s of wall time", ran.as_secs_f64());
+    let total: u64 = fired.values().sum();
+    let retries: u64 = driver.retries();
+    println!(
+        "the year took {:.1} s of wall time; {total} faults injected by the apps ({}); the hub retried {retries} times",
+        ran.as_secs_f64(),
+        fired
+            .iter()
+            .map(|(a, n)| format!("{a} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!();
     println!("what the customers did (over the apps' APIs):");
     for (what, n) in &driver.asked.calls {

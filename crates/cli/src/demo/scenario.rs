@@ -340,7 +340,7 @@ impl Scenario {
                         ));
                     }
                     if self_managed && rng.gen_bool(0.3) {
-                        let active = seats + rng.gen_range(0..10);
+                        let active = seats + 5 + rng.gen_range(0..10);
                         later.push((after(&mut rng, joined), Action::Usage(active, 2, 3)));
                     }
                     let c: f64 = rng.gen();
