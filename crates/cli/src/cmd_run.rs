@@ -171,7 +171,8 @@ pub async fn run(args: RunArgs) -> Result<i32> {
             start.await.with_context(|| format!("connector {name}"))
         }));
     }
-    let ops = Ops::new(ctx.pipelines.clone());
+    // Instances of the connectors for `/healthz/<connector>` only (never started).
+    let ops = Ops::with_health(ctx.pipelines.clone(), crate::connectors::build_all(&cfg)?);
     if let Some(addr) = cfg.ops.listen {
         ops.clone().serve(addr).await?;
     }

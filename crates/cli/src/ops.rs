@@ -1,5 +1,8 @@
 //! The operations endpoint of `l2f run`: `/metrics` in Prometheus text format, `/healthz`
-//! (the process answers) and `/readyz` (the cluster answered and the pipelines run).
+//! (the process answers), `/readyz` (the cluster answered and every pipeline has joined its
+//! group or started its source), and per connector `/readyz/<connector>` (its pipelines) and
+//! `/healthz/<connector>` (its app answers with the connector's credentials, checked at most
+//! every 10 s).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -89,7 +92,23 @@ struct ConnectorLabels {
 pub struct Ops {
     pipelines: Pipelines,
     ready: Arc<AtomicBool>,
+    health: Arc<Health>,
 }
+
+/// The connectors whose apps `/healthz/<connector>` asks, and the last answers.
+#[derive(Default)]
+struct Health {
+    connectors: Vec<Box<dyn l2f_connector_kit::Connector>>,
+    last: tokio::sync::Mutex<std::collections::HashMap<&'static str, Checked>>,
+}
+
+/// When an app was last checked, and what it answered.
+type Checked = (std::time::Instant, Result<(), String>);
+
+/// How long an app's health answer is reused (the endpoint must not load the apps).
+const HEALTH_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long an app may take to answer a health check.
+const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 type SinkGet = fn(&LoopStats) -> u64;
 type SourceGet = fn(&SourceStats) -> u64;
@@ -100,7 +119,39 @@ impl Ops {
         Ops {
             pipelines,
             ready: Arc::new(AtomicBool::new(false)),
+            health: Arc::default(),
         }
+    }
+
+    /// The same, with `connectors` (instances built for the purpose, never started) whose
+    /// apps `/healthz/<connector>` checks.
+    pub fn with_health(
+        pipelines: Pipelines,
+        connectors: Vec<Box<dyn l2f_connector_kit::Connector>>,
+    ) -> Self {
+        Ops {
+            health: Arc::new(Health {
+                connectors,
+                last: Default::default(),
+            }),
+            ..Ops::new(pipelines)
+        }
+    }
+
+    /// The pipelines of `connector` (all, with `None`) that are not ready yet: a sink that
+    /// has not joined its group's generation. A source is ready once it runs (active or
+    /// standby).
+    fn not_ready(&self, connector: Option<&str>) -> Vec<String> {
+        self.pipelines
+            .list()
+            .into_iter()
+            .filter(|p| connector.is_none_or(|c| c == p.connector))
+            .filter(|p| match &p.stats {
+                PipelineStats::Sink(s) => !s.joined(),
+                PipelineStats::Source(_) => false,
+            })
+            .map(|p| p.name)
+            .collect()
     }
 
     /// Marks the process ready (or not) for `/readyz`.
@@ -320,6 +371,8 @@ impl Ops {
             .route("/metrics", get(metrics))
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/readyz", get(readyz))
+            .route("/readyz/{connector}", get(connector_ready))
+            .route("/healthz/{connector}", get(connector_health))
             .with_state(self)
     }
 
@@ -392,10 +445,95 @@ fn prometheus_text(openmetrics: &str) -> String {
 }
 
 async fn readyz(State(ops): State<Ops>) -> impl IntoResponse {
-    if ops.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ready\n")
+    let waiting = ops.not_ready(None);
+    if !ops.ready.load(Ordering::SeqCst) {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n".to_string())
+    } else if !waiting.is_empty() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: not joined yet: {}\n", waiting.join(", ")),
+        )
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+        (StatusCode::OK, "ready\n".to_string())
+    }
+}
+
+/// The connectors this process knows: those with pipelines, and those it checks.
+fn known(ops: &Ops) -> Vec<&'static str> {
+    let mut k: Vec<&'static str> = ops.pipelines.list().iter().map(|p| p.connector).collect();
+    k.extend(ops.health.connectors.iter().map(|c| c.name()));
+    k.sort_unstable();
+    k.dedup();
+    k
+}
+
+fn unknown(ops: &Ops, connector: &str) -> (StatusCode, String) {
+    (
+        StatusCode::NOT_FOUND,
+        format!(
+            "no connector {connector} in this process (known: {})\n",
+            known(ops).join(", ")
+        ),
+    )
+}
+
+async fn connector_ready(
+    State(ops): State<Ops>,
+    axum::extract::Path(connector): axum::extract::Path<String>,
+) -> impl IntoResponse {
+    if !known(&ops).contains(&connector.as_str()) {
+        return unknown(&ops, &connector);
+    }
+    let started = ops
+        .pipelines
+        .list()
+        .iter()
+        .any(|p| p.connector == connector);
+    let waiting = ops.not_ready(Some(&connector));
+    if !started {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: starting\n".into(),
+        )
+    } else if !waiting.is_empty() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: not joined yet: {}\n", waiting.join(", ")),
+        )
+    } else {
+        (StatusCode::OK, "ready\n".into())
+    }
+}
+
+async fn connector_health(
+    State(ops): State<Ops>,
+    axum::extract::Path(connector): axum::extract::Path<String>,
+) -> impl IntoResponse {
+    if !known(&ops).contains(&connector.as_str()) {
+        return unknown(&ops, &connector);
+    }
+    let Some(c) = ops.health.connectors.iter().find(|c| c.name() == connector) else {
+        return (StatusCode::OK, "ok (no app check configured)\n".into());
+    };
+    let mut last = ops.health.last.lock().await;
+    let fresh = last
+        .get(c.name())
+        .filter(|(at, _)| at.elapsed() < HEALTH_TTL)
+        .map(|(_, r)| r.clone());
+    let result = match fresh {
+        Some(r) => r,
+        None => {
+            let r = match tokio::time::timeout(HEALTH_TIMEOUT, c.healthcheck()).await {
+                Ok(r) => r,
+                Err(_) => Err(format!("no answer within {HEALTH_TIMEOUT:?}")),
+            };
+            last.insert(c.name(), (std::time::Instant::now(), r.clone()));
+            r
+        }
+    };
+    match result {
+        Ok(()) => (StatusCode::OK, "ok\n".into()),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("unhealthy: {e}\n")),
     }
 }
 
@@ -456,6 +594,82 @@ fn sample() -> Ops {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A connector whose app refuses its credentials, counting the checks.
+    struct Refused(Arc<std::sync::atomic::AtomicU64>);
+
+    impl l2f_connector_kit::Connector for Refused {
+        fn name(&self) -> &'static str {
+            "zuora"
+        }
+        fn topics(&self) -> Vec<String> {
+            vec![]
+        }
+        fn endpoints(&self) -> Vec<l2f_connector_kit::Endpoint> {
+            vec![]
+        }
+        fn healthcheck(&self) -> futures::future::BoxFuture<'_, Result<(), String>> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { Err("HTTP 401: invalid client credentials".to_string()) })
+        }
+        fn start(
+            self: Box<Self>,
+            _ctx: l2f_connector_kit::Context,
+        ) -> futures::future::BoxFuture<'static, Result<(), l2f_connector_kit::KitError>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn per_connector_readiness_follows_the_group_join_and_health_asks_the_app_at_most_every_10_s(
+    ) {
+        use l2f_connector_kit::Pipeline;
+        let pipelines = Pipelines::default();
+        let sink = LoopStats::default();
+        pipelines.add(Pipeline {
+            connector: "marketo",
+            name: "l2f-connector-marketo".into(),
+            stats: PipelineStats::Sink(sink.clone()),
+        });
+        let checks = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let ops = Ops::with_health(pipelines, vec![Box::new(Refused(checks.clone()))]);
+        ops.set_ready(true);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, ops.router()).await });
+        let http = reqwest::Client::new();
+        let get = |path: &str| {
+            let (http, url) = (http.clone(), format!("{base}{path}"));
+            async move {
+                let r = http.get(url).send().await.unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            }
+        };
+        let (code, body) = get("/readyz/marketo").await;
+        assert_eq!(code, 503, "{body}");
+        assert!(
+            body.contains("not joined yet: l2f-connector-marketo"),
+            "{body}"
+        );
+        assert_eq!(get("/readyz").await.0, 503);
+        // A member with no partitions (a standby) is joined, and ready.
+        sink.set_joined(true);
+        assert_eq!(get("/readyz/marketo").await, (200, "ready\n".to_string()));
+        assert_eq!(get("/readyz").await.0, 200);
+        // A connector that started no pipeline yet is not ready; an unknown one is named.
+        let (code, body) = get("/readyz/zuora").await;
+        assert_eq!((code, body.as_str()), (503, "not ready: starting\n"));
+        let (code, body) = get("/readyz/salesforce").await;
+        assert_eq!(code, 404);
+        assert!(body.contains("known: marketo, zuora"), "{body}");
+        // Health asks the app, and answers from the last check for 10 s.
+        let (code, body) = get("/healthz/zuora").await;
+        assert_eq!(code, 503);
+        assert!(body.contains("unhealthy: HTTP 401"), "{body}");
+        assert_eq!(get("/healthz/zuora").await.0, 503);
+        assert_eq!(checks.load(Ordering::SeqCst), 1);
+        assert_eq!(get("/healthz/marketo").await.0, 200);
+    }
 
     #[test]
     fn metric_names_cover_sinks_and_sources_as_queries_spell_them() {

@@ -373,6 +373,7 @@ impl ConsumerContext for Ctx {
             self.shared.revocations.fetch_add(1, Ordering::SeqCst);
             info!(partitions = tpl.count(), "partitions revoked; draining");
             self.stats.set_assigned(0);
+            self.stats.set_joined(false);
             let (offsets, _joins) = self.shared.retire(revoked);
             commit(base, &offsets, CommitMode::Sync, "revocation");
         }
@@ -382,6 +383,7 @@ impl ConsumerContext for Ctx {
         if let Rebalance::Assign(tpl) = rebalance {
             info!(partitions = tpl.count(), "partitions assigned");
             self.stats.set_assigned(tpl.count() as i64);
+            self.stats.set_joined(true);
             // A partition paused under a previous assignment must not stay paused.
             if let Err(e) = base.resume(tpl) {
                 debug!(error = %e, "resume after assignment");

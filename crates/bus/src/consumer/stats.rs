@@ -25,6 +25,7 @@ struct StatsInner {
     waiting: AtomicI64,
     calls: AtomicU64,
     assigned: AtomicI64,
+    joined: std::sync::atomic::AtomicBool,
     latency: Latency,
     lag: Mutex<BTreeMap<(String, i32), PartitionLag>>,
 }
@@ -111,6 +112,15 @@ impl LoopStats {
     /// Sets [`LoopStats::assigned`] (the rebalance callbacks and the schedulers call it).
     pub fn set_assigned(&self, n: i64) {
         self.0.assigned.store(n, Ordering::Relaxed);
+    }
+    /// Whether the loop is a member of its group's current generation (an assignment was
+    /// received, possibly empty: a standby member is joined and idle) — its readiness.
+    pub fn joined(&self) -> bool {
+        self.0.joined.load(Ordering::Relaxed)
+    }
+    /// Sets [`LoopStats::joined`].
+    pub fn set_joined(&self, joined: bool) {
+        self.0.joined.store(joined, Ordering::Relaxed);
     }
     /// The handler-call duration histogram.
     pub fn latency(&self) -> LatencySnapshot {

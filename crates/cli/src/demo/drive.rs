@@ -159,7 +159,7 @@ impl<'a> Driver<'a> {
             let waiting: Vec<String> = list
                 .iter()
                 .filter(|p| match &p.stats {
-                    PipelineStats::Sink(s) => s.assigned() == 0,
+                    PipelineStats::Sink(s) => !s.joined(),
                     PipelineStats::Source(s) => !s.active(),
                 })
                 .map(|p| p.name.clone())
