@@ -8,6 +8,8 @@
 #
 #   kafka.sh up       start (or reuse) the broker; prints the bootstrap address on stdout
 #   kafka.sh down     stop it and remove its data
+#   kafka.sh kill     SIGKILL the broker (a crash: no clean shutdown), keeping its data
+#   kafka.sh restart  kill, then start again on the same data (what a fault soak does)
 #   kafka.sh status   exit 0 when it answers metadata requests
 #   kafka.sh fetch    only resolve the jars
 #   kafka.sh tool CLASS ARGS...   run a Kafka tool class (e.g. org.apache.kafka.tools.ProducerPerformance)
@@ -145,9 +147,22 @@ down() {
   rm -rf "$data" "$pidfile"
 }
 
+# A crash: SIGKILL, no controlled shutdown; the data stays for the next `up`.
+crash() {
+  local pid
+  if pid="$(running_pid)"; then
+    kill -9 "$pid" 2>/dev/null || true
+    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    log "killed broker (pid $pid, SIGKILL); data kept in $data"
+  fi
+  rm -f "$pidfile"
+}
+
 case "${1:-}" in
   up) up ;;
   down) down ;;
+  kill) crash ;;
+  restart) crash; up ;;
   status) answers ;;
   fetch) fetch ;;
   version) echo "$version" ;;
