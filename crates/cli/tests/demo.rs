@@ -6,8 +6,9 @@ mod common;
 
 use common::{l2f_command, run};
 
-/// Runs `l2f demo --customers N --seed S --faults F`; returns (exit code, stdout, stderr).
-fn demo(customers: usize, seed: u64, faults: u64) -> (i32, String, String) {
+/// Runs `l2f demo --customers N --seed S --faults F [--outage D]`; returns (exit code,
+/// stdout, stderr).
+fn demo(customers: usize, seed: u64, faults: u64, outage: Option<&str>) -> (i32, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("demo.log");
     let r = run(l2f_command("off")
@@ -21,7 +22,8 @@ fn demo(customers: usize, seed: u64, faults: u64) -> (i32, String, String) {
             &faults.to_string(),
             "--log-file",
         ])
-        .arg(&log));
+        .arg(&log)
+        .args(outage.map(|d| ["--outage", d]).into_iter().flatten()));
     (r.code, r.stdout, r.stderr)
 }
 
@@ -37,7 +39,7 @@ fn summary(stdout: &str) -> Vec<&str> {
 
 #[test]
 fn a_year_of_customers_is_accounted_for_with_no_drift_and_failing_apps_change_nothing() {
-    let (code, out, err) = demo(40, 7, 0);
+    let (code, out, err) = demo(40, 7, 0, None);
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(
         out.contains("summary: 40 customers, 0 unaccounted, reconciliation no drift"),
@@ -86,7 +88,7 @@ fn a_year_of_customers_is_accounted_for_with_no_drift_and_failing_apps_change_no
     // The same year again with every app failing 10% of its calls (429/503 with
     // Retry-After, 500, resets, latency): the same summary, line for line — nothing lost,
     // nothing doubled, nothing else dead-lettered.
-    let (code2, out2, err2) = demo(40, 7, 10);
+    let (code2, out2, err2) = demo(40, 7, 10, None);
     assert_eq!(code2, 0, "{out2}\n{err2}");
     let injected = out2
         .lines()

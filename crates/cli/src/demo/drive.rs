@@ -19,6 +19,9 @@ use super::{activity, per_connector};
 /// How long the pipelines must stay unchanged for the hub to count as quiet: a few of the
 /// sources' poll intervals and Zuora's callout retry.
 const QUIET: Duration = Duration::from_millis(500);
+/// How long no new pipeline may appear before the hub counts as started (a connector whose
+/// first call met a fault starts its pipelines a little later).
+const STARTED: Duration = Duration::from_secs(2);
 /// How long a later action waits for the record it acts on (a mirror still on its way).
 const LOOKUP: Duration = Duration::from_secs(10);
 /// How long one step may take to become quiet before the demo calls the hub stalled.
@@ -53,6 +56,15 @@ pub struct Driver<'a> {
     pub asked: Asked,
     bar: ProgressBar,
     events_at_start: u64,
+    outage: Option<Outage>,
+}
+
+/// An app taken down at a step for a wall-clock while, then given back its usual faults.
+struct Outage {
+    app: &'static str,
+    step: usize,
+    lasts: Duration,
+    faults_after: Vec<l2f_mocks::kit::FaultRule>,
 }
 
 impl<'a> Driver<'a> {
@@ -71,7 +83,70 @@ impl<'a> Driver<'a> {
             asked: Asked::default(),
             bar,
             events_at_start: 0,
+            outage: None,
         }
+    }
+
+    /// Takes `app` down at `step` for `lasts` (every call answered 503 with Retry-After),
+    /// then puts `faults_after` back.
+    pub fn outage(
+        &mut self,
+        app: &'static str,
+        step: usize,
+        lasts: Duration,
+        faults_after: Vec<l2f_mocks::kit::FaultRule>,
+    ) {
+        self.outage = Some(Outage {
+            app,
+            step,
+            lasts,
+            faults_after,
+        });
+    }
+
+    /// Starts the outage planned for step `k`, if any; a task ends it.
+    async fn start_outage(&self, k: usize) -> Result<()> {
+        let Some(o) = self.outage.as_ref().filter(|o| o.step == k) else {
+            return Ok(());
+        };
+        let down = serde_json::to_value(l2f_mocks::kit::FaultRule {
+            path: String::new(),
+            method: None,
+            action: l2f_mocks::kit::FaultAction::Status {
+                status: 503,
+                retry_after: Some(1),
+            },
+            nth: None,
+            times: None,
+            every: None,
+            phase: 0,
+            seen: 0,
+            fired: 0,
+        })?;
+        self.apps
+            .admin(o.app, "/__admin/faults", Some(down))
+            .await?;
+        self.line(format!(
+            "{} is down (every call answered 503) for {:?}",
+            o.app, o.lasts
+        ));
+        let base = self.apps.base(o.app)?.to_string();
+        let (lasts, after, app) = (o.lasts, o.faults_after.clone(), o.app);
+        tokio::spawn(async move {
+            tokio::time::sleep(lasts).await;
+            let http = reqwest::Client::new();
+            let url = format!("{base}/__admin/faults");
+            let mut ok = http.delete(&url).send().await.is_ok();
+            for rule in &after {
+                ok &= http.post(&url).json(rule).send().await.is_ok();
+            }
+            if ok {
+                tracing::info!(app, "outage over");
+            } else {
+                tracing::error!(app, "the outage could not be ended");
+            }
+        });
+        Ok(())
     }
 
     /// Records the hub's sinks retried (transient failures, outages waited out).
@@ -111,6 +186,7 @@ impl<'a> Driver<'a> {
             self.apps.set_clock(&at).await?;
             self.clock
                 .set(chrono::DateTime::parse_from_rfc3339(&at)?.with_timezone(&chrono::Utc));
+            self.start_outage(k).await?;
             for c in plan.customers.iter().filter(|c| c.joined == k) {
                 self.arrive(c, &date.to_string())
                     .await
@@ -167,7 +243,7 @@ impl<'a> Driver<'a> {
             if list.len() != seen {
                 seen = list.len();
                 since = Instant::now();
-            } else if waiting.is_empty() && seen > 0 && since.elapsed() >= QUIET {
+            } else if waiting.is_empty() && seen > 0 && since.elapsed() >= STARTED {
                 self.line(format!(
                     "the hub is up: {seen} pipelines in {:.1} s",
                     began.elapsed().as_secs_f64()

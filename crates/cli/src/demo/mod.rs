@@ -52,6 +52,10 @@ pub struct DemoArgs {
     /// still lose and double nothing.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=50))]
     faults: u64,
+    /// Takes Marketo down (every call answered 503) for this long, from the first of March
+    /// of the simulated year: its sink must wait the outage out and lose nothing.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    outage: Option<Duration>,
     /// Log lines to stderr (they break the progress display); otherwise to `--log-file`.
     #[arg(long, short = 'v')]
     pub verbose: bool,
@@ -333,9 +337,13 @@ pub async fn run(args: DemoArgs) -> Result<i32> {
             commit_interval: Duration::from_millis(200),
             ..ConsumerConfig::default()
         },
+        // Quick first retries (the year runs in seconds), but as many as an operator's
+        // default gives time for (about half a minute): an EULA acceptance may wait that long
+        // for the registration it follows when the apps fail calls (`--faults`).
         retry: RetryConfig {
             initial: Duration::from_millis(100),
-            max: Duration::from_secs(1),
+            max: Duration::from_secs(2),
+            max_attempts: 20,
             ..RetryConfig::default()
         },
         dead_letter_topic: cfg.dead_letter.topic.clone(),
@@ -372,6 +380,14 @@ pub async fn run(args: DemoArgs) -> Result<i32> {
     .collect();
     let apps = apps::AppsHttp::new(endpoints, mc.clone())?;
     let mut driver = drive::Driver::new(&apps, &ctx.pipelines, clock);
+    if let Some(d) = args.outage {
+        driver.outage(
+            "marketo",
+            scenario::OUTAGE_STEP,
+            d,
+            fault_rules(args.faults),
+        );
+    }
     let outcome = driver.year(&plan).await;
     let ran = started.elapsed();
     let result = match outcome {

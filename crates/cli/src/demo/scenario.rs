@@ -9,6 +9,9 @@ use rand::{Rng, SeedableRng};
 /// 2027-01-01, 2027-01-15 and 2027-02-01 so January's terms end and renew inside the demo.
 pub const STEPS: usize = 27;
 
+/// The step at which `l2f demo --outage` takes an app down (2026-03-01).
+pub const OUTAGE_STEP: usize = 4;
+
 /// The date of step `k` (`YYYY-MM-DD`).
 pub fn step_date(k: usize) -> chrono::NaiveDate {
     let month = (k / 2) as u32;
