@@ -247,6 +247,24 @@ pub struct FaultRule {
     pub fired: u64,
 }
 
+impl FaultRule {
+    /// A rule that does `action` to every request under `path` (`""`: all), every time;
+    /// narrow it with struct-update syntax (`FaultRule { nth: Some(2), ..FaultRule::on(..) }`).
+    pub fn on(path: &str, action: FaultAction) -> Self {
+        FaultRule {
+            path: path.into(),
+            method: None,
+            action,
+            nth: None,
+            times: None,
+            every: None,
+            phase: 0,
+            seen: 0,
+            fired: 0,
+        }
+    }
+}
+
 /// The fault rules of one app, changeable at run time.
 #[derive(Default)]
 pub struct Faults {
@@ -613,18 +631,15 @@ mod tests {
 
     fn every(e: u64, phase: u64, status: u16) -> FaultRule {
         FaultRule {
-            path: "/v1/".into(),
-            method: None,
-            action: FaultAction::Status {
-                status,
-                retry_after: None,
-            },
-            nth: None,
-            times: None,
             every: Some(e),
             phase,
-            seen: 0,
-            fired: 0,
+            ..FaultRule::on(
+                "/v1/",
+                FaultAction::Status {
+                    status,
+                    retry_after: None,
+                },
+            )
         }
     }
 

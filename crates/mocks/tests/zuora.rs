@@ -706,15 +706,9 @@ async fn a_reset_request_frees_its_idempotency_key_for_the_retry() {
     cfg.only(&["zuora".into()]).expect("only");
     cfg.without_https();
     cfg.zuora.faults = vec![FaultRule {
-        path: "/v1/orders".into(),
         method: Some("POST".into()),
-        action: FaultAction::Reset,
         nth: Some(1),
-        times: None,
-        every: None,
-        phase: 0,
-        seen: 0,
-        fired: 0,
+        ..FaultRule::on("/v1/orders", FaultAction::Reset)
     }];
     let running = l2f_mocks::server::start(&cfg).await.expect("start");
     let base = running.endpoint("zuora").expect("ep").http.clone();

@@ -128,89 +128,89 @@ impl AppsHttp {
         path: &str,
         body: Option<Value>,
     ) -> Result<Value> {
+        let base = self.base("salesforce")?;
+        let c = &self.cfg.salesforce;
+        let login = [
+            ("grant_type", "password"),
+            ("client_id", c.client_id.as_str()),
+            ("client_secret", c.client_secret.as_str()),
+            ("username", c.username.as_str()),
+            ("password", c.password.as_str()),
+        ];
+        let url = format!("{base}/services/data/{SF_VERSION}{path}");
+        let token_url = format!("{base}/services/oauth2/token");
         let what = format!("Salesforce {method} {path}");
-        let base = self.base("salesforce")?.to_string();
-        for fresh in [false, true] {
-            let token = {
-                let mut t = self.sf_token.lock().await;
-                if t.is_none() || fresh {
-                    let c = &self.cfg.salesforce;
-                    let v = Self::ok(
-                        "Salesforce login",
-                        self.call(
-                            "Salesforce login",
-                            self.http
-                                .post(format!("{base}/services/oauth2/token"))
-                                .form(&[
-                                    ("grant_type", "password"),
-                                    ("client_id", c.client_id.as_str()),
-                                    ("client_secret", c.client_secret.as_str()),
-                                    ("username", c.username.as_str()),
-                                    ("password", c.password.as_str()),
-                                ]),
-                            None,
-                        )
-                        .await?,
-                    )?;
-                    *t = v["access_token"].as_str().map(str::to_string);
-                }
-                t.clone().context("Salesforce issued no token")?
-            };
-            let req = self
-                .http
-                .request(
-                    method.clone(),
-                    format!("{base}/services/data/{SF_VERSION}{path}"),
-                )
-                .bearer_auth(token);
-            let (status, v) = self.call(&what, req, body.as_ref()).await?;
-            if status == reqwest::StatusCode::UNAUTHORIZED && !fresh {
-                continue;
-            }
-            return Self::ok(&what, (status, v));
-        }
-        bail!("{what}: refused twice")
+        self.with_token(
+            &self.sf_token,
+            &token_url,
+            &login,
+            method,
+            &url,
+            &what,
+            body,
+        )
+        .await
     }
 
-    /// Zuora's REST API (OAuth client credentials, again when the token expires).
+    /// Zuora's REST API (OAuth client credentials, again when the token expires); an answer
+    /// with `success: false` is an error.
     pub async fn zuora(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value> {
+        let base = self.base("zuora")?;
+        let c = &self.cfg.zuora;
+        let grant = [
+            ("grant_type", "client_credentials"),
+            ("client_id", c.client_id.as_str()),
+            ("client_secret", c.client_secret.as_str()),
+        ];
+        let (url, token_url) = (format!("{base}{path}"), format!("{base}/oauth/token"));
         let what = format!("Zuora {method} {path}");
-        let base = self.base("zuora")?.to_string();
+        let v = self
+            .with_token(
+                &self.zuora_token,
+                &token_url,
+                &grant,
+                method,
+                &url,
+                &what,
+                body,
+            )
+            .await?;
+        if v["success"] == false {
+            bail!("{what}: {v}");
+        }
+        Ok(v)
+    }
+
+    /// A call with an OAuth bearer token kept in `slot`, fetched from `token_url` with
+    /// `form` when there is none and again once when the call is answered 401.
+    #[allow(clippy::too_many_arguments)]
+    async fn with_token(
+        &self,
+        slot: &Mutex<Option<String>>,
+        token_url: &str,
+        form: &[(&str, &str)],
+        method: Method,
+        url: &str,
+        what: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
         for fresh in [false, true] {
             let token = {
-                let mut t = self.zuora_token.lock().await;
+                let mut t = slot.lock().await;
                 if t.is_none() || fresh {
-                    let c = &self.cfg.zuora;
-                    let v = Self::ok(
-                        "Zuora token",
-                        self.call(
-                            "Zuora token",
-                            self.http.post(format!("{base}/oauth/token")).form(&[
-                                ("grant_type", "client_credentials"),
-                                ("client_id", c.client_id.as_str()),
-                                ("client_secret", c.client_secret.as_str()),
-                            ]),
-                            None,
-                        )
-                        .await?,
-                    )?;
+                    let req = self.http.post(token_url).form(form);
+                    let v = Self::ok(token_url, self.call(token_url, req, None).await?)?;
                     *t = v["access_token"].as_str().map(str::to_string);
                 }
-                t.clone().context("Zuora issued no token")?
+                t.clone()
+                    .with_context(|| format!("{token_url} issued no token"))?
             };
-            let req = self
-                .http
-                .request(method.clone(), format!("{base}{path}"))
-                .bearer_auth(token);
-            let (status, v) = self.call(&what, req, body.as_ref()).await?;
+            let req = self.http.request(method.clone(), url).bearer_auth(token);
+            let (status, v) = self.call(what, req, body.as_ref()).await?;
             if status == reqwest::StatusCode::UNAUTHORIZED && !fresh {
                 continue;
             }
-            let v = Self::ok(&what, (status, v))?;
-            if v["success"] == false {
-                bail!("{what}: {v}");
-            }
-            return Ok(v);
+            return Self::ok(what, (status, v));
         }
         bail!("{what}: refused twice")
     }
@@ -259,7 +259,7 @@ impl AppsHttp {
 
     /// The records a SOQL query finds, every page (`nextRecordsUrl`) read.
     pub async fn soql(&self, soql: &str) -> Result<Vec<Value>> {
-        let q: String = url_encode(soql);
+        let q = l2f_connector_kit::http::path_segment(soql);
         let mut v = self
             .salesforce(Method::GET, &format!("/query?q={q}"), None)
             .await?;
@@ -299,16 +299,4 @@ impl AppsHttp {
         }
         Ok(out)
     }
-}
-
-/// Percent-encodes a query value.
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

@@ -109,20 +109,13 @@ impl<'a> Driver<'a> {
         let Some(o) = self.outage.as_ref().filter(|o| o.step == k) else {
             return Ok(());
         };
-        let down = serde_json::to_value(l2f_mocks::kit::FaultRule {
-            path: String::new(),
-            method: None,
-            action: l2f_mocks::kit::FaultAction::Status {
+        let down = serde_json::to_value(l2f_mocks::kit::FaultRule::on(
+            "",
+            l2f_mocks::kit::FaultAction::Status {
                 status: 503,
                 retry_after: Some(1),
             },
-            nth: None,
-            times: None,
-            every: None,
-            phase: 0,
-            seen: 0,
-            fired: 0,
-        })?;
+        ))?;
         self.apps
             .admin(o.app, "/__admin/faults", Some(down))
             .await?;
@@ -429,15 +422,7 @@ impl<'a> Driver<'a> {
     /// The customers app's id of a customer's subscription (a deal's is the hub's mirror),
     /// waiting a little for a mirror still on its way.
     async fn app_subscription(&self, c: &Customer) -> Result<String> {
-        let deadline = Instant::now() + LOOKUP;
-        loop {
-            match self.app_subscription_now(c).await {
-                Err(_) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(100)).await
-                }
-                r => return r,
-            }
-        }
+        eventually(|| self.app_subscription_now(c)).await
     }
 
     async fn app_subscription_now(&self, c: &Customer) -> Result<String> {
@@ -465,15 +450,7 @@ impl<'a> Driver<'a> {
     /// The Zuora subscription (as Zuora holds it) of a customer's order, waiting a little
     /// for one still on its way.
     async fn zuora_subscription(&self, c: &Customer) -> Result<Value> {
-        let deadline = Instant::now() + LOOKUP;
-        loop {
-            match self.zuora_subscription_now(c).await {
-                Err(_) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(100)).await
-                }
-                r => return r,
-            }
-        }
+        eventually(|| self.zuora_subscription_now(c)).await
     }
 
     async fn zuora_subscription_now(&self, c: &Customer) -> Result<Value> {
@@ -722,6 +699,21 @@ impl<'a> Driver<'a> {
         }
         self.count("bad input");
         Ok(())
+    }
+}
+
+/// `lookup`'s answer, asked again every 100 ms for up to [`LOOKUP`] while it fails.
+async fn eventually<T, F: std::future::Future<Output = Result<T>>>(
+    mut lookup: impl FnMut() -> F,
+) -> Result<T> {
+    let deadline = Instant::now() + LOOKUP;
+    loop {
+        match lookup().await {
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            r => return r,
+        }
     }
 }
 

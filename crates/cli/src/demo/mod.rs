@@ -180,15 +180,9 @@ fn fault_rules(percent: u64) -> Vec<FaultRule> {
         .into_iter()
         .enumerate()
         .map(|(i, action)| FaultRule {
-            path: String::new(),
-            method: None,
-            action,
-            nth: None,
-            times: None,
             every: Some(every),
             phase: (i as u64 * every / 5 + 1) % every,
-            seen: 0,
-            fired: 0,
+            ..FaultRule::on("", action)
         })
         .collect()
 }

@@ -216,6 +216,7 @@ impl Connector for ZuoraConnector {
                         window: cfg.dedupe_window,
                         idle_wait: IDLE_WAIT,
                         profiles: cfg.profiles(),
+                        clock: ctx.clock.clone(),
                     },
                     inbox,
                 )

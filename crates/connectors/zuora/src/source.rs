@@ -88,7 +88,7 @@ impl Cursor {
 }
 
 /// How the source runs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SourceOptions {
     /// The subscriptions topic.
     pub topic: String,
@@ -111,6 +111,9 @@ pub struct SourceOptions {
     pub idle_wait: Duration,
     /// Zuora's profile ids.
     pub profiles: Profiles,
+    /// The hub's clock: the first history read reaches one day back from it, as Zuora
+    /// stamps its history on the same time (a simulated clock in tests and the demo).
+    pub clock: l2f_bus::clock::SharedClock,
 }
 
 /// One notification to turn into an event.
@@ -286,7 +289,7 @@ impl ZuoraSource {
             .and_then(parse_history_time)
             .map(|t| t.and_utc())
             // Nothing read yet: Zuora's own default window, one day back.
-            .unwrap_or_else(|| Utc::now() - chrono::Duration::days(1));
+            .unwrap_or_else(|| self.opts.clock.now() - chrono::Duration::days(1));
         let overlap = chrono::Duration::from_std(self.opts.history_overlap).unwrap_or_default();
         let start = (mark - overlap).format(HISTORY_TIME).to_string();
         let rows = self

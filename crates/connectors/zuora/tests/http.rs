@@ -977,6 +977,7 @@ async fn a_profile_changed_in_zuora_becomes_communication_profile_changed_on_the
             window: 100,
             idle_wait: Duration::from_millis(10),
             profiles: cfg.profiles(),
+            clock: l2f_bus::clock::wall(),
         },
         inbox,
     );
