@@ -127,6 +127,7 @@ struct SourceCounters {
     aborted: AtomicU64,
     activations: AtomicU64,
     active: AtomicBool,
+    backing_off: AtomicBool,
 }
 
 impl SourceStats {
@@ -157,6 +158,11 @@ impl SourceStats {
     /// Whether this instance is the active poller now.
     pub fn active(&self) -> bool {
         self.0.active.load(Ordering::Relaxed)
+    }
+    /// Whether the last poll or commit failed and the source is waiting to try again: work
+    /// is owed even though no counter moves (a stalled source, not an idle one).
+    pub fn backing_off(&self) -> bool {
+        self.0.backing_off.load(Ordering::Relaxed)
     }
     fn bump(c: &AtomicU64, n: u64) {
         c.fetch_add(n, Ordering::Relaxed);
@@ -376,10 +382,12 @@ impl<S: Source> SourceLoop<S> {
             let polled = match self.source.poll(cursor.as_ref()).await {
                 Ok(p) => {
                     backoff = policy.schedule();
+                    self.stats.0.backing_off.store(false, Ordering::Relaxed);
                     p
                 }
                 Err(e) => {
                     SourceStats::bump(&self.stats.0.failed_polls, 1);
+                    self.stats.0.backing_off.store(true, Ordering::Relaxed);
                     warn!(source = %s.name, error = %e, "poll failed; retrying");
                     let wait = backoff.next_delay(e.hint());
                     if !pause(wait, active, shutdown).await {
@@ -400,6 +408,7 @@ impl<S: Source> SourceLoop<S> {
                     }
                     false => {
                         SourceStats::bump(&self.stats.0.aborted, 1);
+                        self.stats.0.backing_off.store(true, Ordering::Relaxed);
                         if !pause(backoff.next_delay(None), active, shutdown).await {
                             break;
                         }
@@ -412,6 +421,7 @@ impl<S: Source> SourceLoop<S> {
             }
         }
         self.stats.0.active.store(false, Ordering::Relaxed);
+        self.stats.0.backing_off.store(false, Ordering::Relaxed);
         info!(source = %s.name, "source no longer active");
         Ok(())
     }

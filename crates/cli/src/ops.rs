@@ -341,6 +341,17 @@ impl Ops {
             "1 on the replica that holds the source's lease and polls, 0 on standbys",
             active,
         );
+        let backing_off = Family::<SourceLabels, Gauge>::default();
+        for (labels, stats) in &sources {
+            backing_off
+                .get_or_create(labels)
+                .set(i64::from(stats.backing_off()));
+        }
+        registry.register(
+            "source_backing_off",
+            "1 while the source waits out a failed poll or commit (its feed is not being read)",
+            backing_off,
+        );
         let mut own: Vec<(&str, &str, Family<ConnectorLabels, Counter>)> = Vec::new();
         for m in self.pipelines.metrics() {
             let i = match own.iter().position(|(n, _, _)| *n == m.name) {
@@ -681,6 +692,7 @@ mod tests {
             "l2f_partitions_waiting",
             "l2f_source_active",
             "l2f_source_failed_polls_total",
+            "l2f_source_backing_off",
             "l2f_consumer_lag",
             "l2f_handler_latency_seconds_bucket",
             "l2f_build_info",

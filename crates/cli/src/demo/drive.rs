@@ -255,11 +255,14 @@ impl<'a> Driver<'a> {
         }
     }
 
-    /// Waits until no pipeline has moved for [`QUIET`] and none holds a record.
+    /// Waits until no pipeline has moved for [`QUIET`], none holds a record, and every
+    /// source has read its feed without an error twice since the last move: a source waiting
+    /// out a failed poll moves no counter, but it is not done.
     async fn settle(&self, date: &str, start: Instant) -> Result<()> {
         let began = Instant::now();
         let mut last = activity(self.pipelines);
         let mut since = Instant::now();
+        let mut read_at = good_polls(self.pipelines);
         loop {
             tokio::time::sleep(Duration::from_millis(50)).await;
             let now = activity(self.pipelines);
@@ -267,7 +270,14 @@ impl<'a> Driver<'a> {
                 tracing::debug!(%date, ms = began.elapsed().as_millis() as u64, pipelines = ?per_pipeline(self.pipelines), "demo settling");
                 last = now;
                 since = Instant::now();
-            } else if now.pending == 0 && since.elapsed() >= QUIET {
+                read_at = good_polls(self.pipelines);
+            } else if now.pending == 0
+                && since.elapsed() >= QUIET
+                && good_polls(self.pipelines)
+                    .iter()
+                    .zip(&read_at)
+                    .all(|(now, then)| *now >= then + 2)
+            {
                 return Ok(());
             }
             let work = now.work - self.events_at_start;
@@ -735,6 +745,19 @@ fn per_pipeline(p: &Pipelines) -> Vec<(String, u64)> {
                 PipelineStats::Source(s) => s.records(),
             };
             (pipe.name, n)
+        })
+        .collect()
+}
+
+/// Each active source's polls that succeeded, in the pipelines' order.
+fn good_polls(p: &Pipelines) -> Vec<u64> {
+    p.list()
+        .iter()
+        .filter_map(|pipe| match &pipe.stats {
+            PipelineStats::Source(s) if s.active() => {
+                Some(s.polls().saturating_sub(s.failed_polls()))
+            }
+            _ => None,
         })
         .collect()
 }

@@ -117,6 +117,10 @@ const TEMPLATES: [(&str, &str); 12] = [
     ),
 ];
 
+/// The Zuora tenant's name in the source's event ids, so the summary can find the event of
+/// each notification Zuora sent.
+pub const ZUORA_TENANT: &str = "demo";
+
 /// Zuora's callouts to the hub: the credentials both sides are given.
 const CALLOUT_USER: &str = "l2f-callouts";
 const CALLOUT_PASSWORD: &str = "l2f-callout-secret";
@@ -225,6 +229,7 @@ fn connector_sections(
                 "callout_username": CALLOUT_USER,
                 "callout_password": CALLOUT_PASSWORD,
                 "history_poll_interval": "5s",
+                "tenant": ZUORA_TENANT,
             }),
         ),
         (
@@ -429,7 +434,9 @@ pub fn activity(p: &Pipelines) -> Activity {
                 a.work += s.handled() + s.retries() + s.dead_lettered();
                 a.pending += s.in_memory() + s.waiting();
             }
-            PipelineStats::Source(s) => a.work += s.records() + s.transactions(),
+            PipelineStats::Source(s) => {
+                a.work += s.records() + s.transactions();
+            }
         }
     }
     a

@@ -13,6 +13,7 @@ use l2f_bus::dlq::DeadLetter;
 use l2f_bus::headers::EVENT_TYPE;
 use l2f_bus::reader::read_all;
 use l2f_bus::BusConfig;
+use l2f_connector_zuora::mapping::Notification;
 use l2f_contracts::record::AnyEvent;
 use l2f_contracts::Codec;
 use rdkafka::ClientConfig;
@@ -21,6 +22,7 @@ use serde_json::Value;
 use super::apps::AppsHttp;
 use super::drive::Driver;
 use super::scenario::{Action, Kind, Scenario};
+use super::ZUORA_TENANT;
 
 /// How long a read of a topic may wait without progress.
 const READ: Duration = Duration::from_secs(10);
@@ -64,6 +66,27 @@ async fn effects(apps: &AppsHttp, plan: &Scenario, events: &Events) -> Result<Ve
     }
     let subscriptions = store + deals + renewals;
     let z = apps.admin("zuora", "/__admin/state", None).await?;
+    // Every notification Zuora sent that the source maps (or cannot read: a dead letter),
+    // beside the events carrying its id and the source's dead letters: one each.
+    let sent: BTreeSet<uuid::Uuid> =
+        z["callout_history"]
+            .as_array()
+            .map_or_else(BTreeSet::new, |rows| {
+                rows.iter()
+                    .filter_map(|r| {
+                        let id = r["notificationId"].as_str()?;
+                        Notification::parse(id, &r["eventContext"])
+                            .map_or(true, |n| n.mapped())
+                            .then(|| l2f_contracts::record::event_id("zuora", ZUORA_TENANT, id))
+                    })
+                    .collect()
+            });
+    let from_zuora = events
+        .decoded
+        .iter()
+        .filter(|e| sent.contains(&e.envelope().event_id))
+        .count()
+        + events.zuora_dead_letters;
     let count = |v: &Value| v.as_object().map_or(0, |m| m.len());
     let sf_subs = apps
         .soql("SELECT Id FROM Zuora__Subscription__c")
@@ -114,6 +137,12 @@ async fn effects(apps: &AppsHttp, plan: &Scenario, events: &Events) -> Result<Ve
             held: count(&z["subscriptions"]),
         },
         Line {
+            app: "zuora",
+            what: "notifications sent, each one event or dead letter",
+            expected: sent.len(),
+            held: from_zuora,
+        },
+        Line {
             app: "salesforce",
             what: "Zuora__Subscription__c mirrored",
             expected: subscriptions,
@@ -159,6 +188,8 @@ async fn effects(apps: &AppsHttp, plan: &Scenario, events: &Events) -> Result<Ve
 struct Events {
     by_topic: BTreeMap<String, BTreeMap<String, usize>>,
     decoded: Vec<AnyEvent>,
+    /// Dead letters of Zuora notifications the source could not turn into events.
+    zuora_dead_letters: usize,
 }
 
 impl Events {
@@ -171,6 +202,11 @@ fn read_events(client: &ClientConfig, cfg: &BusConfig, topics: &[String]) -> Res
     let codec = Codec::new();
     let mut by_topic = BTreeMap::new();
     let mut decoded = Vec::new();
+    let zuora_dead_letters = read_all(client, &cfg.dead_letter.topic, READ)?
+        .into_iter()
+        .filter_map(DeadLetter::parse)
+        .filter(|l| l.source_topic == l2f_connector_zuora::source::DEAD_LETTER_ORIGIN)
+        .count();
     for t in topics {
         if *t == cfg.dead_letter.topic || *t == cfg.sources.offsets_topic {
             continue;
@@ -189,7 +225,11 @@ fn read_events(client: &ClientConfig, cfg: &BusConfig, topics: &[String]) -> Res
         }
         by_topic.insert(t.clone(), kinds);
     }
-    Ok(Events { by_topic, decoded })
+    Ok(Events {
+        by_topic,
+        decoded,
+        zuora_dead_letters,
+    })
 }
 
 /// Prints the summary; answers the exit code (0: everything accounted for, no drift).

@@ -528,29 +528,52 @@ impl Source for ZuoraSource {
         // Each notification once: not committed before, not twice in this batch.
         let mut taken: HashSet<String> = cur.seen.iter().cloned().collect();
         candidates.retain(|c| taken.insert(c.notification.id.clone()));
-        let found_in_history = candidates.iter().filter(|c| c.from_history).count();
-        let from_callouts = candidates.len() - found_in_history;
         let fetches: Vec<_> = candidates.iter().map(|c| self.map_one(c)).collect();
         let client_records: Vec<Result<OutRecord, HandlerError>> = futures::stream::iter(fetches)
             .buffered(FETCHES_AT_ONCE)
             .collect()
             .await;
         let mut records = Vec::with_capacity(client_records.len());
-        let mut pending = Pending {
-            callouts: from_callouts as u64,
-            from_history: found_in_history as u64,
-            ..Pending::default()
-        };
+        let mut pending = Pending::default();
+        let mut found_in_history = 0;
+        // The batch is committed up to the first notification Zuora could not answer for;
+        // that one and the rest wait for the next poll. Were a failed read to cost the whole
+        // batch, a Zuora failing one call in ten would fail nearly every batch of more than
+        // a few notifications, and the source would stall while callouts piled up.
+        let mut cut_short = None;
         for (c, r) in candidates.iter().zip(client_records) {
-            let r = r?;
+            let r = match r {
+                Ok(r) => r,
+                Err(e) => {
+                    cut_short = Some(e);
+                    break;
+                }
+            };
             if r.topic == self.opts.dead_letter_topic {
                 warn!(notification_id = %c.notification.id, "Zuora notification dead-lettered");
                 pending.dead_letters += 1;
             } else {
                 pending.events += 1;
             }
+            if c.from_history {
+                found_in_history += 1;
+                pending.from_history += 1;
+            } else {
+                pending.callouts += 1;
+            }
             cur.remember(&c.notification.id, self.opts.window);
             records.push(r);
+        }
+        if let Some(e) = cut_short {
+            if records.is_empty() {
+                return Err(e);
+            }
+            warn!(error = %e, committed = records.len(), left = candidates.len() - records.len(), "Zuora did not answer for a notification; the batch is committed up to it");
+            // History rows past the cut are read again, at the next poll: the mark stays.
+            if history_read && candidates[records.len()..].iter().any(|c| c.from_history) {
+                self.last_history = None;
+            }
+            history_read = false;
         }
         if found_in_history > 0 {
             info!(

@@ -862,6 +862,55 @@ async fn a_callout_refused_on_every_attempt_is_caught_by_the_history_poll() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_zuora_failing_every_fourth_read_still_gets_every_notification_through_once() {
+    let b = require_kafka!();
+    let hub = Hub::start(&b, Rules::embedded(), |_| {}).await;
+    // Every fourth read of a subscription fails. Were a failed read to cost the whole batch,
+    // any batch of four notifications or more would fail on every poll, and the callouts
+    // waiting would pile up into such a batch: the source would never commit again.
+    let status = reqwest::Client::new()
+        .post(format!("{}/__admin/faults", hub.base))
+        .json(
+            &json!({"path": "/v1/subscriptions/", "method": "GET", "every": 4,
+                      "action": {"kind": "status", "status": 500}}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 201);
+    let orders: Vec<OutRecord> = (20..32)
+        .map(|n| hub.record(&hub.orders, &web_order(n)))
+        .collect();
+    produce(&b, &orders).await;
+    let events = hub.wait_events(12, Duration::from_secs(90), created).await;
+    let accounts: std::collections::BTreeSet<String> =
+        events.iter().map(|e| e.account_id.clone()).collect();
+    assert_eq!(events.len(), 12, "{accounts:?}");
+    assert_eq!(
+        accounts.len(),
+        12,
+        "one event per subscription: {accounts:?}"
+    );
+    // The reads really failed, and no notification came twice.
+    let faults: Value = reqwest::get(format!("{}/__admin/faults", hub.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let fired = faults
+        .as_array()
+        .and_then(|rules| rules.first())
+        .and_then(|r| r["fired"].as_u64())
+        .unwrap_or_default();
+    assert!(fired >= 3, "{faults}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(hub.events().iter().filter_map(created).count(), 12);
+    hub.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn strangers_and_bad_bodies_produce_nothing_and_a_standby_answers_503() {
     let b = require_kafka!();
     let hub = Hub::start(&b, Rules::embedded(), |_| {}).await;

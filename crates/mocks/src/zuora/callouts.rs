@@ -19,7 +19,8 @@
 //! `eventCategory` is `user.notification:<eventType>`. Like Zuora, the mock delivers several
 //! notifications at once (`callout_concurrency` lanes, default 8); the notifications of one object (a subscription, an
 //! account) share a lane and arrive one after another, in order. A notification whose every
-//! attempt failed is in the history too.
+//! attempt failed is in the history too. A row's `createTime` is when the row was made (its
+//! first attempt, on the mock's clock), as Zuora's CalloutHistory "Create Time" is.
 
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
@@ -47,8 +48,6 @@ pub(crate) struct Notification {
     event_type: String,
     object_id: String,
     body: Value,
-    /// When the event happened (business time, ms).
-    at_ms: i64,
 }
 
 /// What the history keeps of one notification.
@@ -73,7 +72,8 @@ pub struct CalloutRecord {
     pub response_code: u16,
     /// The last answer's body (or the connection error), truncated to 60 KB.
     pub response_content: String,
-    /// When the notification was raised (the event's business time), ms since the epoch.
+    /// When the row was made, the first attempt (Zuora's "Create Time"), on the mock's
+    /// clock, ms since the epoch; the event's own time is the body's `eventTime`.
     pub create_time_ms: i64,
 }
 
@@ -123,7 +123,6 @@ impl Zuora {
             event_type: event_type.to_string(),
             object_id: object_id.to_string(),
             body,
-            at_ms,
         };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             tracing::error!(
@@ -155,6 +154,10 @@ impl Zuora {
             }
             content.truncate(cut);
         }
+        // Zuora stamps a history row with the time the row is made (the first attempt), not
+        // with the event's business time: a row that appears late still sorts after every row
+        // a reader has already seen, so a reader's high-water mark never skips it.
+        let now_ms = self.shared.clock().now_ms();
         self.shared.write(|d: &mut Data| {
             match d
                 .callout_history
@@ -176,7 +179,7 @@ impl Zuora {
                     attempted_num: attempt,
                     response_code: code,
                     response_content: content,
-                    create_time_ms: n.at_ms,
+                    create_time_ms: now_ms,
                 }),
             }
         });
