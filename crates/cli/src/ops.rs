@@ -74,6 +74,14 @@ impl prometheus_client::encoding::EncodeMetric for Counted {
     }
 }
 
+/// Labels of the app-call histogram.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ApiLabels {
+    app: String,
+    call: String,
+    outcome: String,
+}
+
 /// Labels of every source metric.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabels {
@@ -290,6 +298,23 @@ impl Ops {
             "Duration of each handler call (the app's answer included; a batch counts once)",
             prometheus_client::registry::Unit::Seconds,
             latency,
+        );
+        let api = Family::<ApiLabels, Counted>::default();
+        for (call, h) in l2f_connector_kit::calls::api_calls() {
+            let labels = ApiLabels {
+                app: call.app.to_string(),
+                call: call.call,
+                outcome: call.outcome.to_string(),
+            };
+            if let Ok(mut slot) = api.get_or_create(&labels).0.lock() {
+                *slot = Some(h);
+            }
+        }
+        registry.register_with_unit(
+            "api_call_duration",
+            "Duration of each call a connector made to its app, by app, call (method and path without ids) and outcome",
+            prometheus_client::registry::Unit::Seconds,
+            api,
         );
         let build = Family::<BuildLabels, Gauge>::default();
         build
@@ -599,6 +624,14 @@ fn sample() -> Ops {
         name: "source".into(),
         stats: PipelineStats::Source(SourceStats::default()),
     });
+    l2f_connector_kit::calls::observe(
+        l2f_connector_kit::calls::ApiCall {
+            app: "sample",
+            call: "GET /v1/sample/{id}".into(),
+            outcome: "2xx",
+        },
+        std::time::Duration::from_millis(5),
+    );
     Ops::new(pipelines)
 }
 
@@ -693,6 +726,7 @@ mod tests {
             "l2f_source_active",
             "l2f_source_failed_polls_total",
             "l2f_source_backing_off",
+            "l2f_api_call_duration_seconds_bucket",
             "l2f_consumer_lag",
             "l2f_handler_latency_seconds_bucket",
             "l2f_build_info",

@@ -36,7 +36,7 @@
 mod stats;
 mod worker;
 
-pub use stats::{LatencySnapshot, LoopStats, PartitionLag, LATENCY_BUCKETS};
+pub use stats::{Latency, LatencySnapshot, LoopStats, PartitionLag, LATENCY_BUCKETS};
 pub use worker::Handler;
 
 use std::collections::{HashMap, VecDeque};

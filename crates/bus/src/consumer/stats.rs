@@ -36,12 +36,47 @@ pub const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// A histogram of handler-call durations kept in atomics, so workers record without a lock.
+/// A histogram of call durations kept in atomics, so callers record without a lock: the
+/// handler calls of a loop, and the connectors' calls to their apps.
 #[derive(Debug, Default)]
-struct Latency {
+pub struct Latency {
     buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     count: AtomicU64,
     sum_micros: AtomicU64,
+}
+
+impl Latency {
+    /// Counts one call that took `took`.
+    pub fn observe(&self, took: Duration) {
+        let secs = took.as_secs_f64();
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|le| secs <= *le) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// The histogram as the exposition wants it (cumulative buckets, `+Inf` last).
+    pub fn snapshot(&self) -> LatencySnapshot {
+        let mut buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
+            .iter()
+            .zip(&self.buckets)
+            .map(|(le, n)| (*le, n.load(Ordering::Relaxed)))
+            .collect();
+        let count = self.count.load(Ordering::Relaxed);
+        let mut total = 0;
+        for b in &mut buckets {
+            total += b.1;
+            b.1 = total;
+        }
+        buckets.push((f64::INFINITY, count.max(total)));
+        LatencySnapshot {
+            buckets,
+            count: count.max(total),
+            sum: self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        }
+    }
 }
 
 /// A snapshot of the handler-latency histogram, for the exposition.
@@ -124,25 +159,7 @@ impl LoopStats {
     }
     /// The handler-call duration histogram.
     pub fn latency(&self) -> LatencySnapshot {
-        let l = &self.0.latency;
-        let mut buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
-            .iter()
-            .zip(&l.buckets)
-            .map(|(le, n)| (*le, n.load(Ordering::Relaxed)))
-            .collect();
-        let count = l.count.load(Ordering::Relaxed);
-        // Cumulative, as the exposition wants them.
-        let mut total = 0;
-        for b in &mut buckets {
-            total += b.1;
-            b.1 = total;
-        }
-        buckets.push((f64::INFINITY, count.max(total)));
-        LatencySnapshot {
-            buckets,
-            count: count.max(total),
-            sum: l.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
-        }
+        self.0.latency.snapshot()
     }
     /// Lag of every partition this loop holds, by `(topic, partition)`, as of librdkafka's last
     /// statistics report (`consumer.statistics_interval`).
@@ -150,14 +167,7 @@ impl LoopStats {
         self.0.lag.lock().map(|m| m.clone()).unwrap_or_default()
     }
     pub(super) fn observe_call(&self, took: Duration) {
-        let l = &self.0.latency;
-        let secs = took.as_secs_f64();
-        if let Some(i) = LATENCY_BUCKETS.iter().position(|le| secs <= *le) {
-            l.buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
-        l.count.fetch_add(1, Ordering::Relaxed);
-        l.sum_micros
-            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        self.0.latency.observe(took);
     }
     /// Replaces the lag table with the partitions of one statistics report (the consumer's
     /// statistics callback calls it; public so an exposition can be checked without a broker).

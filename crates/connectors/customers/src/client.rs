@@ -59,7 +59,7 @@ impl CustomersClient {
             .http
             .request(method, format!("{}{path}", self.base))
             .bearer_auth(self.token.expose());
-        let (status, v) = answer("customers", send(req, body).await?).await?;
+        let (status, v) = answer("customers", send("customers", req, body).await?).await?;
         if status.is_success() {
             Ok(v)
         } else if status == StatusCode::UNAUTHORIZED {

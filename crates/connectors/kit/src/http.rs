@@ -177,13 +177,17 @@ pub fn traced(req: RequestBuilder) -> RequestBuilder {
     }
 }
 
-/// Sends `req`, with `body` as JSON if there is one.
-pub async fn send(req: RequestBuilder, body: Option<&Value>) -> Result<Response> {
+/// Sends `req` to `app`, with `body` as JSON if there is one (timed: [`crate::calls`]).
+pub async fn send(
+    app: &'static str,
+    req: RequestBuilder,
+    body: Option<&Value>,
+) -> Result<Response> {
     let req = match body {
         Some(b) => req.json(b),
         None => req,
     };
-    Ok(traced(req).send().await?)
+    Ok(crate::calls::call(app, req).await?)
 }
 
 /// The status and JSON body of an answer; a transient status (429, 5xx) is an error.
@@ -262,7 +266,7 @@ impl ClientCredentials {
     /// 5xx of the identity service is a [`ClientError::Status`] (the app is busy), anything
     /// else without a token a refusal of the credentials.
     async fn fetch_token(&self, api: &'static str) -> Result<(String, Option<Duration>)> {
-        let resp = (self.token_request)(self).send().await?;
+        let resp = crate::calls::call(api, (self.token_request)(self)).await?;
         if let Some(e) = transient(api, &resp) {
             return Err(e);
         }

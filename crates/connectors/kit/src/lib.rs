@@ -16,6 +16,7 @@
 //! (the one `match` that sorts the app's answers), `sink.rs` and/or `source.rs`;
 //! `tests/http.rs` against its mock and `tests/e2e.rs` on the real broker.
 
+pub mod calls;
 pub mod clock;
 pub mod connector;
 pub mod http;

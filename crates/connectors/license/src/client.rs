@@ -56,7 +56,7 @@ impl LicenseClient {
             .http
             .request(method, format!("{}{path}", self.base))
             .bearer_auth(self.token.expose());
-        let (status, v) = answer("license", send(req, body).await?).await?;
+        let (status, v) = answer("license", send("license", req, body).await?).await?;
         if status.is_success() {
             Ok(v)
         } else if status == StatusCode::UNAUTHORIZED {

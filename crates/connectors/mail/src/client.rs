@@ -9,6 +9,7 @@
 //! `user-variables` of the items itself: a `user-variables` filter is not among Mailgun's
 //! documented filter fields.
 
+use l2f_connector_kit::calls::call;
 use l2f_connector_kit::http::{answer, refused, Result};
 use l2f_connector_kit::ClientError;
 use l2f_secrets::Secret;
@@ -75,13 +76,14 @@ impl MailgunClient {
 
     /// Sends one message (`fields` as Mailgun's form parameters); answers its bare id.
     pub async fn send(&self, fields: &[(String, String)]) -> Result<String> {
-        let resp = self
-            .http
-            .post(self.url("messages"))
-            .basic_auth("api", Some(self.key.expose()))
-            .form(fields)
-            .send()
-            .await?;
+        let resp = call(
+            "mailgun",
+            self.http
+                .post(self.url("messages"))
+                .basic_auth("api", Some(self.key.expose()))
+                .form(fields),
+        )
+        .await?;
         let (status, body) = answer("mailgun", resp).await?;
         let body = Self::judge(status, body)?;
         match body["id"].as_str() {
@@ -103,10 +105,7 @@ impl MailgunClient {
             ("limit", "300"),
         ]);
         for _ in 0..MAX_PAGES {
-            let resp = req
-                .basic_auth("api", Some(self.key.expose()))
-                .send()
-                .await?;
+            let resp = call("mailgun", req.basic_auth("api", Some(self.key.expose()))).await?;
             let (status, body) = answer("mailgun", resp).await?;
             let body = Self::judge(status, body)?;
             let items = body["items"].as_array().cloned().unwrap_or_default();
@@ -135,13 +134,14 @@ impl MailgunClient {
 
     /// Whether Mailgun answers with these credentials (one event of the domain).
     pub async fn ping(&self) -> Result<()> {
-        let resp = self
-            .http
-            .get(self.url("events"))
-            .query(&[("limit", "1")])
-            .basic_auth("api", Some(self.key.expose()))
-            .send()
-            .await?;
+        let resp = call(
+            "mailgun",
+            self.http
+                .get(self.url("events"))
+                .query(&[("limit", "1")])
+                .basic_auth("api", Some(self.key.expose())),
+        )
+        .await?;
         let (status, body) = answer("mailgun", resp).await?;
         Self::judge(status, body).map(|_| ())
     }

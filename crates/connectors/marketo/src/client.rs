@@ -2,7 +2,8 @@
 //! token (refreshed when stale, and once more when Marketo answers 601/602) and the leads
 //! endpoints.
 
-use l2f_connector_kit::http::{answer, refused, traced, ClientCredentials, Result};
+use l2f_connector_kit::calls::call;
+use l2f_connector_kit::http::{answer, refused, ClientCredentials, Result};
 use l2f_secrets::Secret;
 use reqwest::RequestBuilder;
 use serde_json::{json, Value};
@@ -39,7 +40,8 @@ impl MarketoClient {
         let request = &request;
         self.cc
             .with_token("marketo", |token, last| async move {
-                let (status, v) = answer("marketo", traced(request(&token)).send().await?).await?;
+                let (status, v) =
+                    answer("marketo", call("marketo", request(&token)).await?).await?;
                 if v["success"] == json!(true) {
                     return Ok(Some(v["result"].as_array().cloned().unwrap_or_default()));
                 }

@@ -18,9 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use l2f_connector_kit::http::{
-    answer, body_json, path_segment, refused, traced, transient, TokenSlot,
-};
+use l2f_connector_kit::calls::call;
+use l2f_connector_kit::http::{answer, body_json, path_segment, refused, transient, TokenSlot};
 use l2f_connector_kit::ClientError;
 use l2f_secrets::Secret;
 use reqwest::{Method, Response, StatusCode};
@@ -267,7 +266,7 @@ impl SalesforceClient {
                     if let Some(b) = body {
                         req = req.json(b);
                     }
-                    let resp = traced(req).send().await?;
+                    let resp = call("salesforce", req).await?;
                     self.usage.record(&resp);
                     if resp.status() == StatusCode::UNAUTHORIZED {
                         if !last {

@@ -18,7 +18,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use l2f_connector_kit::http::{body_json, refused, traced, ClientCredentials, Result};
+use l2f_connector_kit::calls;
+use l2f_connector_kit::http::{body_json, refused, ClientCredentials, Result};
 use l2f_connector_kit::ClientError;
 use l2f_secrets::Secret;
 use reqwest::{Method, Response, StatusCode};
@@ -176,7 +177,7 @@ impl ZuoraClient {
                 if let Some(b) = body {
                     req = req.json(b);
                 }
-                let resp = traced(req).send().await?;
+                let resp = calls::call("zuora", req).await?;
                 let status = resp.status();
                 if status == StatusCode::UNAUTHORIZED {
                     // The token is refused: a fresh one, once (the kit decides).
