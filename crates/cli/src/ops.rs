@@ -74,6 +74,16 @@ impl prometheus_client::encoding::EncodeMetric for Counted {
     }
 }
 
+/// Labels of a paused partition.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PausedLabels {
+    connector: String,
+    group: String,
+    topic: String,
+    partition: String,
+    reason: String,
+}
+
 /// Labels of the app-call histogram.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ApiLabels {
@@ -272,6 +282,25 @@ impl Ops {
                 high.get_or_create(&at).set(l.high);
             }
         }
+        let paused = Family::<PausedLabels, Gauge>::default();
+        for (labels, stats) in &sinks {
+            for ((topic, partition), reason) in stats.paused() {
+                paused
+                    .get_or_create(&PausedLabels {
+                        connector: labels.connector.clone(),
+                        group: labels.group.clone(),
+                        topic,
+                        partition: partition.to_string(),
+                        reason: reason.to_string(),
+                    })
+                    .set(1);
+            }
+        }
+        registry.register(
+            "partition_paused",
+            "1 for each partition the pipeline stopped fetching, with why: app_unavailable (the records wait for their app) or backpressure (the workers are behind)",
+            paused,
+        );
         registry.register(
             "consumer_lag",
             "Records between the group's committed offset and the partition's end (librdkafka's consumer_lag, -1 while unknown)",
@@ -614,6 +643,7 @@ fn sample() -> Ops {
         lag: 2,
     };
     sink.set_lag([(("leads".to_string(), 0), lag)].into());
+    sink.set_paused(&("leads".to_string(), 0), Some("app_unavailable"));
     pipelines.add(Pipeline {
         connector: "sink",
         name: "group".into(),
@@ -727,6 +757,7 @@ mod tests {
             "l2f_source_failed_polls_total",
             "l2f_source_backing_off",
             "l2f_api_call_duration_seconds_bucket",
+            "l2f_partition_paused",
             "l2f_consumer_lag",
             "l2f_handler_latency_seconds_bucket",
             "l2f_build_info",

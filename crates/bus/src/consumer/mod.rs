@@ -217,6 +217,8 @@ struct Partition {
     busy: Arc<Busy>,
     stash: VecDeque<Batch>,
     paused: bool,
+    /// Why it is paused, as last told to the stats.
+    paused_for: Option<&'static str>,
     /// Set by the worker while the partition's app is unavailable: paused until it clears.
     waiting: Arc<AtomicBool>,
     join: tokio::task::JoinHandle<()>,
@@ -366,6 +368,7 @@ impl ConsumerContext for Ctx {
                     .iter()
                     .filter_map(|e| {
                         let tp = (e.topic().to_string(), e.partition());
+                        self.stats.set_paused(&tp, None);
                         parts.remove(&tp).map(|p| (tp, p))
                     })
                     .collect()
@@ -457,6 +460,17 @@ fn poll_loop<H: Handler>(
                         Err(e) => debug!(error = %e, "pause"),
                     }
                 }
+                if p.paused {
+                    let why = if waiting {
+                        "app_unavailable"
+                    } else {
+                        "backpressure"
+                    };
+                    if p.paused_for != Some(why) {
+                        p.paused_for = Some(why);
+                        kit.stats.set_paused(tp, Some(why));
+                    }
+                }
                 // Resume only with room for half a queue: librdkafka drops its prefetched
                 // records on every pause, so resuming into a full queue would thrash.
                 if p.paused
@@ -465,7 +479,11 @@ fn poll_loop<H: Handler>(
                     && p.tx.capacity() >= p.tx.max_capacity() / 2
                 {
                     match consumer.resume(&one_partition(tp)) {
-                        Ok(()) => p.paused = false,
+                        Ok(()) => {
+                            p.paused = false;
+                            p.paused_for = None;
+                            kit.stats.set_paused(tp, None);
+                        }
                         Err(e) => debug!(error = %e, "resume"),
                     }
                 }
@@ -533,7 +551,11 @@ fn poll_loop<H: Handler>(
                     p.stash.push_back(batch);
                     if !p.paused {
                         match consumer.pause(&one_partition(&tp)) {
-                            Ok(()) => p.paused = true,
+                            Ok(()) => {
+                                p.paused = true;
+                                p.paused_for = Some("backpressure");
+                                kit.stats.set_paused(&tp, Some("backpressure"));
+                            }
                             Err(e) => debug!(error = %e, "pause"),
                         }
                     }
@@ -590,6 +612,7 @@ fn spawn_worker<H: Handler>(kit: &WorkerKit<H>) -> Partition {
         busy,
         stash: VecDeque::new(),
         paused: false,
+        paused_for: None,
         waiting,
         join,
     }

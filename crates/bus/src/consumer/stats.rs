@@ -28,6 +28,7 @@ struct StatsInner {
     joined: std::sync::atomic::AtomicBool,
     latency: Latency,
     lag: Mutex<BTreeMap<(String, i32), PartitionLag>>,
+    paused: Mutex<BTreeMap<(String, i32), &'static str>>,
 }
 
 /// Upper bounds (seconds) of the handler-latency buckets: from a cached no-op to an app call
@@ -168,6 +169,24 @@ impl LoopStats {
     }
     pub(super) fn observe_call(&self, took: Duration) {
         self.0.latency.observe(took);
+    }
+    /// The partitions the loop has paused, each with why: `app_unavailable` (its app is down,
+    /// the records wait) or `backpressure` (its queue is full, the workers are behind).
+    pub fn paused(&self) -> BTreeMap<(String, i32), &'static str> {
+        self.0.paused.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+    /// Notes that `tp` is paused for `why`, or (`None`) fetched again.
+    pub fn set_paused(&self, tp: &(String, i32), why: Option<&'static str>) {
+        if let Ok(mut m) = self.0.paused.lock() {
+            match why {
+                Some(w) => {
+                    m.insert(tp.clone(), w);
+                }
+                None => {
+                    m.remove(tp);
+                }
+            }
+        }
     }
     /// Replaces the lag table with the partitions of one statistics report (the consumer's
     /// statistics callback calls it; public so an exposition can be checked without a broker).

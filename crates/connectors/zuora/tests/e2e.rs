@@ -982,11 +982,19 @@ async fn zuora_down_for_30_seconds_pauses_the_partition_and_delivers_every_order
     hub.order(&web_order(10)).await;
     assert!(wait_until(Duration::from_secs(30), || stats.handled() >= 1).await);
     let most_waiting = Arc::new(AtomicI64::new(0));
+    let paused_for_app = Arc::new(AtomicI64::new(0));
     let watch = {
         let (stats, most) = (stats.clone(), most_waiting.clone());
+        let paused_for_app = paused_for_app.clone();
         tokio::spawn(async move {
             loop {
                 most.fetch_max(stats.waiting(), Ordering::Relaxed);
+                let n = stats
+                    .paused()
+                    .values()
+                    .filter(|r| **r == "app_unavailable")
+                    .count();
+                paused_for_app.fetch_max(n as i64, Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         })
@@ -1032,6 +1040,16 @@ async fn zuora_down_for_30_seconds_pauses_the_partition_and_delivers_every_order
     assert!(
         most_waiting.load(Ordering::Relaxed) > 0,
         "the partition waited (paused)"
+    );
+    // `l2f_partition_paused{reason="app_unavailable"}` while it waited, gone once it resumed.
+    assert!(
+        paused_for_app.load(Ordering::Relaxed) > 0,
+        "paused, and why"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || stats.paused().is_empty()).await,
+        "still paused: {:?}",
+        stats.paused()
     );
     assert!(
         stats.unavailable() >= 1,
