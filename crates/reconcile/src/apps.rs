@@ -38,12 +38,13 @@ use crate::diff::{Held, HeldSet};
 use crate::error::{ReconcileError, Result};
 use crate::fold::{field::*, State};
 
-/// Tries of one call that the app answers 429/5xx.
+/// Tries of one call that the app answers 429/5xx, or that gets no answer.
 pub const ATTEMPTS: u32 = 6;
 /// The longest wait between two tries.
 pub const MAX_WAIT: Duration = Duration::from_secs(30);
 
-/// Calls `f` until it answers, waiting out rate limits and outages the app announces.
+/// Calls `f` until it answers, waiting out rate limits and outages the app announces, and
+/// calls that got no answer (a reset connection, a timeout): a read is safe to make again.
 pub async fn patiently<T, F, Fut>(app: &'static str, what: &str, mut f: F) -> Result<T>
 where
     F: FnMut() -> Fut,
@@ -53,7 +54,13 @@ where
     for attempt in 1..=ATTEMPTS {
         match f().await {
             Ok(v) => return Ok(v),
-            Err(ClientError::Status { retry_after, .. }) if attempt < ATTEMPTS => {
+            Err(e @ (ClientError::Status { .. } | ClientError::Transport(_)))
+                if attempt < ATTEMPTS =>
+            {
+                let retry_after = match &e {
+                    ClientError::Status { retry_after, .. } => *retry_after,
+                    _ => None,
+                };
                 let wait = retry_after
                     .map(Duration::from_secs)
                     .unwrap_or(backoff)
@@ -62,6 +69,7 @@ where
                     app,
                     what,
                     wait_ms = wait.as_millis() as u64,
+                    error = %e,
                     "rate limited or unavailable; waiting"
                 );
                 tokio::time::sleep(wait).await;
@@ -396,6 +404,37 @@ pub async fn read_customers(c: &CustomersClient) -> Result<Held> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_read_that_got_no_answer_is_made_again_and_a_refusal_is_not() {
+        // A port nothing listens on: the first call gets no answer, the second succeeds.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", closed.local_addr().unwrap());
+        drop(closed);
+        let mut calls = 0;
+        let got = patiently("test", "a read", || {
+            calls += 1;
+            let (n, url) = (calls, url.clone());
+            async move {
+                if n == 1 {
+                    Err(ClientError::Transport(reqwest::get(url).await.unwrap_err()))
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(got, 2);
+        let mut calls = 0;
+        let refused: Result<()> = patiently("test", "a read", || {
+            calls += 1;
+            async { Err(ClientError::Auth("bad key".into())) }
+        })
+        .await;
+        assert_eq!(calls, 1);
+        assert!(refused.unwrap_err().to_string().contains("bad key"));
+    }
 
     #[test]
     fn a_zuora_subscription_reads_into_canonical_fields() {
