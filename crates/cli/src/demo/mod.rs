@@ -434,9 +434,7 @@ pub fn activity(p: &Pipelines) -> Activity {
                 a.work += s.handled() + s.retries() + s.dead_lettered();
                 a.pending += s.in_memory() + s.waiting();
             }
-            PipelineStats::Source(s) => {
-                a.work += s.records() + s.transactions();
-            }
+            PipelineStats::Source(s) => a.work += s.records() + s.transactions(),
         }
     }
     a

@@ -86,7 +86,11 @@ async fn effects(apps: &AppsHttp, plan: &Scenario, events: &Events) -> Result<Ve
         .iter()
         .filter(|e| sent.contains(&e.envelope().event_id))
         .count()
-        + events.zuora_dead_letters;
+        + events
+            .letters
+            .iter()
+            .filter(|l| l.source_topic == l2f_connector_zuora::source::DEAD_LETTER_ORIGIN)
+            .count();
     let count = |v: &Value| v.as_object().map_or(0, |m| m.len());
     let sf_subs = apps
         .soql("SELECT Id FROM Zuora__Subscription__c")
@@ -188,8 +192,8 @@ async fn effects(apps: &AppsHttp, plan: &Scenario, events: &Events) -> Result<Ve
 struct Events {
     by_topic: BTreeMap<String, BTreeMap<String, usize>>,
     decoded: Vec<AnyEvent>,
-    /// Dead letters of Zuora notifications the source could not turn into events.
-    zuora_dead_letters: usize,
+    /// The dead-letter topic's letters.
+    letters: Vec<DeadLetter>,
 }
 
 impl Events {
@@ -202,11 +206,10 @@ fn read_events(client: &ClientConfig, cfg: &BusConfig, topics: &[String]) -> Res
     let codec = Codec::new();
     let mut by_topic = BTreeMap::new();
     let mut decoded = Vec::new();
-    let zuora_dead_letters = read_all(client, &cfg.dead_letter.topic, READ)?
+    let letters = read_all(client, &cfg.dead_letter.topic, READ)?
         .into_iter()
         .filter_map(DeadLetter::parse)
-        .filter(|l| l.source_topic == l2f_connector_zuora::source::DEAD_LETTER_ORIGIN)
-        .count();
+        .collect();
     for t in topics {
         if *t == cfg.dead_letter.topic || *t == cfg.sources.offsets_topic {
             continue;
@@ -228,7 +231,7 @@ fn read_events(client: &ClientConfig, cfg: &BusConfig, topics: &[String]) -> Res
     Ok(Events {
         by_topic,
         decoded,
-        zuora_dead_letters,
+        letters,
     })
 }
 
@@ -307,10 +310,7 @@ pub async fn summarise(
     }
 
     // Dead letters: each intended bad input by its reason, anything else unexpected.
-    let letters: Vec<DeadLetter> = read_all(client, &cfg.dead_letter.topic, READ)?
-        .into_iter()
-        .filter_map(DeadLetter::parse)
-        .collect();
+    let letters = &events.letters;
     println!();
     println!("dead letters by reason, expected vs held:");
     let mut matched = vec![false; letters.len()];

@@ -528,41 +528,40 @@ impl Source for ZuoraSource {
         // Each notification once: not committed before, not twice in this batch.
         let mut taken: HashSet<String> = cur.seen.iter().cloned().collect();
         candidates.retain(|c| taken.insert(c.notification.id.clone()));
-        let fetches: Vec<_> = candidates.iter().map(|c| self.map_one(c)).collect();
-        let client_records: Vec<Result<OutRecord, HandlerError>> = futures::stream::iter(fetches)
-            .buffered(FETCHES_AT_ONCE)
-            .collect()
-            .await;
-        let mut records = Vec::with_capacity(client_records.len());
+        let mut records = Vec::with_capacity(candidates.len());
         let mut pending = Pending::default();
-        let mut found_in_history = 0;
         // The batch is committed up to the first notification Zuora could not answer for;
-        // that one and the rest wait for the next poll. Were a failed read to cost the whole
-        // batch, a Zuora failing one call in ten would fail nearly every batch of more than
-        // a few notifications, and the source would stall while callouts piled up.
+        // that one and the rest wait for the next poll (their reads still in flight are
+        // dropped). Were a failed read to cost the whole batch, a Zuora failing one call in
+        // ten would fail nearly every batch of more than a few notifications, and the source
+        // would stall while callouts piled up.
         let mut cut_short = None;
-        for (c, r) in candidates.iter().zip(client_records) {
-            let r = match r {
-                Ok(r) => r,
-                Err(e) => {
-                    cut_short = Some(e);
-                    break;
+        {
+            let fetches: Vec<_> = candidates.iter().map(|c| self.map_one(c)).collect();
+            let mut fetched = futures::stream::iter(fetches).buffered(FETCHES_AT_ONCE);
+            let mut each = candidates.iter();
+            while let (Some(r), Some(c)) = (fetched.next().await, each.next()) {
+                let r = match r {
+                    Ok(r) => r,
+                    Err(e) => {
+                        cut_short = Some(e);
+                        break;
+                    }
+                };
+                if r.topic == self.opts.dead_letter_topic {
+                    warn!(notification_id = %c.notification.id, "Zuora notification dead-lettered");
+                    pending.dead_letters += 1;
+                } else {
+                    pending.events += 1;
                 }
-            };
-            if r.topic == self.opts.dead_letter_topic {
-                warn!(notification_id = %c.notification.id, "Zuora notification dead-lettered");
-                pending.dead_letters += 1;
-            } else {
-                pending.events += 1;
+                if c.from_history {
+                    pending.from_history += 1;
+                } else {
+                    pending.callouts += 1;
+                }
+                cur.remember(&c.notification.id, self.opts.window);
+                records.push(r);
             }
-            if c.from_history {
-                found_in_history += 1;
-                pending.from_history += 1;
-            } else {
-                pending.callouts += 1;
-            }
-            cur.remember(&c.notification.id, self.opts.window);
-            records.push(r);
         }
         if let Some(e) = cut_short {
             if records.is_empty() {
@@ -575,9 +574,9 @@ impl Source for ZuoraSource {
             }
             history_read = false;
         }
-        if found_in_history > 0 {
+        if pending.from_history > 0 {
             info!(
-                count = found_in_history,
+                count = pending.from_history,
                 "callouts caught by the history poll"
             );
         }
