@@ -482,11 +482,26 @@ impl<S: Source> SourceLoop<S> {
         let producer = producer.clone();
         let mut records = polled.records.clone();
         for r in &mut records {
-            if !r.has_header(TRACEPARENT) {
-                r.headers.push((
-                    TRACEPARENT.into(),
-                    Some(TraceParent::new_root().to_string().into_bytes()),
-                ));
+            // A record continues the trace its app's change names (the hub's own write read
+            // back), else starts one; with spans exported, its `<topic> create` span.
+            let i = r.headers.iter().position(|(k, _)| k == TRACEPARENT);
+            let parent = i
+                .and_then(|i| r.headers[i].1.as_deref())
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .and_then(TraceParent::parse);
+            let key = r.key.as_deref().map(String::from_utf8_lossy);
+            let tp = crate::trace::create_span(
+                &s.name,
+                &r.topic,
+                key.as_deref().unwrap_or_default(),
+                parent.as_ref(),
+            )
+            .or(parent)
+            .unwrap_or_else(TraceParent::new_root);
+            let value = Some(tp.to_string().into_bytes());
+            match i {
+                Some(i) => r.headers[i].1 = value,
+                None => r.headers.push((TRACEPARENT.into(), value)),
             }
         }
         let cursor = CursorRecord {

@@ -21,9 +21,12 @@ use crate::headers::{TraceParent, TRACEPARENT};
 use crate::record::Record;
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
-/// A trace is sampled when the low 8 bytes of its id are at most this (OpenTelemetry's
-/// TraceIdRatioBased rule: the same decision for a trace in every connector).
-static SAMPLE_UP_TO: AtomicU64 = AtomicU64::new(u64::MAX);
+/// A trace is sampled when the low 8 bytes of its id, shifted right by one, are below this
+/// (OpenTelemetry's TraceIdRatioBased rule, so the SDK's sampler of a trace's root and every
+/// connector make the same decision); `u64::MAX` keeps every trace.
+static SAMPLE_BELOW: AtomicU64 = AtomicU64::new(u64::MAX);
+/// The ratio [`SAMPLE_BELOW`] stands for, for the SDK's root sampler ([`sample_ratio`]).
+static SAMPLE_RATIO_BITS: AtomicU64 = AtomicU64::new(0x3FF0_0000_0000_0000); // 1.0
 static TRACER: OnceLock<BoxedTracer> = OnceLock::new();
 
 /// The instrumentation scope of every span the bus makes.
@@ -47,19 +50,26 @@ pub fn set_sample_ratio(ratio: f64) {
     } else {
         ratio.clamp(0.0, 1.0)
     };
-    let up_to = if r >= 1.0 {
+    let below = if r >= 1.0 {
         u64::MAX
     } else {
-        (r * u64::MAX as f64) as u64
+        (r * (1u64 << 63) as f64) as u64
     };
-    SAMPLE_UP_TO.store(up_to, Ordering::SeqCst);
+    SAMPLE_BELOW.store(below, Ordering::SeqCst);
+    SAMPLE_RATIO_BITS.store(r.to_bits(), Ordering::SeqCst);
+}
+
+/// The share of traces kept, for the tracer provider's `TraceIdRatioBased` root sampler.
+pub fn sample_ratio() -> f64 {
+    f64::from_bits(SAMPLE_RATIO_BITS.load(Ordering::SeqCst))
 }
 
 /// Whether a trace with this parent is traced: sampled by its flag and within the ratio.
 pub fn sampled(tp: &TraceParent) -> bool {
     let mut low = [0u8; 8];
     low.copy_from_slice(&tp.trace_id[8..]);
-    tp.flags & 1 == 1 && u64::from_be_bytes(low) <= SAMPLE_UP_TO.load(Ordering::Relaxed)
+    let below = SAMPLE_BELOW.load(Ordering::Relaxed);
+    tp.flags & 1 == 1 && (below == u64::MAX || (u64::from_be_bytes(low) >> 1) < below)
 }
 
 /// Whether spans are made.
@@ -124,6 +134,100 @@ pub fn process_context(group: &str, records: &[Record]) -> Option<Context> {
         .with_links(links)
         .start_with_context(tracer, &parent);
     Some(parent.with_span(span))
+}
+
+/// The span of a record a source makes from its app's feed (`<topic> create`, a producer
+/// span, ended at once), returned as the `traceparent` the record carries, so every
+/// connector's span for it is that span's child. `parent` is the trace the app's record
+/// continues (the hub's own write it came from, read back from the app), if any; without
+/// one the record starts a trace. `None` while tracing is off or the trace is not sampled.
+pub fn create_span(
+    source: &str,
+    topic: &str,
+    key: &str,
+    parent: Option<&TraceParent>,
+) -> Option<TraceParent> {
+    if !enabled() {
+        return None;
+    }
+    let tracer = tracer();
+    let builder = tracer
+        .span_builder(format!("{topic} create"))
+        .with_kind(SpanKind::Producer)
+        .with_attributes([
+            KeyValue::new("messaging.system", "kafka"),
+            KeyValue::new("messaging.operation.type", "create"),
+            KeyValue::new("messaging.destination.name", topic.to_string()),
+            KeyValue::new("messaging.kafka.message.key", key.to_string()),
+            KeyValue::new("l2f.source", source.to_string()),
+        ]);
+    let span = match parent {
+        Some(tp) if !sampled(tp) => return None,
+        Some(tp) => builder.start_with_context(
+            tracer,
+            &Context::new().with_remote_span_context(span_context(tp)),
+        ),
+        // A new trace: the provider's sampler (the same ratio, by trace id) decides, and an
+        // unsampled root is carried as such so no connector traces it.
+        None => builder.start_with_context(tracer, &Context::new()),
+    };
+    let cx = Context::new().with_span(span);
+    let tp = traceparent_of(&cx);
+    cx.span().end();
+    tp
+}
+
+/// The span of one call to an app (`<app> <METHOD> <path template>`, a client span) under the
+/// current span, so a trace shows each call a handler made and how it ended; the call carries
+/// its `traceparent`. `None` outside an exported span. End it with [`end_call`].
+pub fn call_context(app: &str, name: &str, method: &str, template: &str) -> Option<Context> {
+    if !enabled() {
+        return None;
+    }
+    let cx = Context::current();
+    let sc = cx.span().span_context().clone();
+    if !sc.is_valid() || sc.is_remote() {
+        return None;
+    }
+    let tracer = tracer();
+    let span = tracer
+        .span_builder(format!("{app} {name}"))
+        .with_kind(SpanKind::Client)
+        .with_attributes([
+            KeyValue::new("http.request.method", method.to_string()),
+            KeyValue::new("url.template", template.to_string()),
+            KeyValue::new("server.name", app.to_string()),
+        ])
+        .start_with_context(tracer, &cx);
+    Some(cx.with_span(span))
+}
+
+/// Ends a call's span with how it ended: the HTTP status, or the error that kept an answer
+/// from coming (an error status for 5xx and no answer, as OpenTelemetry's HTTP rules say).
+pub fn end_call(cx: &Context, status: Option<u16>, error: Option<&str>) {
+    use opentelemetry::trace::Status;
+    let span = cx.span();
+    if let Some(code) = status {
+        span.set_attribute(KeyValue::new("http.response.status_code", i64::from(code)));
+        if code >= 500 {
+            span.set_status(Status::error(code.to_string()));
+        }
+    }
+    if let Some(e) = error {
+        span.set_attribute(KeyValue::new("error.type", e.to_string()));
+        span.set_status(Status::error(e.to_string()));
+    }
+    span.end();
+}
+
+/// The `traceparent` of the span `cx` holds.
+pub fn traceparent_of(cx: &Context) -> Option<TraceParent> {
+    let sc = cx.span().span_context().clone();
+    sc.is_valid().then(|| TraceParent {
+        trace_id: sc.trace_id().to_bytes(),
+        span_id: sc.span_id().to_bytes(),
+        flags: sc.trace_flags().to_u8(),
+    })
 }
 
 /// The `traceparent` for a record written (or an API call made) from inside the current span:

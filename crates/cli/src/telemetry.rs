@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use anyhow::{bail, Context, Result};
 use l2f_bus::config::{OtlpProtocol, TracesConfig};
 use opentelemetry_otlp::{Protocol, WithExportConfig as _};
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -57,11 +57,6 @@ pub fn init(
     let Some((provider, url)) = traces.map(provider).transpose()?.flatten() else {
         return Ok(None);
     };
-    let env = |k: &str| std::env::var(k).ok();
-    l2f_bus::trace::set_sample_ratio(sample_ratio(
-        traces.unwrap_or(&TracesConfig::default()),
-        env,
-    )?);
     opentelemetry::global::set_tracer_provider(provider.clone());
     *PROVIDER.lock().unwrap_or_else(|p| p.into_inner()) = Some(provider);
     l2f_bus::trace::enable();
@@ -135,6 +130,10 @@ fn provider(cfg: &TracesConfig) -> Result<Option<(SdkTracerProvider, String)>> {
         return Ok(None);
     };
     let protocol = protocol(cfg, env)?;
+    // One ratio for the bus's check of a parent and the SDK's sampler of a new trace's root:
+    // both keep a trace by its id, so every connector keeps or drops the same whole traces.
+    let ratio = sample_ratio(cfg, env)?;
+    l2f_bus::trace::set_sample_ratio(ratio);
     let service = cfg
         .service_name
         .clone()
@@ -154,6 +153,9 @@ fn provider(cfg: &TracesConfig) -> Result<Option<(SdkTracerProvider, String)>> {
     .with_context(|| format!("traces.otlp_endpoint: cannot export to {url}"))?;
     let provider = SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+            ratio,
+        ))))
         .with_resource(Resource::builder().with_service_name(service).build())
         .build();
     Ok(Some((provider, url)))

@@ -20,16 +20,21 @@
 
 mod common;
 
+use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::l2f_command;
 use l2f_bus::dlq::DeadLetter;
+use l2f_bus::headers::TraceParent;
 use l2f_bus::reader::read_all;
 use l2f_e2e::{client, create_topic, require_kafka, unique};
 use l2f_mocks::customers::Plan;
 use l2f_mocks::server::{self, MocksConfig, Running};
 use serde_json::{json, Value};
+
+/// A span the collector was sent: (trace id, span id, parent span id, name, attributes).
+type Span = (String, String, String, String, Value);
 
 const CUSTOMERS_TOKEN: &str = "l2f-customers-token";
 const CALLOUT_USER: &str = "l2f-callouts";
@@ -51,6 +56,13 @@ struct Hub {
     dlq: String,
     orders: String,
     licenses: String,
+    subscriptions: String,
+    /// The spans `l2f run` exported to the test's collector.
+    spans: common::Spans,
+    /// The consumer groups, by connector: customers, zuora, salesforce (mirror), license.
+    groups: Vec<(&'static str, String)>,
+    zuora_source: String,
+    customers_source: String,
     _dir: tempfile::TempDir,
 }
 
@@ -187,6 +199,118 @@ impl Hub {
     }
 }
 
+/// The value of a span's attribute `key` as text.
+fn attr(attrs: &Value, key: &str) -> Option<String> {
+    let a = attrs.as_array()?.iter().find(|a| a["key"] == key)?;
+    let v = &a["value"];
+    v["stringValue"]
+        .as_str()
+        .map(String::from)
+        .or_else(|| v["intValue"].as_str().map(String::from))
+}
+
+impl Hub {
+    /// Asserts that the trace `traceparent` names (the one a subscription's last change was
+    /// made under) is one whole trace of a purchase: rooted in the customers source's span,
+    /// through the Zuora sink's span and its calls, Zuora's notification read by the Zuora
+    /// source, to the span of every connector that took the subscription — every span's
+    /// parent a span of the trace.
+    async fn assert_one_purchase_trace(&self, traceparent: &str) {
+        let tp = TraceParent::parse(traceparent).expect("a valid L2fTraceparent__c");
+        let trace = tp.trace_id_hex();
+        let group = |g: &str| self.groups.iter().find(|(n, _)| *n == g).unwrap().1.clone();
+        let complete = |spans: &[Span]| {
+            let ids: HashSet<&str> = spans.iter().map(|s| s.1.as_str()).collect();
+            self.groups.iter().all(|(_, g)| {
+                spans
+                    .iter()
+                    .any(|s| attr(&s.4, "messaging.consumer.group.name").as_ref() == Some(g))
+            }) && spans
+                .iter()
+                .all(|s| s.2.is_empty() || ids.contains(s.2.as_str()))
+        };
+        let start = Instant::now();
+        let spans: Vec<Span> = loop {
+            let spans: Vec<Span> = self
+                .spans
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|s| s.0 == trace)
+                .cloned()
+                .collect();
+            if complete(&spans) || start.elapsed() > LIMIT {
+                break spans;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        let show = |spans: &[Span]| {
+            spans
+                .iter()
+                .map(|s| format!("{} {} <- {}", s.3, s.1, s.2))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let ids: HashSet<&str> = spans.iter().map(|s| s.1.as_str()).collect();
+        for s in &spans {
+            assert!(
+                s.2.is_empty() || ids.contains(s.2.as_str()),
+                "span {} names a parent {} not in trace {trace}:\n{}",
+                s.3,
+                s.2,
+                show(&spans)
+            );
+        }
+        let roots: Vec<&Span> = spans.iter().filter(|s| s.2.is_empty()).collect();
+        assert_eq!(roots.len(), 1, "one root:\n{}", show(&spans));
+        assert_eq!(roots[0].3, format!("{} create", self.orders));
+        assert_eq!(
+            attr(&roots[0].4, "l2f.source"),
+            Some(self.customers_source.clone()),
+            "the trace starts at the customers app's feed"
+        );
+        let process = |g: &str, topic: &str| -> &Span {
+            spans
+                .iter()
+                .find(|s| {
+                    attr(&s.4, "messaging.consumer.group.name") == Some(group(g))
+                        && s.3 == format!("{topic} process")
+                })
+                .unwrap_or_else(|| panic!("a {g} span on {topic}:\n{}", show(&spans)))
+        };
+        let zuora = process("zuora", &self.orders);
+        assert_eq!(
+            zuora.2, roots[0].1,
+            "the Zuora sink's span is the order's child"
+        );
+        assert!(
+            spans
+                .iter()
+                .any(|s| s.2 == zuora.1 && s.3 == "zuora POST /v1/orders"),
+            "the order's call to Zuora is a span under the sink's:\n{}",
+            show(&spans)
+        );
+        let notified = spans
+            .iter()
+            .find(|s| {
+                s.3 == format!("{} create", self.subscriptions)
+                    && attr(&s.4, "l2f.source") == Some(self.zuora_source.clone())
+            })
+            .unwrap_or_else(|| panic!("the Zuora source's span:\n{}", show(&spans)));
+        assert_eq!(
+            notified.2, zuora.1,
+            "Zuora's notification continues the span that made the change"
+        );
+        for g in ["customers", "salesforce", "license"] {
+            assert_eq!(
+                process(g, &self.subscriptions).2,
+                notified.1,
+                "{g} took the subscription under the Zuora source's span"
+            );
+        }
+    }
+}
+
 impl Drop for Hub {
     fn drop(&mut self) {
         let _ = Command::new("kill")
@@ -233,6 +357,10 @@ async fn start_hub(b: &str) -> Hub {
     let notes = t("notes");
     create_topic(b, &notes, 3).await;
     let g = |n: &str| unique(&format!("g-flow-{n}"));
+    let (license_group, customers_group, sf_mirror, zuora_group) =
+        (g("license"), g("customers"), g("sf-mirror"), g("zuora"));
+    let (zuora_source, customers_source) = (unique("zuora"), unique("customers"));
+    let (otlp, spans) = common::collector().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("l2f.toml");
     std::fs::write(
@@ -251,6 +379,9 @@ commit_interval = "200ms"
 [retry]
 initial = "100ms"
 max = "1s"
+[traces]
+otlp_endpoint = "{otlp}"
+protocol = "http/json"
 [connectors.customers]
 base_url = "{customers}"
 api_token = "{CUSTOMERS_TOKEN}"
@@ -311,16 +442,10 @@ rate_window = "2s"
             zuora = base("zuora"),
             marketo = base("marketo"),
             license = base("license"),
-            license_group = g("license"),
             license_source = unique("license"),
-            customers_source = unique("customers"),
-            customers_group = g("customers"),
             sf_source = unique("sf-opps"),
             sf_leads = g("sf-leads"),
-            sf_mirror = g("sf-mirror"),
             sf_true_ups = g("sf-true-ups"),
-            zuora_group = g("zuora"),
-            zuora_source = unique("zuora"),
             marketo_group = g("marketo"),
         ),
     )
@@ -337,11 +462,22 @@ rate_window = "2s"
             "--config",
         ])
         .arg(&cfg)
+        // Spans leave in batches every 200 ms instead of 5 s.
+        .env("OTEL_BSP_SCHEDULE_DELAY", "200")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     Hub {
+        spans,
+        groups: vec![
+            ("customers", customers_group),
+            ("zuora", zuora_group),
+            ("salesforce", sf_mirror),
+            ("license", license_group),
+        ],
+        zuora_source,
+        customers_source,
         mocks,
         child,
         http: reqwest::Client::new(),
@@ -349,6 +485,7 @@ rate_window = "2s"
         dlq,
         orders,
         licenses: lic,
+        subscriptions: subs,
         _dir: dir,
     }
 }
@@ -457,6 +594,12 @@ async fn the_core_flows_run_end_to_end_through_l2f_run_and_the_apps_apis() {
         (in_sf && c["zuora_subscription_number"] == number.as_str()).then_some(())
     })
     .await;
+    // The purchase is one trace across the customers, Zuora, Salesforce and license connectors.
+    let traceparent = z["subscriptions"][&number]["L2fTraceparent__c"]
+        .as_str()
+        .expect("the subscription keeps the trace it was made under")
+        .to_string();
+    hub.assert_one_purchase_trace(&traceparent).await;
 
     // d. A sales-assisted deal for DE, then auto-renew turned on in the customers app.
     let sf_account = hub

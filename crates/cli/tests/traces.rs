@@ -5,11 +5,9 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::routing::post;
-use common::l2f_command;
+use common::{collector, l2f_command};
 use l2f_bus::headers::{TraceParent, TRACEPARENT};
 use l2f_bus::reader::read_all;
 use l2f_connector_kit::record::event_record;
@@ -17,42 +15,6 @@ use l2f_contracts::{examples, Codec};
 use l2f_e2e::{client, create_topic, produce, require_kafka, unique};
 use l2f_mocks::server::{self, MocksConfig};
 use serde_json::Value;
-
-/// Every span the receiver was sent: (trace id, span id, parent span id, name, attributes).
-type Spans = Arc<Mutex<Vec<(String, String, String, String, Value)>>>;
-
-async fn collector() -> (String, Spans) {
-    let spans: Spans = Arc::default();
-    let keep = spans.clone();
-    let app = axum::Router::new().route(
-        "/v1/traces",
-        post(move |body: axum::body::Bytes| {
-            let keep = keep.clone();
-            async move {
-                let v: Value = serde_json::from_slice(&body).expect("OTLP JSON");
-                for rs in v["resourceSpans"].as_array().into_iter().flatten() {
-                    for ss in rs["scopeSpans"].as_array().into_iter().flatten() {
-                        for s in ss["spans"].as_array().into_iter().flatten() {
-                            let text = |k: &str| s[k].as_str().unwrap_or_default().to_string();
-                            keep.lock().unwrap().push((
-                                text("traceId"),
-                                text("spanId"),
-                                text("parentSpanId"),
-                                text("name"),
-                                s["attributes"].clone(),
-                            ));
-                        }
-                    }
-                }
-                "{}"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, spans)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_handled_record_is_a_span_in_its_own_trace_exported_over_otlp() {

@@ -23,14 +23,35 @@ pub struct ApiCall {
 
 static CALLS: LazyLock<Mutex<BTreeMap<ApiCall, Arc<Latency>>>> = LazyLock::new(Mutex::default);
 
-/// Sends `req` to `app` with the current span's `traceparent` (see [`crate::http::traced`])
-/// and counts how long the answer took.
+/// Sends `req` to `app` and counts how long the answer took. Inside an exported span the call
+/// is a client span of its own (`<app> <METHOD> <template>`), and the app is sent its
+/// `traceparent`, so the app's own tracing (or a proxy's) joins the customer's trace.
 pub async fn call(app: &'static str, req: RequestBuilder) -> reqwest::Result<Response> {
-    let (client, req) = crate::http::traced(req).build_split();
-    let req = req?;
-    let name = format!("{} {}", req.method(), template(req.url().path()));
+    let (client, req) = req.build_split();
+    let mut req = req?;
+    let path = template(req.url().path());
+    let name = format!("{} {path}", req.method());
+    let span = l2f_bus::trace::call_context(app, &name, req.method().as_str(), &path);
+    if let Some(tp) = span.as_ref().and_then(l2f_bus::trace::traceparent_of) {
+        if let Ok(v) = reqwest::header::HeaderValue::from_str(&tp.to_string()) {
+            req.headers_mut().insert(l2f_bus::headers::TRACEPARENT, v);
+        }
+    }
     let began = Instant::now();
     let resp = client.execute(req).await;
+    if let Some(cx) = &span {
+        match &resp {
+            Ok(r) => l2f_bus::trace::end_call(cx, Some(r.status().as_u16()), None),
+            Err(e) => {
+                let kind = if e.is_timeout() {
+                    "timeout"
+                } else {
+                    "connection"
+                };
+                l2f_bus::trace::end_call(cx, None, Some(kind))
+            }
+        }
+    }
     let outcome = match &resp {
         Ok(r) if r.status().as_u16() == 429 => "429",
         Ok(r) if r.status().is_success() => "2xx",

@@ -168,15 +168,6 @@ pub fn transient(api: &'static str, resp: &Response) -> Option<ClientError> {
     })
 }
 
-/// `req` with the current span's W3C `traceparent`, when spans are exported, so the app's own
-/// tracing (or a proxy's) joins the customer's trace. Every client sends through this.
-pub fn traced(req: RequestBuilder) -> RequestBuilder {
-    match l2f_bus::trace::current() {
-        Some(tp) => req.header(l2f_bus::headers::TRACEPARENT, tp.to_string()),
-        None => req,
-    }
-}
-
 /// Sends `req` to `app`, with `body` as JSON if there is one (timed: [`crate::calls`]).
 pub async fn send(
     app: &'static str,

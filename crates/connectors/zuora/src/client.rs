@@ -274,7 +274,8 @@ impl ZuoraClient {
 
     /// `POST /v1/orders`, made at most once per idempotency key.
     pub async fn create_order(&self, order: &Value, call: Call<'_>) -> Result<Value> {
-        self.call(Method::POST, "/v1/orders", Some(order), call)
+        let order = stamped(order);
+        self.call(Method::POST, "/v1/orders", Some(&order), call)
             .await
     }
 
@@ -285,10 +286,11 @@ impl ZuoraClient {
         body: &Value,
         call: Call<'_>,
     ) -> Result<Value> {
+        let body = stamped(body);
         self.call(
             Method::PUT,
             &format!("/v1/subscriptions/{}", seg(key)),
-            Some(body),
+            Some(&body),
             call,
         )
         .await
@@ -403,6 +405,17 @@ impl ZuoraClient {
 
 fn seg(s: &str) -> String {
     l2f_connector_kit::http::path_segment(s)
+}
+
+/// A write's body with the current span's `traceparent` beside its causing event, when spans
+/// are exported (see [`crate::mapping::with_traceparent`]).
+fn stamped(body: &Value) -> std::borrow::Cow<'_, Value> {
+    match l2f_bus::trace::current() {
+        Some(tp) => {
+            std::borrow::Cow::Owned(crate::mapping::with_traceparent(body, &tp.to_string()))
+        }
+        None => std::borrow::Cow::Borrowed(body),
+    }
 }
 
 #[cfg(test)]

@@ -41,6 +41,9 @@ pub const F_ACCOUNT_ID: &str = "L2fAccountId__c";
 pub const F_CORRELATION_ID: &str = "L2fCorrelationId__c";
 /// Custom field on subscriptions: the event id of the last hub event that changed it.
 pub const F_CAUSATION_ID: &str = "L2fCausationId__c";
+/// The W3C `traceparent` of the hub's span that made the change (the causing event's
+/// handling), so the event Zuora's notification of it becomes continues that trace.
+pub const F_TRACEPARENT: &str = "L2fTraceparent__c";
 /// Custom field on subscriptions: why the hub cancelled it (a `CancellationReason` symbol).
 pub const F_CANCELLATION_REASON: &str = "L2fCancellationReason__c";
 /// Custom field on subscriptions: SAAS or SELF_MANAGED, as the order said.
@@ -453,6 +456,31 @@ pub fn cancel_subscription(
 /// `PUT /v1/subscriptions/{n}`: Zuora's auto-renew flag follows the customers app's (rule 5).
 pub fn auto_renew_update(auto_renew: bool, causation_id: Uuid) -> Value {
     json!({"autoRenew": auto_renew, F_CAUSATION_ID: causation_id.to_string()})
+}
+
+/// `body` with `traceparent` written beside each causing event it names (`L2fCausationId__c`),
+/// so the change's notification continues the trace of the span that made it.
+pub fn with_traceparent(body: &Value, traceparent: &str) -> Value {
+    fn stamp(v: &mut Value, tp: &str) {
+        match v {
+            Value::Object(m) => {
+                if m.contains_key(F_CAUSATION_ID) {
+                    m.insert(F_TRACEPARENT.into(), Value::String(tp.into()));
+                }
+                m.values_mut().for_each(|v| stamp(v, tp));
+            }
+            Value::Array(a) => a.iter_mut().for_each(|v| stamp(v, tp)),
+            _ => {}
+        }
+    }
+    let mut body = body.clone();
+    stamp(&mut body, traceparent);
+    body
+}
+
+/// The `traceparent` a subscription's last change was made under, if it names a valid one.
+pub fn traceparent_of(subscription: &Value) -> Option<l2f_bus::headers::TraceParent> {
+    custom_field(subscription, F_TRACEPARENT).and_then(l2f_bus::headers::TraceParent::parse)
 }
 
 /// A custom field of a Zuora object: top-level (`X__c`, as Zuora renders them), or inside
@@ -1558,5 +1586,34 @@ mod tests {
             Some(Deployment::SelfManaged)
         );
         assert_eq!(deployment_field(&json!({})), None);
+    }
+
+    #[test]
+    fn a_write_keeps_its_traceparent_beside_each_causing_event_and_reads_it_back() {
+        let tp = l2f_bus::headers::TraceParent::new_root().to_string();
+        let id = Uuid::new_v4();
+        let cancel = cancel_subscription(
+            NaiveDate::from_ymd_opt(2026, 12, 3).unwrap(),
+            "A00000001",
+            "A-S00000001",
+            CancellationReason::CustomerRequest,
+            id,
+        );
+        let stamped = with_traceparent(&cancel, &tp);
+        let fields = &stamped["subscriptions"][0]["customFields"];
+        assert_eq!(fields[F_TRACEPARENT], tp.as_str());
+        assert_eq!(fields[F_CAUSATION_ID], id.to_string());
+        let update = with_traceparent(&auto_renew_update(true, id), &tp);
+        assert_eq!(
+            update[F_TRACEPARENT],
+            tp.as_str(),
+            "a top-level custom field"
+        );
+        // Nothing names a cause: nothing is stamped.
+        assert_eq!(with_traceparent(&json!({"a": 1}), &tp), json!({"a": 1}));
+        // Read back from Zuora's answer (custom fields at the top level).
+        let answer = json!({"subscriptionNumber": "A-S00000001", F_TRACEPARENT: tp});
+        assert_eq!(traceparent_of(&answer).map(|t| t.to_string()), Some(tp));
+        assert_eq!(traceparent_of(&json!({F_TRACEPARENT: "garbage"})), None);
     }
 }

@@ -452,9 +452,14 @@ impl ZuoraSource {
         let event = to_event(&snapshot)
             .map_err(Miss::DeadLetter)?
             .ok_or_else(|| Miss::DeadLetter("not a mapped event type".into()))?;
-        event
+        let record = event
             .record(&self.codec, &self.opts.topic)
-            .map_err(|e| Miss::DeadLetter(e.message().to_string()))
+            .map_err(|e| Miss::DeadLetter(e.message().to_string()))?;
+        // The change the hub made continues the trace of the span that made it.
+        Ok(match crate::mapping::traceparent_of(&sub) {
+            Some(tp) => record.with_header(l2f_bus::headers::TRACEPARENT, tp.to_string()),
+            None => record,
+        })
     }
 
     /// Answers the callouts whose ids are committed in `cursor` (`seen`).
