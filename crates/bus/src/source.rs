@@ -19,7 +19,7 @@
 //! active can never commit again, and its open transaction is aborted.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,6 +71,13 @@ pub trait Source: Send + Sync + 'static {
     /// what it buffered.
     fn committed(&mut self, cursor: &Value) {
         let _ = cursor;
+    }
+
+    /// How many changes the app holds past what the source has committed, when the app says
+    /// (a feed's newest position, a webhook's queue): `l2f_source_feed_behind`. Asked after
+    /// each successful poll and commit.
+    fn behind(&self) -> Option<u64> {
+        None
     }
 }
 
@@ -128,6 +135,11 @@ struct SourceCounters {
     activations: AtomicU64,
     active: AtomicBool,
     backing_off: AtomicBool,
+    /// Unix millis when the last poll that read the feed to its end began (its changes
+    /// committed); the activation time until then.
+    caught_up_ms: AtomicI64,
+    /// What [`Source::behind`] last said; -1 when the app does not say.
+    behind: AtomicI64,
 }
 
 impl SourceStats {
@@ -163,6 +175,24 @@ impl SourceStats {
     /// is owed even though no counter moves (a stalled source, not an idle one).
     pub fn backing_off(&self) -> bool {
         self.0.backing_off.load(Ordering::Relaxed)
+    }
+    /// How far behind its app's feed the source is in time: since the start of the last poll
+    /// that read the feed to its end and committed what it found. About the poll interval
+    /// while it keeps up; rising while it drains a backlog page by page, or while its polls
+    /// fail (a stalled source). `None` while not the active poller.
+    pub fn feed_lag(&self) -> Option<Duration> {
+        if !self.active() {
+            return None;
+        }
+        let since = self.0.caught_up_ms.load(Ordering::Relaxed);
+        let now = chrono::Utc::now().timestamp_millis();
+        Some(Duration::from_millis(
+            now.saturating_sub(since).max(0) as u64
+        ))
+    }
+    /// How many changes the app holds past the committed cursor, when the app says.
+    pub fn behind(&self) -> Option<u64> {
+        u64::try_from(self.0.behind.load(Ordering::Relaxed)).ok()
     }
     fn bump(c: &AtomicU64, n: u64) {
         c.fetch_add(n, Ordering::Relaxed);
@@ -369,6 +399,11 @@ impl<S: Source> SourceLoop<S> {
             .map_err(|e| BusError::Config(format!("source {}: {e}", s.name)))??
         };
         let mut cursor = self.read_cursor(partition).await?;
+        self.stats
+            .0
+            .caught_up_ms
+            .store(chrono::Utc::now().timestamp_millis(), Ordering::Relaxed);
+        self.stats.0.behind.store(-1, Ordering::Relaxed);
         self.stats.0.active.store(true, Ordering::Relaxed);
         SourceStats::bump(&self.stats.0.activations, 1);
         info!(source = %s.name, cursor = %cursor.as_ref().map_or("none".to_string(), |c| c.to_string()), "source active");
@@ -379,6 +414,7 @@ impl<S: Source> SourceLoop<S> {
                 break;
             }
             SourceStats::bump(&self.stats.0.polls, 1);
+            let began = chrono::Utc::now().timestamp_millis();
             let polled = match self.source.poll(cursor.as_ref()).await {
                 Ok(p) => {
                     backoff = policy.schedule();
@@ -416,6 +452,15 @@ impl<S: Source> SourceLoop<S> {
                     }
                 }
             }
+            // Read to the end and committed: caught up as of the poll's start.
+            if !polled.more {
+                self.stats.0.caught_up_ms.store(began, Ordering::Relaxed);
+            }
+            let behind = self
+                .source
+                .behind()
+                .map_or(-1, |n| n.min(i64::MAX as u64) as i64);
+            self.stats.0.behind.store(behind, Ordering::Relaxed);
             if !polled.more && !pause(s.poll_interval, active, shutdown).await {
                 break;
             }

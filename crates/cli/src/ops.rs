@@ -406,6 +406,28 @@ impl Ops {
             "1 while the source waits out a failed poll or commit (its feed is not being read)",
             backing_off,
         );
+        let feed_lag = Family::<SourceLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let behind = Family::<SourceLabels, Gauge>::default();
+        for (labels, stats) in &sources {
+            // A standby owes nothing: 0 (and -1, unknown) until it holds the lease.
+            let lag = stats.feed_lag().unwrap_or_default();
+            feed_lag.get_or_create(labels).set(lag.as_secs_f64());
+            let n = stats.behind().filter(|_| stats.active());
+            behind
+                .get_or_create(labels)
+                .set(n.map_or(-1, |n| n.min(i64::MAX as u64) as i64));
+        }
+        registry.register_with_unit(
+            "source_feed_lag",
+            "How far behind its app's feed the active source is (0 on standbys): time since the start of its last poll that read the feed to the end and committed it (about the poll interval while it keeps up; rising while it drains a backlog or its polls fail)",
+            prometheus_client::registry::Unit::Seconds,
+            feed_lag,
+        );
+        registry.register(
+            "source_feed_behind",
+            "Changes the app holds past the active source's committed cursor, as the app reports it (the feed's newest position, Zuora's callouts not yet committed); -1 when the app does not say",
+            behind,
+        );
         let mut own: Vec<(&str, &str, Family<ConnectorLabels, Counter>)> = Vec::new();
         for m in self.pipelines.metrics() {
             let i = match own.iter().position(|(n, _, _)| *n == m.name) {
@@ -756,6 +778,8 @@ mod tests {
             "l2f_source_active",
             "l2f_source_failed_polls_total",
             "l2f_source_backing_off",
+            "l2f_source_feed_lag_seconds",
+            "l2f_source_feed_behind",
             "l2f_api_call_duration_seconds_bucket",
             "l2f_partition_paused",
             "l2f_consumer_lag",

@@ -20,7 +20,7 @@
 //! | `PUT /api/v1/hub/accounts/{id}` | the hub upserts an account under its own id (no event) |
 //! | `PUT /api/v1/hub/subscriptions/{zuora_subscription_number}` | the hub mirrors a Zuora subscription (events with origin `hub`) |
 //! | `POST /api/v1/hub/notices` `{subscription_id,days_before,term_end,sent_at?,channel?,message_id?,recipient?}` | the hub records a renewal notice it sent for the customers app (emits `RenewalNoticeSent`, origin `hub`) |
-//! | `GET /api/v1/events?after=&limit=` | the outbox feed: `{"epoch","events","next_after"}` |
+//! | `GET /api/v1/events?after=&limit=` | the outbox feed: `{"epoch","events","next_after","latest"}` |
 //!
 //! `{id}` of a subscription is the customers app's id or its Zuora subscription number.
 //! Every outbox event says who caused it: `origin` is `customer` for the customer-facing

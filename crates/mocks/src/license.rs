@@ -10,7 +10,7 @@
 //! | `PUT /api/v1/subscriptions/{id}/communication-profile` `{communication_profile}` | `Silent` holds, anything else lifts the hold |
 //! | `GET /api/v1/licenses/{id}` | `{subscription_id,account_id,status,key,plan,seats,...}`; `key` only once issued |
 //! | `GET /api/v1/licenses?account_id=` | `{"licenses":[...]}`: every license of an account |
-//! | `GET /api/v1/events?after=&limit=` | `{"epoch","events","next_after"}`: `LicenseIssued` / `LicenseHeld` events |
+//! | `GET /api/v1/events?after=&limit=` | `{"epoch","events","next_after","latest"}`: `LicenseIssued` / `LicenseHeld` events |
 //!
 //! A license is issued once: its key never changes after it was first issued. The feed's
 //! `epoch` is made with the data and is new after `POST /__admin/reset`.

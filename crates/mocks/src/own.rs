@@ -194,10 +194,12 @@ pub struct FeedParams {
     pub limit: Option<usize>,
 }
 
-/// The feed page: `{"events":[...],"next_after":<seq>}`.
+/// The feed page: `{"events":[...],"next_after":<seq>,"latest":<seq>}` — `latest` is the
+/// newest event's sequence number, so a reader can tell how far behind the feed it is.
 pub fn feed_page(feed: &Feed, p: &FeedParams) -> Value {
     let after = p.after.unwrap_or(0);
     let events = feed.after(after, p.limit.unwrap_or(100).min(1000));
     let next = events.last().map_or(after, |e| e.seq);
-    json!({ "events": events, "next_after": next })
+    let latest = feed.events.last().map_or(0, |e| e.seq);
+    json!({ "events": events, "next_after": next, "latest": latest })
 }

@@ -98,6 +98,12 @@ async fn every_form_becomes_a_lead_captured_event_with_the_country_as_typed() {
     let feed = get(&r, "/api/v1/events?after=0", T).await.json();
     assert_eq!(kinds(&feed), vec!["LeadCaptured"; 6]);
     assert_eq!(feed["next_after"], 6);
+    assert_eq!(feed["latest"], 6, "the newest position, for a reader's lag");
+    let page = get(&r, "/api/v1/events?after=0&limit=2", T).await.json();
+    assert_eq!(
+        (page["next_after"].clone(), page["latest"].clone()),
+        (json!(2), json!(6))
+    );
     let first = &feed["events"][0];
     assert_eq!(first["origin"], "customer");
     assert_eq!(first["data"]["id"], "lead_000001");

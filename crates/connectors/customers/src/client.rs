@@ -33,6 +33,9 @@ pub struct FeedPage {
     pub events: Vec<FeedEvent>,
     /// The position to resume from.
     pub next_after: u64,
+    /// The newest event's position (how far the feed goes), when the app says.
+    #[serde(default)]
+    pub latest: Option<u64>,
 }
 
 /// The customers app's API.

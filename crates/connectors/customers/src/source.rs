@@ -33,6 +33,8 @@ pub struct CustomersSource {
     topics: Topics,
     dead_letter_topic: String,
     page_size: usize,
+    /// Events the app's feed held past the last page read (its `latest`), if it said.
+    behind: Option<u64>,
     billable: BillableTable,
 }
 
@@ -47,6 +49,7 @@ impl CustomersSource {
         page_size: usize,
     ) -> Self {
         CustomersSource {
+            behind: None,
             client,
             codec,
             name: name.to_string(),
@@ -129,10 +132,15 @@ impl Source for CustomersSource {
             }
         }
         let more = page.events.len() >= self.page_size;
+        self.behind = page.latest.map(|l| l.saturating_sub(page.next_after));
         Ok(Polled {
             records,
             cursor: json!({"epoch": page.epoch, "seq": page.next_after}),
             more,
         })
+    }
+
+    fn behind(&self) -> Option<u64> {
+        self.behind
     }
 }

@@ -221,6 +221,7 @@ async fn the_hubs_mirror_writes_never_come_back_as_events() {
         next.records
     );
     assert_eq!(next.cursor["seq"], feed["next_after"]);
+    assert_eq!(s.behind(), Some(0), "read to the feed's newest position");
     running.shutdown().await;
 }
 

@@ -32,6 +32,8 @@ pub struct LicenseSource {
     topic: String,
     dead_letter_topic: String,
     page_size: usize,
+    /// Events the app's feed held past the last page read (its `latest`), if it said.
+    behind: Option<u64>,
 }
 
 impl LicenseSource {
@@ -45,6 +47,7 @@ impl LicenseSource {
         page_size: usize,
     ) -> Self {
         LicenseSource {
+            behind: None,
             client,
             codec,
             name: name.to_string(),
@@ -107,10 +110,15 @@ impl Source for LicenseSource {
             }
         }
         let more = page.events.len() >= self.page_size;
+        self.behind = page.latest.map(|l| l.saturating_sub(page.next_after));
         Ok(Polled {
             records,
             cursor: json!({"epoch": page.epoch, "seq": page.next_after}),
             more,
         })
+    }
+
+    fn behind(&self) -> Option<u64> {
+        self.behind
     }
 }

@@ -619,4 +619,10 @@ impl Source for ZuoraSource {
         SourceCounters::bump(&c.events, p.events);
         SourceCounters::bump(&c.dead_letters, p.dead_letters);
     }
+
+    /// The callouts Zuora sent that are not committed yet (the rest of a batch cut at a read
+    /// Zuora could not answer).
+    fn behind(&self) -> Option<u64> {
+        Some(self.waiting.len() as u64)
+    }
 }
