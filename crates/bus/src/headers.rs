@@ -82,15 +82,15 @@ impl TraceParent {
     /// Parses version 00 of the header; `None` for anything malformed (the W3C rule:
     /// an invalid traceparent is ignored and a new trace started).
     pub fn parse(s: &str) -> Option<Self> {
-        let parts: Vec<&str> = s.trim().split('-').collect();
-        if parts.len() != 4 || parts[0] != "00" {
+        // Version 00 is exactly `00-<32 hex>-<16 hex>-<2 hex>`, lowercase: read in place, as
+        // every consumed record's header is (no allocation on the loop's path).
+        let b = s.trim().as_bytes();
+        if b.len() != 55 || &b[..3] != b"00-" || b[35] != b'-' || b[52] != b'-' {
             return None;
         }
-        let trace = hex16(parts[1])?;
-        let span = hex8(parts[2])?;
-        let flags = u8::from_str_radix(parts[3], 16)
-            .ok()
-            .filter(|_| parts[3].len() == 2)?;
+        let trace = unhex::<16>(&b[3..35])?;
+        let span = unhex::<8>(&b[36..52])?;
+        let [flags] = unhex::<1>(&b[53..55])?;
         if trace == [0; 16] || span == [0; 8] {
             return None;
         }
@@ -145,27 +145,23 @@ fn hex(b: &[u8]) -> String {
     s
 }
 
-fn unhex<const N: usize>(s: &str) -> Option<[u8; N]> {
-    if s.len() != 2 * N
-        || !s
-            .bytes()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
-    {
+/// `2 * N` lowercase hex digits as bytes (W3C trace context allows no other case).
+fn unhex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
+    fn nibble(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    if s.len() != 2 * N {
         return None;
     }
     let mut out = [0u8; N];
     for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+        *o = nibble(s[2 * i])? << 4 | nibble(s[2 * i + 1])?;
     }
     Some(out)
-}
-
-fn hex16(s: &str) -> Option<[u8; 16]> {
-    unhex::<16>(s)
-}
-
-fn hex8(s: &str) -> Option<[u8; 8]> {
-    unhex::<8>(s)
 }
 
 #[cfg(test)]
@@ -189,6 +185,10 @@ mod tests {
             "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
             "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0A",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-+1",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736+00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-",
         ] {
             assert!(TraceParent::parse(bad).is_none(), "{bad}");
         }
