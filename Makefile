@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 KAFKA := deploy/local/kafka/kafka.sh
 
-.PHONY: demo test lint build bench kafka-up kafka-down fmt
+.PHONY: demo test lint build bench soak kafka-up kafka-down fmt
 
 ## demo: the hub on the embedded broker, nothing installed
 demo:
@@ -26,6 +26,10 @@ build:
 ## bench: bus throughput beside kcat and Kafka's own perf tools; codec, mock and connector-sink benchmarks; replay vs kcat
 bench:
 	scripts/bench.sh
+
+## soak: the fault soak (2,000 customers, 10 % faults, an app down 20 s, two connector process kills, a broker kill) on a broker of its own; SOAK_ARGS for other runs
+soak:
+	scripts/soak.sh $(SOAK_ARGS)
 
 ## kafka-up: fetch (cached) and start Apache Kafka 4.3.1 in KRaft mode on 127.0.0.1:9092
 kafka-up:

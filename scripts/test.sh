@@ -41,6 +41,9 @@ step cargo run -q -p l2f-cli -- schemas check
 step tools/xlang/run.sh
 step tools/vendor-clients/run.sh
 step examples/python/run.sh
+# The bounded fault soak: a broker of its own (killed and restarted mid-year), each connector
+# its own process (one SIGKILLed), every app failing 10 % of its calls, Marketo down 3 s.
+step env SOAK_PROFILE=dev scripts/soak.sh --customers 60 --kills 1 --outage 3s --work-dir target/soak-test
 if [ "$failed" -ne 0 ]; then
   echo "make test: FAILED"
   exit 1

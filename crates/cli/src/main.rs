@@ -60,6 +60,10 @@ enum Cmd {
     /// apps in-process, with a summary and a reconciliation (non-zero exit if anything is
     /// unaccounted for).
     Demo(demo::DemoArgs),
+    /// The demo's year on a real cluster under faults: each connector its own process, the
+    /// apps failing calls, one app down, processes SIGKILLed, the broker restarted; then
+    /// every app must hold exactly the expected records (non-zero exit otherwise).
+    Soak(demo::soak::SoakArgs),
     /// The topic catalog.
     #[command(subcommand)]
     Topics(cmd_topics::TopicsCmd),
@@ -94,6 +98,7 @@ async fn main() -> ExitCode {
     };
     let log_file = match &cli.cmd {
         Cmd::Demo(a) if !a.verbose => Some(a.log_file.clone()),
+        Cmd::Soak(a) if !a.verbose => Some(a.log_file.clone()),
         _ => None,
     };
     match telemetry::init(cli.log_format, traces.as_ref(), log_file.as_deref()) {
@@ -107,6 +112,7 @@ async fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Run(a) => cmd_run::run(a).await,
         Cmd::Demo(a) => demo::run(a).await,
+        Cmd::Soak(a) => demo::soak::run(a).await,
         Cmd::Topics(c) => cmd_topics::run(c).await,
         Cmd::Dlq(c) => cmd_dlq::run(c).await,
         Cmd::Schemas(c) => cmd_schemas::run(c),

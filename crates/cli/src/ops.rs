@@ -456,6 +456,7 @@ impl Ops {
     fn router(self) -> Router {
         Router::new()
             .route("/metrics", get(metrics))
+            .route("/status", get(status))
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/readyz", get(readyz))
             .route("/readyz/{connector}", get(connector_ready))
@@ -468,7 +469,7 @@ impl Ops {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("ops.listen: cannot listen on {addr}"))?;
-        tracing::info!(%addr, "operations endpoint: /metrics /healthz /readyz");
+        tracing::info!(%addr, "operations endpoint: /metrics /status /healthz /readyz");
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, self.router()).await {
                 tracing::error!(error = %e, "operations endpoint stopped");
@@ -476,6 +477,12 @@ impl Ops {
         });
         Ok(())
     }
+}
+
+/// `/status`: every pipeline's counters as JSON ([`l2f_connector_kit::PipelineView`]), for a
+/// supervisor that watches the process (the soak tells a quiet hub from a busy one with it).
+async fn status(State(ops): State<Ops>) -> axum::Json<Vec<l2f_connector_kit::PipelineView>> {
+    axum::Json(ops.pipelines.views())
 }
 
 /// `/metrics`: OpenMetrics when the scraper asks for it (Prometheus does, in its `Accept`),

@@ -30,6 +30,10 @@ pub fn init(
     let fmt = match log_file {
         // The demo's progress display owns stderr: its log lines go to a file.
         Some(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating the log file's folder {}", dir.display()))?;
+            }
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)

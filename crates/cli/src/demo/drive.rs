@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use l2f_bus::clock::ManualClock;
-use l2f_connector_kit::{PipelineStats, Pipelines};
+use l2f_connector_kit::{PipelineView, Pipelines, ViewCounts};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -45,11 +45,33 @@ pub struct Asked {
     pub calls: BTreeMap<&'static str, usize>,
 }
 
+/// Where the driver sees the hub's pipelines: in this process (the demo), or read over
+/// other processes' `/status` (the soak).
+pub trait Watch: Send + Sync {
+    /// Every pipeline's counters now.
+    fn views(&self) -> Vec<PipelineView>;
+}
+
+impl Watch for Pipelines {
+    fn views(&self) -> Vec<PipelineView> {
+        Pipelines::views(self)
+    }
+}
+
+/// How the hub's clock follows the apps' when the driver moves it.
+pub enum HubClock {
+    /// The hub runs in this process on this clock: set beside the apps'.
+    Shared(Arc<ManualClock>),
+    /// The hub's processes read the apps' clock (`clock.source = "follow"`) every so often:
+    /// the driver waits that long, three times over, before it acts on a new date.
+    Follows(Duration),
+}
+
 /// Drives the planned year.
 pub struct Driver<'a> {
     apps: &'a AppsHttp,
-    pipelines: &'a Pipelines,
-    clock: Arc<ManualClock>,
+    pipelines: &'a dyn Watch,
+    clock: HubClock,
     /// What each customer (by number) became.
     pub made: BTreeMap<usize, Made>,
     /// What was asked.
@@ -57,7 +79,12 @@ pub struct Driver<'a> {
     bar: ProgressBar,
     events_at_start: u64,
     outage: Option<Outage>,
+    after_actions: Option<AfterActions>,
 }
+
+/// Called with a step's number once its customers have acted, before the hub settles: where
+/// the soak makes its faults.
+pub type AfterActions = Box<dyn FnMut(usize) + Send>;
 
 /// An app taken down at a step for a wall-clock while, then given back its usual faults.
 struct Outage {
@@ -69,7 +96,7 @@ struct Outage {
 
 impl<'a> Driver<'a> {
     /// A driver over `apps`, watching `pipelines`, moving the hub's `clock` with the apps'.
-    pub fn new(apps: &'a AppsHttp, pipelines: &'a Pipelines, clock: Arc<ManualClock>) -> Self {
+    pub fn new(apps: &'a AppsHttp, pipelines: &'a dyn Watch, clock: HubClock) -> Self {
         let bar = ProgressBar::with_draw_target(Some(STEPS as u64), ProgressDrawTarget::stderr());
         bar.set_style(
             ProgressStyle::with_template("{bar:27} {pos}/{len} {msg}")
@@ -84,6 +111,7 @@ impl<'a> Driver<'a> {
             bar,
             events_at_start: 0,
             outage: None,
+            after_actions: None,
         }
     }
 
@@ -102,6 +130,11 @@ impl<'a> Driver<'a> {
             lasts,
             faults_after,
         });
+    }
+
+    /// Calls `f` with each step's number after its customers acted.
+    pub fn after_actions(&mut self, f: AfterActions) {
+        self.after_actions = Some(f);
     }
 
     /// Starts the outage planned for step `k`, if any; a task ends it.
@@ -145,11 +178,11 @@ impl<'a> Driver<'a> {
     /// Records the hub's sinks retried (transient failures, outages waited out).
     pub fn retries(&self) -> u64 {
         self.pipelines
-            .list()
+            .views()
             .iter()
-            .map(|p| match &p.stats {
-                PipelineStats::Sink(s) => s.retries(),
-                PipelineStats::Source(_) => 0,
+            .map(|p| match p.counts {
+                ViewCounts::Sink { retries, .. } => retries,
+                ViewCounts::Source { .. } => 0,
             })
             .sum()
     }
@@ -171,14 +204,18 @@ impl<'a> Driver<'a> {
     pub async fn year(&mut self, plan: &Scenario) -> Result<()> {
         self.ready().await?;
         let start = Instant::now();
-        self.events_at_start = activity(self.pipelines).work;
+        self.events_at_start = activity(&self.pipelines.views()).work;
         for k in 0..STEPS {
             let date = step_date(k);
             let step_start = Instant::now();
             let at = format!("{date}T09:00:00Z");
             self.apps.set_clock(&at).await?;
-            self.clock
-                .set(chrono::DateTime::parse_from_rfc3339(&at)?.with_timezone(&chrono::Utc));
+            match &self.clock {
+                HubClock::Shared(c) => {
+                    c.set(chrono::DateTime::parse_from_rfc3339(&at)?.with_timezone(&chrono::Utc))
+                }
+                HubClock::Follows(every) => tokio::time::sleep(*every * 3).await,
+            }
             self.start_outage(k).await?;
             for c in plan.customers.iter().filter(|c| c.joined == k) {
                 self.arrive(c, &date.to_string())
@@ -198,11 +235,14 @@ impl<'a> Driver<'a> {
                     .with_context(|| format!("bad input {b:?} on {date}"))?;
             }
             let acted = step_start.elapsed();
+            if let Some(f) = self.after_actions.as_mut() {
+                f(k);
+            }
             self.settle(&date.to_string(), start).await?;
             tracing::info!(%date, acted_ms = acted.as_millis() as u64, settled_ms = (step_start.elapsed() - acted).as_millis() as u64, "demo step");
             self.bar.inc(1);
-            let per = per_connector(self.pipelines);
-            let work = activity(self.pipelines).work - self.events_at_start;
+            let per = per_connector(&self.pipelines.views());
+            let work = activity(&self.pipelines.views()).work - self.events_at_start;
             self.line(format!(
                 "{date}  {:>6} records through the hub ({:>5.0}/s)  {}",
                 work,
@@ -224,12 +264,15 @@ impl<'a> Driver<'a> {
         let mut seen = 0;
         let mut since = Instant::now();
         loop {
-            let list = self.pipelines.list();
+            let list = self.pipelines.views();
             let waiting: Vec<String> = list
                 .iter()
-                .filter(|p| match &p.stats {
-                    PipelineStats::Sink(s) => !s.joined(),
-                    PipelineStats::Source(s) => !s.active(),
+                .filter(|p| match p.counts {
+                    ViewCounts::Sink { joined, .. } => !joined,
+                    // A standby holds no lease: only one source of a name is active.
+                    ViewCounts::Source { active, .. } => {
+                        !active && !list.iter().any(|q| q.name == p.name && q.is_active())
+                    }
                 })
                 .map(|p| p.name.clone())
                 .collect();
@@ -260,20 +303,20 @@ impl<'a> Driver<'a> {
     /// out a failed poll moves no counter, but it is not done.
     async fn settle(&self, date: &str, start: Instant) -> Result<()> {
         let began = Instant::now();
-        let mut last = activity(self.pipelines);
+        let mut last = activity(&self.pipelines.views());
         let mut since = Instant::now();
-        let mut read_at = good_polls(self.pipelines);
+        let mut read_at = good_polls(&self.pipelines.views());
         loop {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            let now = activity(self.pipelines);
+            let now = activity(&self.pipelines.views());
             if now != last {
-                tracing::debug!(%date, ms = began.elapsed().as_millis() as u64, pipelines = ?per_pipeline(self.pipelines), "demo settling");
+                tracing::debug!(%date, ms = began.elapsed().as_millis() as u64, pipelines = ?per_pipeline(&self.pipelines.views()), "demo settling");
                 last = now;
                 since = Instant::now();
-                read_at = good_polls(self.pipelines);
+                read_at = good_polls(&self.pipelines.views());
             } else if now.pending == 0
                 && since.elapsed() >= QUIET
-                && good_polls(self.pipelines)
+                && good_polls(&self.pipelines.views())
                     .iter()
                     .zip(&read_at)
                     .all(|(now, then)| *now >= then + 2)
@@ -736,27 +779,34 @@ fn str_of(v: &Value, field: &str) -> Result<String> {
 }
 
 /// Work done so far per pipeline name (for the log while a step settles).
-fn per_pipeline(p: &Pipelines) -> Vec<(String, u64)> {
-    p.list()
-        .into_iter()
-        .map(|pipe| {
-            let n = match pipe.stats {
-                PipelineStats::Sink(s) => s.handled() + s.dead_lettered(),
-                PipelineStats::Source(s) => s.records(),
+fn per_pipeline(views: &[PipelineView]) -> Vec<(String, u64)> {
+    views
+        .iter()
+        .map(|v| {
+            let n = match v.counts {
+                ViewCounts::Sink {
+                    handled,
+                    dead_lettered,
+                    ..
+                } => handled + dead_lettered,
+                ViewCounts::Source { records, .. } => records,
             };
-            (pipe.name, n)
+            (v.name.clone(), n)
         })
         .collect()
 }
 
 /// Each active source's polls that succeeded, in the pipelines' order.
-fn good_polls(p: &Pipelines) -> Vec<u64> {
-    p.list()
+fn good_polls(views: &[PipelineView]) -> Vec<u64> {
+    views
         .iter()
-        .filter_map(|pipe| match &pipe.stats {
-            PipelineStats::Source(s) if s.active() => {
-                Some(s.polls().saturating_sub(s.failed_polls()))
-            }
+        .filter_map(|v| match v.counts {
+            ViewCounts::Source {
+                active: true,
+                polls,
+                failed_polls,
+                ..
+            } => Some(polls.saturating_sub(failed_polls)),
             _ => None,
         })
         .collect()

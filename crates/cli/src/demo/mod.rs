@@ -16,6 +16,7 @@ mod apps;
 mod drive;
 mod report;
 pub mod scenario;
+pub mod soak;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,7 +26,7 @@ use clap::Args;
 use l2f_bus::clock::ManualClock;
 use l2f_bus::config::{ConsumerConfig, RetryConfig};
 use l2f_bus::{CancellationToken, Producer};
-use l2f_connector_kit::{Context, PipelineStats, Pipelines};
+use l2f_connector_kit::{Context, PipelineView, Pipelines, ViewCounts};
 use l2f_contracts::Codec;
 use l2f_mocks::customers::Plan;
 use l2f_mocks::kit::{FaultAction, FaultRule};
@@ -378,7 +379,7 @@ pub async fn run(args: DemoArgs) -> Result<i32> {
     .map(|a| (a.to_string(), base(a)))
     .collect();
     let apps = apps::AppsHttp::new(endpoints, mc.clone())?;
-    let mut driver = drive::Driver::new(&apps, &ctx.pipelines, clock);
+    let mut driver = drive::Driver::new(&apps, &ctx.pipelines, drive::HubClock::Shared(clock));
     if let Some(d) = args.outage {
         driver.outage(
             "marketo",
@@ -390,7 +391,9 @@ pub async fn run(args: DemoArgs) -> Result<i32> {
     let outcome = driver.year(&plan).await;
     let ran = started.elapsed();
     let result = match outcome {
-        Ok(()) => report::summarise(&cluster.client, &cfg, &apps, &plan, &driver, ran).await,
+        Ok(()) => report::summarise(&cluster.client, &cfg, &apps, &plan, &driver, ran)
+            .await
+            .map(|s| s.code),
         Err(e) => Err(e),
     };
     token.cancel();
@@ -426,29 +429,40 @@ pub struct Activity {
 }
 
 /// The sum over every pipeline.
-pub fn activity(p: &Pipelines) -> Activity {
+pub fn activity(views: &[PipelineView]) -> Activity {
     let mut a = Activity::default();
-    for pipe in p.list() {
-        match pipe.stats {
-            PipelineStats::Sink(s) => {
-                a.work += s.handled() + s.retries() + s.dead_lettered();
-                a.pending += s.in_memory() + s.waiting();
+    for v in views {
+        match v.counts {
+            ViewCounts::Sink {
+                handled,
+                retries,
+                dead_lettered,
+                in_memory,
+                waiting,
+                ..
+            } => {
+                a.work += handled + retries + dead_lettered;
+                a.pending += in_memory + waiting;
             }
-            PipelineStats::Source(s) => a.work += s.records() + s.transactions(),
+            ViewCounts::Source {
+                records,
+                transactions,
+                ..
+            } => a.work += records + transactions,
         }
     }
     a
 }
 
 /// Records handled per connector so far (sinks' records and sources' records).
-pub fn per_connector(p: &Pipelines) -> std::collections::BTreeMap<&'static str, u64> {
+pub fn per_connector(views: &[PipelineView]) -> std::collections::BTreeMap<String, u64> {
     let mut out = std::collections::BTreeMap::new();
-    for pipe in p.list() {
-        let n = match pipe.stats {
-            PipelineStats::Sink(s) => s.handled(),
-            PipelineStats::Source(s) => s.records(),
+    for v in views {
+        let n = match v.counts {
+            ViewCounts::Sink { handled, .. } => handled,
+            ViewCounts::Source { records, .. } => records,
         };
-        *out.entry(pipe.connector).or_insert(0) += n;
+        *out.entry(v.connector.clone()).or_insert(0) += n;
     }
     out
 }

@@ -30,11 +30,29 @@ const READ: Duration = Duration::from_secs(10);
 const LAST_EFFECTS: Duration = Duration::from_secs(20);
 
 /// One line of the effects table.
-struct Line {
-    app: &'static str,
-    what: &'static str,
-    expected: usize,
-    held: usize,
+pub struct Line {
+    /// The app read back.
+    pub app: &'static str,
+    /// What was counted.
+    pub what: &'static str,
+    /// What the plan expects.
+    pub expected: usize,
+    /// What the app holds.
+    pub held: usize,
+}
+
+/// The account's outcome: the exit code and the effects table, for the soak's own table.
+pub struct Summary {
+    /// 0 when everything is accounted for and nothing drifted.
+    pub code: i32,
+    /// Effects per app, expected vs held.
+    pub lines: Vec<Line>,
+    /// Dead letters beyond the intended bad inputs, or intended ones missing.
+    pub letters_off: usize,
+    /// The reconciliation found drift.
+    pub drift: bool,
+    /// Faults the apps injected.
+    pub faults: u64,
 }
 
 /// Counts what the apps hold, as lines beside what the plan expects.
@@ -116,11 +134,32 @@ async fn effects(apps: &AppsHttp, plan: &Scenario, events: &Events) -> Result<Ve
         .as_object()
         .map_or(0, |m| m.values().filter(|l| l["key"].is_string()).count());
     let mail = apps.admin("mail", "/__admin/messages", None).await?;
-    let messages = mail
+    let listed = mail
         .as_array()
         .or_else(|| mail["items"].as_array())
         .or_else(|| mail["messages"].as_array())
-        .map_or(0, Vec::len);
+        .cloned()
+        .unwrap_or_default();
+    let messages = listed.len();
+    // An email twice: two messages with one idempotency key, or to one recipient with the
+    // same text (a second key for the same email).
+    let keys: BTreeSet<String> = listed
+        .iter()
+        .map(|m| {
+            m["user-variables"]["l2f-key"]
+                .as_str()
+                .map_or_else(|| format!("{}|{}", m["to"], m["text"]), str::to_string)
+        })
+        .collect();
+    let texts: BTreeSet<String> = listed
+        .iter()
+        .map(|m| format!("{}|{}|{}", m["to"], m["subject"], m["text"]))
+        .collect();
+    let twice = messages - keys.len().min(texts.len());
+    let license_mails = listed
+        .iter()
+        .filter(|m| m["user-variables"]["l2f-template"].as_str() == Some("license"))
+        .count();
     Ok(vec![
         Line {
             app: "marketo",
@@ -185,6 +224,18 @@ async fn effects(apps: &AppsHttp, plan: &Scenario, events: &Events) -> Result<Ve
             expected: events.of("EmailSent"),
             held: messages,
         },
+        Line {
+            app: "mail",
+            what: "license emails (= LicenseIssued events)",
+            expected: events.of("LicenseIssued"),
+            held: license_mails,
+        },
+        Line {
+            app: "mail",
+            what: "emails sent twice (same key, or same text)",
+            expected: 0,
+            held: twice,
+        },
     ])
 }
 
@@ -243,7 +294,7 @@ pub async fn summarise(
     plan: &Scenario,
     driver: &Driver<'_>,
     ran: Duration,
-) -> Result<i32> {
+) -> Result<Summary> {
     let topics: Vec<String> = l2f_bus::topics::Catalog::embedded()
         .topics
         .iter()
@@ -296,6 +347,7 @@ pub async fn summarise(
     println!();
     println!("effects per app (read back over each app), expected vs held:");
     let mut unaccounted = 0usize;
+    let mut letters_off = 0usize;
     for l in &lines {
         let mark = if l.expected == l.held {
             "ok"
@@ -325,6 +377,7 @@ pub async fn summarise(
             matched[*i] = true;
         }
         unaccounted += b.letters().abs_diff(held.len());
+        letters_off += b.letters().abs_diff(held.len());
         println!(
             "  {:<70} {:>3} {:>3}  {}",
             b.label(),
@@ -346,6 +399,7 @@ pub async fn summarise(
     }
     for (l, _) in letters.iter().zip(&matched).filter(|(_, m)| !**m) {
         unaccounted += 1;
+        letters_off += 1;
         println!(
             "  UNEXPECTED from {} ({}): {}",
             l.consumer_group, l.source_topic, l.error_message
@@ -414,10 +468,16 @@ pub async fn summarise(
             "no drift"
         }
     );
-    Ok(if unaccounted == 0 && !report.drifted() {
-        0
-    } else {
-        1
+    Ok(Summary {
+        code: if unaccounted == 0 && !report.drifted() {
+            0
+        } else {
+            1
+        },
+        lines,
+        letters_off,
+        drift: report.drifted(),
+        faults: total,
     })
 }
 

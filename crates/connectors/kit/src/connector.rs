@@ -198,6 +198,92 @@ pub struct Pipeline {
     pub stats: PipelineStats,
 }
 
+/// A pipeline's counters at one moment, as `/status` serves them: what a supervisor in
+/// another process (the soak, an operator's script) needs to tell a busy hub from a quiet one
+/// without parsing Prometheus text.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PipelineView {
+    /// The connector it belongs to.
+    pub connector: String,
+    /// Consumer group or source name.
+    pub name: String,
+    /// Its counters.
+    #[serde(flatten)]
+    pub counts: ViewCounts,
+}
+
+/// A sink's or a source's counters in a [`PipelineView`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ViewCounts {
+    /// A consumer group.
+    Sink {
+        /// Joined its group (partitions assigned, or a standby member).
+        joined: bool,
+        /// Records whose effect is done.
+        handled: u64,
+        /// Tries again after a transient failure.
+        retries: u64,
+        /// Records sent to the dead-letter topic.
+        dead_lettered: u64,
+        /// Records read but not yet committed.
+        in_memory: i64,
+        /// Partitions waiting (paused for an app).
+        waiting: i64,
+    },
+    /// A source.
+    Source {
+        /// Holds its lease and polls.
+        active: bool,
+        /// Records it made.
+        records: u64,
+        /// Transactions committed.
+        transactions: u64,
+        /// Polls of its app's feed.
+        polls: u64,
+        /// Polls that failed.
+        failed_polls: u64,
+    },
+}
+
+impl PipelineView {
+    /// A source that holds its lease (a sink counts as active once joined).
+    pub fn is_active(&self) -> bool {
+        match self.counts {
+            ViewCounts::Sink { joined, .. } => joined,
+            ViewCounts::Source { active, .. } => active,
+        }
+    }
+}
+
+impl Pipeline {
+    /// Its counters now.
+    pub fn view(&self) -> PipelineView {
+        let counts = match &self.stats {
+            PipelineStats::Sink(s) => ViewCounts::Sink {
+                joined: s.joined(),
+                handled: s.handled(),
+                retries: s.retries(),
+                dead_lettered: s.dead_lettered(),
+                in_memory: s.in_memory(),
+                waiting: s.waiting(),
+            },
+            PipelineStats::Source(s) => ViewCounts::Source {
+                active: s.active(),
+                records: s.records(),
+                transactions: s.transactions(),
+                polls: s.polls(),
+                failed_polls: s.failed_polls(),
+            },
+        };
+        PipelineView {
+            connector: self.connector.to_string(),
+            name: self.name.clone(),
+            counts,
+        }
+    }
+}
+
 /// A count a connector keeps of its own outcomes (emails suppressed, ...), exported on
 /// `/metrics` as `l2f_<name>_total{connector}` beside its pipelines' counters.
 #[derive(Debug, Clone)]
@@ -224,6 +310,10 @@ impl Pipelines {
     /// The pipelines so far.
     pub fn list(&self) -> Vec<Pipeline> {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    /// Every pipeline's counters now.
+    pub fn views(&self) -> Vec<PipelineView> {
+        self.list().iter().map(Pipeline::view).collect()
     }
     /// Adds a connector's own counter.
     pub fn add_metric(&self, m: Metric) {

@@ -24,6 +24,6 @@ pub mod record;
 
 pub use connector::{
     join_all, Configured, Connector, Context, Endpoint, KitError, Metric, Pipeline, PipelineStats,
-    Pipelines, Registration, Task,
+    PipelineView, Pipelines, Registration, Task, ViewCounts,
 };
 pub use http::ClientError;

@@ -177,6 +177,7 @@ impl Connector for MailConnector {
                     events_settle: cfg.events_settle,
                     events_lookback: cfg.events_lookback,
                     table_wait: TABLE_WAIT,
+                    clock: ctx.clock.clone(),
                 },
                 self.stats.clone(),
             );

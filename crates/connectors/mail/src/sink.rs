@@ -82,7 +82,7 @@ impl SinkStats {
 }
 
 /// What the sink needs besides its client, templates and table.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SinkOptions {
     /// `From` of every email.
     pub from: String,
@@ -98,6 +98,9 @@ pub struct SinkOptions {
     pub events_lookback: Duration,
     /// How long a record waits for the profile table to load before it is handed back.
     pub table_wait: Duration,
+    /// The hub's clock: Mailgun stamps its events by the time of its own world, which is the
+    /// hub's clock, not the broker's (a followed simulated clock runs months from the wall).
+    pub clock: l2f_bus::clock::SharedClock,
 }
 
 /// What sending one email came to.
@@ -364,9 +367,15 @@ impl MailSink {
             info!(account_id = %email.account_id, template = email.kind.name(), profile = profile.symbol(), "email suppressed by the communication profile");
             return Ok(());
         }
+        // The earliest of the record's time, its cause's and the hub's clock now: an earlier
+        // send was accepted after the first of them by Mailgun's clock, whichever clock the
+        // broker and the causing connector kept (a redelivery missed with the broker's time
+        // alone when the hub follows a simulated clock, and sent the email twice).
         let at_ms = record
             .timestamp_ms
-            .unwrap_or_else(|| Utc::now().timestamp_millis());
+            .unwrap_or(i64::MAX)
+            .min(cause.occurred_at.timestamp_millis())
+            .min(self.opts.clock.now().timestamp_millis());
         let d = self.mailer.send_once(&email, at_ms).await?;
         let ev = EmailSent {
             envelope: Self::envelope(email.key, "sent", cause),
