@@ -158,6 +158,18 @@ fn mocks_config(callout_port: u16) -> MocksConfig {
     mc
 }
 
+/// `mc` with every app failing `percent` of its calls ([`fault_rules`]).
+fn faulted(mut mc: MocksConfig, percent: u64) -> MocksConfig {
+    let faults = fault_rules(percent);
+    mc.salesforce.faults = faults.clone();
+    mc.zuora.faults = faults.clone();
+    mc.marketo.faults = faults.clone();
+    mc.mail.faults = faults.clone();
+    mc.customers.faults = faults.clone();
+    mc.license.faults = faults;
+    mc
+}
+
 /// The fault rules that fail `percent` of an app's calls: five kinds, each every
 /// `500 / percent`-th request at its own phase, so no two in a row.
 fn fault_rules(percent: u64) -> Vec<FaultRule> {
@@ -289,14 +301,7 @@ pub async fn run(args: DemoArgs) -> Result<i32> {
     }
 
     let callout_port = free_port()?;
-    let mut mc = mocks_config(callout_port);
-    let faults = fault_rules(args.faults);
-    mc.salesforce.faults = faults.clone();
-    mc.zuora.faults = faults.clone();
-    mc.marketo.faults = faults.clone();
-    mc.mail.faults = faults.clone();
-    mc.customers.faults = faults.clone();
-    mc.license.faults = faults;
+    let mc = faulted(mocks_config(callout_port), args.faults);
     let mocks = server::start(&mc).await?;
     let base = |app: &str| {
         mocks
@@ -367,17 +372,10 @@ pub async fn run(args: DemoArgs) -> Result<i32> {
         }));
     }
 
-    let endpoints = [
-        "salesforce",
-        "zuora",
-        "marketo",
-        "mail",
-        "customers",
-        "license",
-    ]
-    .iter()
-    .map(|a| (a.to_string(), base(a)))
-    .collect();
+    let endpoints = server::APPS
+        .iter()
+        .map(|a| (a.to_string(), base(a)))
+        .collect();
     let apps = apps::AppsHttp::new(endpoints, mc.clone())?;
     let mut driver = drive::Driver::new(&apps, &ctx.pipelines, drive::HubClock::Shared(clock));
     if let Some(d) = args.outage {

@@ -24,7 +24,9 @@ use rand::{Rng, SeedableRng};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use super::drive::{Driver, HubClock, Watch};
-use super::{apps, connector_sections, fault_rules, free_port, mocks_config, report, scenario};
+use super::{
+    apps, connector_sections, fault_rules, faulted, free_port, mocks_config, report, scenario,
+};
 use crate::cluster::{connect, load, LoadedConfig};
 use crate::ConfigArg;
 
@@ -284,14 +286,7 @@ pub async fn run(args: SoakArgs) -> Result<i32> {
     crate::connectors::check_pairing(&crate::connectors::build_all(&cfg)?, &rules)?;
 
     let callout_port = free_port()?;
-    let mut mc = mocks_config(callout_port);
-    let faults = fault_rules(args.faults);
-    mc.salesforce.faults = faults.clone();
-    mc.zuora.faults = faults.clone();
-    mc.marketo.faults = faults.clone();
-    mc.mail.faults = faults.clone();
-    mc.customers.faults = faults.clone();
-    mc.license.faults = faults;
+    let mc = faulted(mocks_config(callout_port), args.faults);
     let mocks = server::start(&mc).await?;
     let base = |app: &str| {
         mocks
@@ -392,17 +387,10 @@ pub async fn run(args: SoakArgs) -> Result<i32> {
     let kills_done = Arc::new(Mutex::new(Vec::<String>::new()));
     let broker_restarts = Arc::new(Mutex::new(0u32));
 
-    let endpoints = [
-        "salesforce",
-        "zuora",
-        "marketo",
-        "mail",
-        "customers",
-        "license",
-    ]
-    .iter()
-    .map(|a| (a.to_string(), base(a)))
-    .collect();
+    let endpoints = server::APPS
+        .iter()
+        .map(|a| (a.to_string(), base(a)))
+        .collect();
     let apps = apps::AppsHttp::new(endpoints, mc.clone())?;
     let mut driver = Driver::new(
         &apps,
