@@ -367,6 +367,20 @@ impl Scenario {
                     }
                 }
             }
+            // A cancelled subscription takes no more seats: a cancellation drawn before the
+            // seats are added moves to their step (and acts after them).
+            if let Some(seats) = later
+                .iter()
+                .filter(|(_, a)| matches!(a, Action::AddSeats(_)))
+                .map(|(s, _)| *s)
+                .max()
+            {
+                for (s, a) in &mut later {
+                    if matches!(a, Action::Cancel(_)) {
+                        *s = (*s).max(seats);
+                    }
+                }
+            }
             later.sort_by_key(|(s, _)| *s);
             out.push(Customer {
                 n,
@@ -459,6 +473,26 @@ mod tests {
                 assert!(c.joined < STEPS, "{c:?}");
                 for (s, _) in &c.later {
                     assert!(*s > c.joined && *s < STEPS, "{c:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn no_seats_are_added_to_a_subscription_after_it_is_cancelled() {
+        // 2,000 customers of seed 2026 (the soak's) drew one such pair before this rule.
+        for seed in [2026, 7, 1] {
+            for c in Scenario::plan(2000, seed).customers {
+                let cancel = c
+                    .later
+                    .iter()
+                    .position(|(_, a)| matches!(a, Action::Cancel(_)));
+                let seats = c
+                    .later
+                    .iter()
+                    .rposition(|(_, a)| matches!(a, Action::AddSeats(_)));
+                if let (Some(cancel), Some(seats)) = (cancel, seats) {
+                    assert!(seats < cancel, "{c:?}");
                 }
             }
         }
