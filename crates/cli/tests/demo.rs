@@ -61,7 +61,7 @@ fn a_year_of_customers_is_accounted_for_with_no_drift_and_the_same_seed_prints_t
         .skip(1)
         .take_while(|l| !l.is_empty())
         .collect();
-    assert_eq!(table.len(), 10, "{out}");
+    assert_eq!(table.len(), 12, "{out}");
     assert!(table.iter().all(|l| l.ends_with(" ok")), "{out}");
     for reason in [
         "(value: \"Untied Kingdom\")",
