@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::producer::{
-    BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
-};
+use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, ClientContext};
 use tokio::sync::{oneshot, Notify};
@@ -268,8 +266,7 @@ impl Producer {
 
     /// Waits until every queued record is delivered (or the timeout passes).
     pub fn flush(&self, timeout: Duration) -> Result<()> {
-        self.inner
-            .flush(timeout)
+        crate::transactional::flush(&self.inner, timeout)
             .map_err(|e| BusError::kafka("flush producer", e))
     }
 }

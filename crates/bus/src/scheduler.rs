@@ -598,7 +598,7 @@ impl<L: Schedule> KeyedScheduler<L> {
                 .ok_or_else(|| TxnFailure::Abort("no group metadata yet".into()))?;
             retrying(|| producer.send_offsets_to_transaction(&offsets, &meta, timeout))?;
         }
-        retrying(|| producer.commit_transaction(timeout))?;
+        retrying(|| crate::transactional::commit(producer, timeout))?;
         let keys = self.parts.values().map(|p| p.states.len() as u64).sum();
         let records = batch.len() as u64;
         self.stats.update(|c| {

@@ -570,7 +570,7 @@ impl<S: Source> SourceLoop<S> {
                 for r in records.iter().chain(std::iter::once(&cursor)) {
                     send(&producer, r).map_err(classify)?;
                 }
-                retrying(|| producer.commit_transaction(timeout))
+                retrying(|| crate::transactional::commit(&producer, timeout))
             };
             match attempt() {
                 Ok(()) => Ok(true),
