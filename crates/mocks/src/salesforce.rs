@@ -24,7 +24,7 @@
 //! strictly increases from one write to the next, so `(SystemModstamp, Id)` is an exact
 //! cursor.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -149,9 +149,78 @@ pub struct Data {
     /// Business time of the write under way (set by [`Salesforce::write`]).
     #[serde(skip)]
     now_ms: i64,
+    /// Ids by External ID value, per (sObject type, field): built on a collections upsert's
+    /// first use of the pair and kept up by every insert and update, so an upsert finds its
+    /// records without walking the type's. Entries are checked on use, so a record since
+    /// changed or deleted is never matched by a stale one.
+    #[serde(skip)]
+    external_ids: HashMap<(String, String), HashMap<String, Vec<String>>>,
+}
+
+/// A field's value as an External ID matches it: text as is, a number in its JSON form.
+fn external_text(v: Option<&Value>) -> Option<String> {
+    match v {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 impl Data {
+    /// The Ids of the records of type `t` whose `field` holds `value` (as `matching_ids`
+    /// finds them), in Id order, from the kept index.
+    pub(crate) fn external_ids(
+        &mut self,
+        t: &SObjectType,
+        field: &str,
+        value: &str,
+    ) -> Vec<String> {
+        let key = (t.name.to_string(), field.to_string());
+        if !self.external_ids.contains_key(&key) {
+            let mut index: HashMap<String, Vec<String>> = HashMap::new();
+            for r in records_of(self, t) {
+                let id = r.fields.get("Id").and_then(Value::as_str);
+                if let (Some(v), Some(id)) = (external_text(r.fields.get(field)), id) {
+                    index.entry(v).or_default().push(id.to_string());
+                }
+            }
+            self.external_ids.insert(key.clone(), index);
+        }
+        let mut ids: Vec<String> = self.external_ids[&key]
+            .get(value)
+            .into_iter()
+            .flatten()
+            .filter(|id| {
+                self.records.get(id.as_str()).is_some_and(|r| {
+                    r.sobject == t.name
+                        && external_text(r.fields.get(field)).as_deref() == Some(value)
+                })
+            })
+            .cloned()
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    /// Adds record `id`'s current values to every kept index of its type.
+    fn index_record(&mut self, t: &SObjectType, id: &str) {
+        let Some(rec) = self.records.get(id) else {
+            return;
+        };
+        for ((sobject, field), index) in self.external_ids.iter_mut() {
+            if *sobject != t.name {
+                continue;
+            }
+            if let Some(v) = external_text(rec.fields.get(field)) {
+                let ids = index.entry(v).or_default();
+                if !ids.iter().any(|i| i == id) {
+                    ids.push(id.to_string());
+                }
+            }
+        }
+    }
+
     /// A SystemModstamp strictly later than the last one, so a poller's
     /// (SystemModstamp, Id) cursor never sees two writes at one instant out of order.
     fn stamp(&mut self) -> String {
@@ -990,6 +1059,7 @@ pub(crate) fn insert_record(
             fields,
         },
     );
+    d.index_record(t, &id);
     id
 }
 
@@ -1004,6 +1074,7 @@ pub(crate) fn update_record(d: &mut Data, t: &SObjectType, id: &str, changes: Ma
         rec.fields.insert("SystemModstamp".into(), json!(now));
         derive_fields(t, &mut rec.fields);
     }
+    d.index_record(t, id);
 }
 
 pub(crate) fn missing_required(
@@ -1156,10 +1227,22 @@ async fn remove(
 }
 
 /// The Ids of the records of type `t` whose `field` holds `value`.
-pub(crate) fn matching_ids(d: &Data, t: &SObjectType, field: &str, value: &str) -> Vec<String> {
+/// The records of type `t`. Every Id this mock hands out starts with its type's key prefix,
+/// as Salesforce's do, so a type's records sit together in the Id-ordered store and a lookup
+/// by field walks that type only, not the whole org.
+pub(crate) fn records_of<'a>(d: &'a Data, t: &'a SObjectType) -> impl Iterator<Item = &'a Record> {
     d.records
-        .values()
+        .range::<str, _>((
+            std::ops::Bound::Included(t.prefix.as_str()),
+            std::ops::Bound::Unbounded,
+        ))
+        .take_while(|(id, _)| id.starts_with(t.prefix.as_str()))
+        .map(|(_, r)| r)
         .filter(|r| r.sobject == t.name)
+}
+
+pub(crate) fn matching_ids(d: &Data, t: &SObjectType, field: &str, value: &str) -> Vec<String> {
+    records_of(d, t)
         .filter(|r| match r.fields.get(field) {
             Some(Value::String(s)) => s == value,
             Some(Value::Number(n)) => n.to_string() == value,

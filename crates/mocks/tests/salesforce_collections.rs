@@ -374,3 +374,81 @@ async fn retrieve_and_delete_by_ids() {
     assert_eq!(del[0], json!({ "id": a, "success": true, "errors": [] }));
     assert_eq!(count(&r, &t, "Account").await, 1);
 }
+
+/// The upsert's External ID index, once built, follows writes made through the other APIs:
+/// an External ID changed by a single-record PATCH, a record created by a single-record POST
+/// and one deleted by DELETE are each matched (or not) by their current values.
+#[tokio::test]
+async fn upsert_matches_current_external_ids_after_writes_through_other_apis() {
+    let r = app();
+    let t = salesforce_token(&r).await;
+    let ty = "Zuora__Subscription__c";
+    let path = format!("{V}/composite/sobjects/{ty}/Zuora__External_Id__c");
+    let rec = |ext: &str, name: &str| json!({ "attributes": { "type": ty }, "Zuora__External_Id__c": ext, "Name": name });
+    let upsert = |records: Vec<Value>| {
+        let (r, t, path) = (r.clone(), t.clone(), path.clone());
+        async move {
+            let reply = json(&r, Method::PATCH, &path, &t, &json!({ "records": records })).await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+            reply.json()
+        }
+    };
+    // Builds the index: a and b.
+    let first = upsert(vec![rec("a", "A"), rec("b", "B")]).await;
+    let (id_a, id_b) = (first[0]["id"].clone(), first[1]["id"].clone());
+    // a becomes a2; c is created and b deleted, none of it through collections.
+    let id_a_str = id_a.as_str().expect("id");
+    let renamed = json(
+        &r,
+        Method::PATCH,
+        &format!("{V}/sobjects/{ty}/{id_a_str}"),
+        &t,
+        &json!({ "Zuora__External_Id__c": "a2" }),
+    )
+    .await;
+    assert_eq!(renamed.status, StatusCode::NO_CONTENT, "{}", renamed.text);
+    let created = json(
+        &r,
+        Method::POST,
+        &format!("{V}/sobjects/{ty}"),
+        &t,
+        &json!({ "Zuora__External_Id__c": "c", "Name": "C" }),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let id_c = created.json()["id"].clone();
+    let id_b_str = id_b.as_str().expect("id");
+    let auth = format!("Bearer {t}");
+    let deleted = send(
+        &r,
+        Method::DELETE,
+        &format!("{V}/sobjects/{ty}/{id_b_str}"),
+        &[("authorization", auth.as_str())],
+        "",
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
+
+    let second = upsert(vec![
+        rec("a", "A again"),
+        rec("a2", "A2"),
+        rec("b", "B again"),
+        rec("c", "C2"),
+    ])
+    .await;
+    assert_eq!(
+        second[0]["created"], true,
+        "a is no one's any more: {second}"
+    );
+    assert_eq!(
+        second[1],
+        json!({ "id": id_a, "success": true, "errors": [], "created": false })
+    );
+    assert_eq!(second[2]["created"], true, "b was deleted: {second}");
+    assert_ne!(second[2]["id"], id_b);
+    assert_eq!(
+        second[3],
+        json!({ "id": id_c, "success": true, "errors": [], "created": false })
+    );
+    assert_eq!(count(&r, &t, ty).await, 4);
+}

@@ -294,7 +294,6 @@ fn upsert_one(
     undo: &mut Undo,
     rec: &Value,
     duplicated: &HashMap<String, usize>,
-    index: &mut HashMap<String, Vec<String>>,
 ) -> Result<Value, Value> {
     let mut obj = as_object(rec)?;
     let ty = obj
@@ -328,7 +327,7 @@ fn upsert_one(
     }
     obj.remove(&key);
     let changes = t.check_body(obj).map_err(record_error)?;
-    let ids = index.get(&value).cloned().unwrap_or_default();
+    let ids = d.external_ids(t, field, &value);
     match ids.as_slice() {
         [] => {
             let mut fields = changes;
@@ -336,7 +335,6 @@ fn upsert_one(
             missing_required(t, &fields).map_err(record_error)?;
             let id = insert_record(d, t, fields);
             undo.created(&id);
-            index.insert(value, vec![id.clone()]);
             Ok(json!({ "id": id, "success": true, "errors": [], "created": true }))
         }
         [id] => {
@@ -354,23 +352,6 @@ fn upsert_one(
             vec![field.to_string()],
         )),
     }
-}
-
-/// The Ids of the records of type `t` by their value of `field` (as matched by
-/// `matching_ids`).
-fn external_index(d: &Data, t: &SObjectType, field: &str) -> HashMap<String, Vec<String>> {
-    let mut index: HashMap<String, Vec<String>> = HashMap::new();
-    for r in d.records.values().filter(|r| r.sobject == t.name) {
-        let value = match r.fields.get(field) {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            _ => continue,
-        };
-        if let Some(id) = r.fields.get("Id").and_then(Value::as_str) {
-            index.entry(value).or_default().push(id.to_string());
-        }
-    }
-    index
 }
 
 /// `PATCH /composite/sobjects/{SObjectName}/{ExternalIdFieldName}`: upsert up to 200
@@ -397,10 +378,8 @@ pub(super) async fn upsert(
         }
     }
     Ok(Json(app.write(|d| {
-        // One pass over the store per call, not one per record.
-        let mut index = external_index(d, t, &field);
         run(d, b.all_or_none, b.records.len(), |d, undo, i| {
-            upsert_one(t, &field, d, undo, &b.records[i], &duplicated, &mut index)
+            upsert_one(t, &field, d, undo, &b.records[i], &duplicated)
         })
     })))
 }
