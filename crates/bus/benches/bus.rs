@@ -26,6 +26,10 @@
 //! - source: the exactly-once `SourceLoop` (a feed that answers pages of 500, then 5,000,
 //!   records at once; records + cursor in one transaction), first poll to last committed.
 
+/// The allocator `l2f` runs on (see its `main.rs`): the figures are the hub's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};

@@ -44,6 +44,10 @@
 //! (the Zuora mock's callouts in flight at once, default 64).
 
 use std::collections::{BTreeMap, HashMap};
+
+/// The allocator `l2f` itself runs on (see its `main.rs`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
