@@ -575,9 +575,12 @@ fn install_tracing(collector: &str) -> opentelemetry_sdk::trace::SdkTracerProvid
     use opentelemetry_otlp::WithExportConfig as _;
     let url = format!("{collector}/v1/traces");
     let exporter = std::thread::spawn(move || {
+        // http/protobuf, as `l2f run` exports unless told otherwise (the crate's own default,
+        // with its `http-json` feature on, would be JSON: a few times the encoding cost).
         opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_endpoint(url)
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
             .build()
             .expect("OTLP exporter")
     })

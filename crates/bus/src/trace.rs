@@ -160,19 +160,27 @@ pub fn process_context(group: &str, records: &[Record]) -> Option<Context> {
         .collect();
     let tracer = tracer();
     let names = names_of(&first.topic, group, first.partition);
+    let mut attributes = Vec::with_capacity(8);
+    attributes.extend([
+        KeyValue::new("messaging.system", "kafka"),
+        KeyValue::new("messaging.operation.type", "process"),
+        KeyValue::new("messaging.destination.name", names.topic),
+        KeyValue::new("messaging.consumer.group.name", names.group),
+        KeyValue::new("messaging.destination.partition.id", names.partition),
+        KeyValue::new("messaging.kafka.offset", first.offset),
+        KeyValue::new("messaging.kafka.message.key", first.key_str()),
+    ]);
+    // Conditionally required by the messaging conventions: only for a batch.
+    if records.len() > 1 {
+        attributes.push(KeyValue::new(
+            "messaging.batch.message_count",
+            records.len() as i64,
+        ));
+    }
     let span = tracer
         .span_builder(names.process)
         .with_kind(SpanKind::Consumer)
-        .with_attributes([
-            KeyValue::new("messaging.system", "kafka"),
-            KeyValue::new("messaging.operation.type", "process"),
-            KeyValue::new("messaging.destination.name", names.topic),
-            KeyValue::new("messaging.consumer.group.name", names.group),
-            KeyValue::new("messaging.destination.partition.id", names.partition),
-            KeyValue::new("messaging.kafka.offset", first.offset),
-            KeyValue::new("messaging.batch.message_count", records.len() as i64),
-            KeyValue::new("messaging.kafka.message.key", first.key_str()),
-        ])
+        .with_attributes(attributes)
         .with_links(links)
         .start_with_context(tracer, &parent);
     Some(parent.with_span(span))
