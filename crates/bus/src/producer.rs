@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer,
+};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, ClientContext};
 use tokio::sync::{oneshot, Notify};
@@ -266,7 +268,30 @@ impl Producer {
 
     /// Waits until every queued record is delivered (or the timeout passes).
     pub fn flush(&self, timeout: Duration) -> Result<()> {
-        crate::transactional::flush(&self.inner, timeout)
-            .map_err(|e| BusError::kafka("flush producer", e))
+        flush(&self.inner, timeout).map_err(|e| BusError::kafka("flush producer", e))
     }
+}
+
+/// Waits until every record the producer holds is delivered. rust-rdkafka's `flush` (and so
+/// its `commit_transaction`, which flushes first) polls the producer's event queue in 100 ms
+/// steps, and a `ThreadedProducer`'s own thread takes the delivery reports from under it — so
+/// every transaction waited out a whole step: ~100 ms per transaction whatever its size, the
+/// floor of every exactly-once hop. Here a zero-timeout flush wakes the brokers to send what is
+/// lingering, then the count of undelivered records is watched every half millisecond; the
+/// commit's own flush then finds nothing left and returns at once. (librdkafka's `rd_kafka_flush`
+/// with a timeout would wait on its condition variable, but the workspace forbids `unsafe`.)
+pub(crate) fn flush<C: ProducerContext + 'static>(
+    producer: &ThreadedProducer<C>,
+    timeout: Duration,
+) -> Result<(), KafkaError> {
+    let deadline = Instant::now() + timeout;
+    // Times out at once by design: it only cuts `linger.ms` short for what is queued.
+    let _ = producer.flush(Duration::ZERO);
+    while producer.in_flight_count() > 0 {
+        if Instant::now() >= deadline {
+            return Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut));
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    Ok(())
 }

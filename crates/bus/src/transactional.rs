@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{
-    BaseRecord, DefaultProducerContext, Producer as _, ProducerContext, ThreadedProducer,
-};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer as _, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
@@ -329,37 +327,13 @@ pub(crate) fn classify(e: KafkaError) -> TxnFailure {
     }
 }
 
-/// Waits until every record the producer holds is delivered. rust-rdkafka's `flush` (and so
-/// its `commit_transaction`, which flushes first) polls the producer's event queue in 100 ms
-/// steps, and a `ThreadedProducer`'s own thread takes the delivery reports from under it — so
-/// every transaction waited out a whole step: ~100 ms per transaction whatever its size, the
-/// floor of every exactly-once hop. Here a zero-timeout flush wakes the brokers to send what is
-/// lingering, then the count of undelivered records is watched every half millisecond; the
-/// commit's own flush then finds nothing left and returns at once. (librdkafka's `rd_kafka_flush`
-/// with a timeout would wait on its condition variable, but the workspace forbids `unsafe`.)
-pub(crate) fn flush<C: ProducerContext + 'static>(
-    producer: &ThreadedProducer<C>,
-    timeout: Duration,
-) -> Result<(), KafkaError> {
-    let deadline = Instant::now() + timeout;
-    // Times out at once by design: it only cuts `linger.ms` short for what is queued.
-    let _ = producer.flush(Duration::ZERO);
-    while producer.in_flight_count() > 0 {
-        if Instant::now() >= deadline {
-            return Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut));
-        }
-        std::thread::sleep(Duration::from_micros(500));
-    }
-    Ok(())
-}
-
-/// Commits the open transaction once [`flush`] has seen every record delivered (see there
-/// for why not rust-rdkafka's `commit_transaction` alone).
+/// Commits the open transaction once [`crate::producer::flush`] has seen every record
+/// delivered (see there for why not rust-rdkafka's `commit_transaction` alone).
 pub(crate) fn commit(
     producer: &ThreadedProducer<DefaultProducerContext>,
     timeout: Duration,
 ) -> Result<(), KafkaError> {
-    flush(producer, timeout)?;
+    crate::producer::flush(producer, timeout)?;
     producer.commit_transaction(timeout)
 }
 

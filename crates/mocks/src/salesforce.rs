@@ -166,6 +166,15 @@ fn external_text(v: Option<&Value>) -> Option<String> {
     }
 }
 
+/// Whether a field's value matches `value` as an External ID (see [`external_text`]).
+fn holds(v: Option<&Value>, value: &str) -> bool {
+    match v {
+        Some(Value::String(s)) => s == value,
+        Some(Value::Number(n)) => n.to_string() == value,
+        _ => false,
+    }
+}
+
 impl Data {
     /// The Ids of the records of type `t` whose `field` holds `value` (as `matching_ids`
     /// finds them), in Id order, from the kept index.
@@ -191,15 +200,14 @@ impl Data {
             .into_iter()
             .flatten()
             .filter(|id| {
-                self.records.get(id.as_str()).is_some_and(|r| {
-                    r.sobject == t.name
-                        && external_text(r.fields.get(field)).as_deref() == Some(value)
-                })
+                self.records
+                    .get(id.as_str())
+                    .is_some_and(|r| r.sobject == t.name && holds(r.fields.get(field), value))
             })
             .cloned()
             .collect();
+        // Each Id is in a value's list once (`index_record`); an update can append an older one.
         ids.sort();
-        ids.dedup();
         ids
     }
 
@@ -1243,11 +1251,7 @@ pub(crate) fn records_of<'a>(d: &'a Data, t: &'a SObjectType) -> impl Iterator<I
 
 pub(crate) fn matching_ids(d: &Data, t: &SObjectType, field: &str, value: &str) -> Vec<String> {
     records_of(d, t)
-        .filter(|r| match r.fields.get(field) {
-            Some(Value::String(s)) => s == value,
-            Some(Value::Number(n)) => n.to_string() == value,
-            _ => false,
-        })
+        .filter(|r| holds(r.fields.get(field), value))
         .filter_map(|r| r.fields["Id"].as_str().map(str::to_string))
         .collect()
 }

@@ -248,16 +248,20 @@ struct Events {
 }
 
 impl Events {
-    /// Distinct events of type `event` (by event id): a connector that produces an output
-    /// again after a redelivery (the mail sink's `EmailSent` for an email found already sent)
-    /// gives it the same id, a duplicate every reader recognises, not a second effect.
-    fn of(&self, event: &str) -> usize {
+    /// The decoded events, each event id once (its first record): a connector that produces
+    /// an output again after a redelivery (the mail sink's `EmailSent` for an email found
+    /// already sent) gives it the same id, a duplicate every reader recognises, not a second
+    /// effect. The per-topic counts stay counts of records.
+    fn distinct(&self) -> impl Iterator<Item = &AnyEvent> {
+        let mut seen = BTreeSet::new();
         self.decoded
             .iter()
-            .filter(|e| e.name() == event)
-            .map(|e| e.envelope().event_id)
-            .collect::<BTreeSet<_>>()
-            .len()
+            .filter(move |e| seen.insert(e.envelope().event_id))
+    }
+
+    /// Distinct events of type `event`.
+    fn of(&self, event: &str) -> usize {
+        self.distinct().filter(|e| e.name() == event).count()
     }
 }
 
@@ -417,19 +421,16 @@ pub async fn summarise(
     // Notices (rule 7) by step and sender; emails by template; suppressed.
     let mut notices: BTreeMap<(i32, String), usize> = BTreeMap::new();
     let mut templates: BTreeMap<String, usize> = BTreeMap::new();
-    let mut sent_ids = BTreeSet::new();
     let mut suppressed = 0;
     let mut held_licenses = 0;
-    for e in &events.decoded {
+    for e in events.distinct() {
         match e {
             AnyEvent::RenewalNoticeDue(n) => {
                 *notices
                     .entry((n.days_before_term_end, format!("{:?}", n.sender)))
                     .or_insert(0) += 1
             }
-            AnyEvent::EmailSent(m) if sent_ids.insert(m.envelope.event_id) => {
-                *templates.entry(m.template.clone()).or_insert(0) += 1
-            }
+            AnyEvent::EmailSent(m) => *templates.entry(m.template.clone()).or_insert(0) += 1,
             AnyEvent::EmailSuppressed(_) => suppressed += 1,
             AnyEvent::LicenseHeld(_) => held_licenses += 1,
             _ => {}
